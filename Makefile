@@ -1,0 +1,56 @@
+# continust: every target sets up what it needs (virtualenv, packages, Kafka jars, broker).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test test-unit test-integration lint format kafka-up kafka-down kafka-status clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "event=setup.error reason=\"$(PYTHON) not found\""; exit 1; }
+	@echo "event=setup.venv path=$(VENV)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "event=setup.install extras=dev"
+	@$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create the virtualenv and install continust with its dev tools
+
+kafka-up: $(STAMP) ## fetch the Kafka jars (first time) and start the local broker on 127.0.0.1:9092
+	@$(BIN)/continust kafka start
+
+kafka-down: $(STAMP) ## stop the local broker this folder started
+	@$(BIN)/continust kafka stop
+
+kafka-status: $(STAMP) ## is the local broker running?
+	@$(BIN)/continust kafka status
+
+demo: kafka-up ## the main job: broker, topics, a worker and a live event generator (Ctrl-C stops all)
+	@$(BIN)/continust demo -c examples/pipelines.toml
+
+test: $(STAMP) ## all tests: unit, then integration on a real broker (started on port 19092)
+	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra tests
+
+test-unit: $(STAMP) ## the unit tests only (no broker)
+	@$(BIN)/python -m pytest -p no:cacheprovider -q -m "not integration" tests
+
+test-integration: $(STAMP) ## the integration tests only (real broker)
+	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m integration tests
+
+lint: $(STAMP) ## ruff and mypy
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	@$(BIN)/ruff check --fix .
+	@$(BIN)/ruff format .
+
+clean: ## remove the virtualenv, broker data and caches (keeps nothing running)
+	-@test -x $(BIN)/continust && $(BIN)/continust kafka stop
+	rm -rf $(VENV) .kafka .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,137 @@
+"""Build the Faust app that runs a pipeline: check and create its topics, install one source
+stage per source and one table stage per table, and add the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from agents.merge import SourceStage, repartition_topic
+from agents.sink import Sink
+from agents.windowed import TableStage
+from streams.codec import register_codecs
+from streams.dead_letters import dead_letter_topic
+from streams.errors import PipelineError
+from streams.http_api import register_http_api
+from streams.pipeline import Pipeline
+from streams.settings import Settings
+from streams.topic_admin import ensure_topics, partition_counts
+
+
+@dataclass(frozen=True)
+class TopicPlan:
+    """Partition counts the pipeline needs: per source (its largest input topic) and for every
+    topic the engine creates (repartition, output, dead letters)."""
+
+    source_partitions: dict[str, int]
+    create: dict[str, int]
+
+
+async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
+    """Check that every input topic exists and every existing output topic is co-partitioned
+    with its table; create the topics the engine owns."""
+    inputs = {t for s in pipeline.sources for t in s.topics}
+    counts = await partition_counts(settings.bootstrap_servers, inputs)
+    missing = sorted(inputs - set(counts))
+    if missing:
+        raise PipelineError(
+            pipeline.path, "source topics",
+            f"{', '.join(missing)} do not exist on {settings.bootstrap_servers}; create them first",
+        )
+    per_source = {s.name: max(counts[t] for t in s.topics) for s in pipeline.sources}
+    create: dict[str, int] = {}
+    for s in pipeline.sources:
+        create[repartition_topic(settings.app_id, s.name)] = per_source[s.name]
+        create[dead_letter_topic(settings.app_id, s.dead_letter_topic)] = 1
+    for t in pipeline.tables:
+        if t.output:
+            create[t.output] = per_source[t.source]
+    actual = await ensure_topics(settings.bootstrap_servers, create)
+    for t in pipeline.tables:
+        if t.output and actual[t.output] != per_source[t.source]:
+            raise PipelineError(
+                pipeline.path, f"table {t.name!r}",
+                f"output topic {t.output!r} has {actual[t.output]} partitions but source "
+                f"{t.source!r} has {per_source[t.source]}; outputs are co-partitioned with their "
+                "input, so give it the same number or name a new topic",
+            )
+    return TopicPlan(source_partitions=per_source, create=create)
+
+
+@dataclass
+class PipelineApp:
+    app: faust.App
+    pipeline: Pipeline
+    settings: Settings
+    sources: dict[str, SourceStage] = field(default_factory=dict)
+    tables: dict[str, TableStage] = field(default_factory=dict)
+
+    # TableQueries, for the HTTP API
+    def table_names(self) -> list[str]:
+        return sorted(self.tables)
+
+    def routing_table(self, table: str) -> str:
+        return self.tables[table].windows.name
+
+    def windows(self, table: str, key: str, start_ms: int | None, end_ms: int | None) -> list[dict[str, Any]]:
+        return self.tables[table].query(key, start_ms, end_ms)
+
+    def health(self) -> dict[str, Any]:
+        assignment = sorted(f"{tp.topic}:{tp.partition}" for tp in self.app.assignor.assigned_actives())
+        return {"app": self.settings.app_id, "active_partitions": assignment}
+
+
+def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> PipelineApp:
+    register_codecs()
+    brokers = ";".join(settings.bootstrap_servers.split(","))
+    app = faust.App(
+        settings.app_id,
+        broker=f"continust://{brokers}",
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        processing_guarantee=settings.processing_guarantee,
+        broker_commit_interval=settings.commit_interval_ms / 1000,
+        consumer_auto_offset_reset="earliest",
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        autodiscover=False,
+        table_standby_replicas=0,
+    )
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    sink = Sink(app, exactly_once)
+    built = PipelineApp(app=app, pipeline=pipeline, settings=settings)
+    for spec in pipeline.sources:
+        stage = SourceStage(
+            app=app, spec=spec, sink=sink,
+            repartition=repartition_topic(settings.app_id, spec.name),
+            dead_letters=dead_letter_topic(settings.app_id, spec.dead_letter_topic),
+            max_future_ms=settings.max_future_ms,
+            partitions=plan.source_partitions[spec.name],
+        )
+        stage.install()
+        built.sources[spec.name] = stage
+    for table in pipeline.tables:
+        tstage = TableStage(
+            app=app, spec=table, source=built.sources[table.source], sink=sink,
+            partitions=plan.source_partitions[table.source],
+        )
+        tstage.install()
+        built.tables[table.name] = tstage
+    register_http_api(app, built)
+    return built
+
+
+def prepare(pipeline: Pipeline, settings: Settings) -> PipelineApp:
+    """Plan the topics (talks to the cluster) and build the app; call outside an event loop."""
+    plan = asyncio.run(plan_topics(pipeline, settings))
+    return build_app(pipeline, settings, plan)

@@ -1,0 +1,58 @@
+"""The ``continust://`` Faust transport: Faust's aiokafka transport with a transaction manager
+that keeps every write in the transaction of the input partition it derives from.
+
+Faust's own manager picks the transactional producer by the *destination* topic and partition,
+which fails for topics the app does not consume (output topics) and puts a record written to
+another partition (repartitioning) into another partition's transaction. Here:
+
+* a send that names ``transactional_id`` goes to exactly that producer;
+* a send without one (Faust's table changelog writes, always to the partition of the event being
+  processed) keeps Faust's rule, which for co-partitioned topics is the source's producer;
+* before offsets commit, Faust's send buffer is flushed, so changelog records buffered by
+  ``send_soon`` are inside the transaction that commits the offsets they derive from.
+
+Registered under the ``faust.transports`` entry point as ``continust``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+from faust.transport.consumer import TransactionManager as FaustTransactionManager
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+from faust.types.tuples import RecordMetadata
+
+
+def transactional_id_for(app_id: str, group: int, partition: int) -> str:
+    """Faust's transactional id of the producer owning input partition ``partition`` of topic
+    group ``group``."""
+    return f"{app_id}-{group}-{partition}"
+
+
+class TransactionManager(FaustTransactionManager):
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Awaitable[RecordMetadata]:
+        if transactional_id is None:
+            return await super().send(topic, key, value, partition, timestamp, headers)
+        return await self.producer.send(
+            topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
+        )
+
+    async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        await self.producer.buffer.flush()
+        return await super().commit(offsets, start_new_transaction=start_new_transaction)
+
+
+class Transport(faust_aiokafka.Transport):
+    TransactionManager = TransactionManager

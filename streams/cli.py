@@ -1,0 +1,113 @@
+"""The ``continust`` command line.
+
+    continust worker -c PIPELINES.toml [--port 6066] [--data-dir DIR]
+    continust kafka start|stop|status [--port 9092]
+    continust generate -c PIPELINES.toml [--rate 200] [--duration 0] [--users 50]
+    continust demo [-c examples/pipelines.toml]
+
+The worker itself is built by ``agents`` (which depends on ``streams``, not the other way), so
+the ``worker`` and ``demo`` commands import it when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from streams.errors import PipelineError
+from streams.local_kafka import BrokerError, LocalKafka
+from streams.logfmt import configure_logging
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from agents.worker import run_worker
+    from streams.pipeline import load_pipeline
+    from streams.settings import Settings
+
+    pipeline = load_pipeline(args.config)
+    settings = Settings.from_env().with_pipeline(pipeline)
+    if args.port is not None:
+        settings = replace(settings, web_port=args.port)
+    if args.data_dir is not None:
+        settings = replace(settings, data_dir=Path(args.data_dir))
+    return run_worker(pipeline, settings, loglevel=args.loglevel)
+
+
+def _kafka(args: argparse.Namespace) -> int:
+    broker = LocalKafka.from_env(port=args.port)
+    if args.action == "start":
+        broker.start()
+    elif args.action == "stop":
+        broker.stop()
+    else:
+        print(broker.status())
+        return 0 if broker.pid() is not None else 3
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.event_generator import GeneratorOptions, generate
+    from streams.pipeline import load_pipeline
+    from streams.settings import Settings
+
+    pipeline = load_pipeline(args.config)
+    options = GeneratorOptions(rate=args.rate, duration_s=args.duration, users=args.users)
+    asyncio.run(generate(Settings.from_env().bootstrap_servers, pipeline.sources[0], options))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(Path(args.config), web_port=args.port, rate=args.rate)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="continust", description="Kafka-native stream processing.")
+    p.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    w = sub.add_parser("worker", help="run one worker of a pipeline")
+    w.add_argument("-c", "--config", required=True, help="pipeline file (TOML)")
+    w.add_argument("--port", type=int, default=None, help="HTTP port (default 6066)")
+    w.add_argument("--data-dir", default=None, help="RocksDB state directory (default .data)")
+    w.set_defaults(run=_worker)
+
+    k = sub.add_parser("kafka", help="the local single-node Kafka broker")
+    k.add_argument("action", choices=["start", "stop", "status"])
+    k.add_argument("--port", type=int, default=None, help="broker port (default 9092)")
+    k.set_defaults(run=_kafka)
+
+    g = sub.add_parser("generate", help="publish realistic events to a pipeline's first source")
+    g.add_argument("-c", "--config", required=True)
+    g.add_argument("--rate", type=float, default=200.0, help="events per second")
+    g.add_argument("--duration", type=float, default=0.0, help="seconds; 0 runs until Ctrl-C")
+    g.add_argument("--users", type=int, default=50)
+    g.set_defaults(run=_generate)
+
+    d = sub.add_parser("demo", help="broker, topics, a worker and a generator, all at once")
+    d.add_argument("-c", "--config", default="examples/pipelines.toml")
+    d.add_argument("--port", type=int, default=6066, help="the worker's HTTP port")
+    d.add_argument("--rate", type=float, default=200.0, help="events per second")
+    d.set_defaults(run=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configure_logging(args.loglevel)
+    try:
+        return int(args.run(args))
+    except (PipelineError, BrokerError) as exc:
+        print(f"continust: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Dead letters: an input record that cannot be processed is written, value and key unchanged,
+to the source's dead-letter topic, with headers saying why and where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REASON = "continust-reason"
+DETAIL = "continust-detail"
+SOURCE = "continust-source"
+TABLE = "continust-table"
+TOPIC = "continust-topic"
+PARTITION = "continust-partition"
+OFFSET = "continust-offset"
+
+
+def dead_letter_topic(app_id: str, configured: str | None) -> str:
+    """The source's ``dead_letter_topic``, or ``<app id>-dead-letters``."""
+    return configured or f"{app_id}-dead-letters"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Why a record was rejected (``reason`` is a short code, ``detail`` the explanation) and
+    where it was read from; ``table`` is empty when the source itself rejected it."""
+
+    reason: str
+    detail: str
+    source: str
+    topic: str
+    partition: int
+    offset: int
+    table: str = ""
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            (REASON, self.reason.encode()),
+            (DETAIL, self.detail.encode()),
+            (SOURCE, self.source.encode()),
+            (TABLE, self.table.encode()),
+            (TOPIC, self.topic.encode()),
+            (PARTITION, str(self.partition).encode()),
+            (OFFSET, str(self.offset).encode()),
+        ]

@@ -1,0 +1,239 @@
+"""The pipeline file (TOML): what to read, how to key and time it, and which windowed tables to
+keep. :func:`load_pipeline` returns validated, frozen specs or raises :class:`PipelineError`
+naming the file, the source or table, what is wrong and what is allowed."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streams.durations import parse_duration
+from streams.errors import PipelineError
+from windows.aggregates import Aggregation, parse_aggregation
+from windows.spec import TumblingWindows
+
+GUARANTEES = ("exactly_once", "at_least_once")
+EMITS = ("update",)
+WINDOW_TYPES = ("tumbling",)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    id: str
+    processing_guarantee: str | None = None
+    commit_interval_ms: int | None = None
+    max_future_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Topics merged into one stream, keyed by the payload field ``key``; event time from the
+    payload field ``timestamp`` (epoch ms or ISO-8601), or from the Kafka record when unset."""
+
+    name: str
+    topics: tuple[str, ...]
+    key: str
+    timestamp: str | None = None
+    dead_letter_topic: str | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    source: str
+    window: TumblingWindows
+    aggregate_names: tuple[str, ...]
+    aggregations: tuple[Aggregation, ...]
+    emit: str = "update"
+    output: str | None = None
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    path: str
+    app: AppSpec
+    sources: tuple[SourceSpec, ...]
+    tables: tuple[TableSpec, ...]
+
+    def source(self, name: str) -> SourceSpec:
+        return next(s for s in self.sources if s.name == name)
+
+    def table(self, name: str) -> TableSpec | None:
+        return next((t for t in self.tables if t.name == name), None)
+
+
+class _Reader:
+    """Reads one TOML table, remembering where it is for error messages."""
+
+    def __init__(self, path: Path, where: str, data: Any) -> None:
+        self.path, self.where = path, where
+        if not isinstance(data, Mapping):
+            self.fail(f"must be a table, got {type(data).__name__}")
+        self.data: Mapping[str, Any] = data
+
+    def fail(self, problem: str) -> PipelineError:
+        raise PipelineError(self.path, self.where, problem)
+
+    def check_keys(self, allowed: tuple[str, ...]) -> None:
+        unknown = sorted(set(self.data) - set(allowed))
+        if unknown:
+            self.fail(f"unknown setting {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}")
+
+    def text(self, key: str, *, required: bool = True, name_like: bool = False) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self.fail(f"`{key}` is required")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.fail(f"`{key}` must be a non-empty string, got {value!r}")
+        if name_like and not _NAME.match(value):
+            self.fail(f"`{key}` = {value!r} may hold only letters, digits, '.', '_' and '-'")
+        return value
+
+    def duration(self, key: str, default: int | None = None) -> int | None:
+        if key not in self.data:
+            return default
+        try:
+            return parse_duration(self.data[key])
+        except ValueError as exc:
+            self.fail(f"`{key}`: {exc}")
+            raise
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.data.get(key, default)
+        if value not in allowed:
+            self.fail(f"`{key}` = {value!r} is not supported; allowed: {', '.join(allowed)}")
+        return str(value)
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Read and validate a pipeline file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(path, "file", "does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PipelineError(path, "file", f"is not valid TOML: {exc}") from None
+    return parse_pipeline(raw, path)
+
+
+def parse_pipeline(raw: Mapping[str, Any], path: Path | str = "<pipeline>") -> Pipeline:
+    path = Path(path)
+    top = _Reader(path, "file", raw)
+    top.check_keys(("app", "source", "table"))
+    app = _app(_Reader(path, "[app]", raw.get("app")))
+    sources = tuple(_source(path, i, s) for i, s in enumerate(_array(top, "source")))
+    names = [s.name for s in sources]
+    if not sources:
+        top.fail("at least one [[source]] is required")
+    for name in set(names):
+        if names.count(name) > 1:
+            top.fail(f"source name {name!r} is used more than once")
+    tables = tuple(_table(path, i, t, names) for i, t in enumerate(_array(top, "table")))
+    if not tables:
+        top.fail("at least one [[table]] is required")
+    table_names = [t.name for t in tables]
+    for name in set(table_names):
+        if table_names.count(name) > 1:
+            top.fail(f"table name {name!r} is used more than once")
+    return Pipeline(path=str(path), app=app, sources=sources, tables=tables)
+
+
+def _array(top: _Reader, key: str) -> list[Any]:
+    value = top.data.get(key, [])
+    if not isinstance(value, list):
+        top.fail(f"`{key}` must be an array of tables, written [[{key}]]")
+    return value
+
+
+def _app(r: _Reader) -> AppSpec:
+    r.check_keys(("id", "processing_guarantee", "commit_interval", "max_future"))
+    guarantee = r.data.get("processing_guarantee")
+    if guarantee is not None and guarantee not in GUARANTEES:
+        r.fail(f"`processing_guarantee` = {guarantee!r}; allowed: {', '.join(GUARANTEES)}")
+    commit_interval = r.duration("commit_interval")
+    if commit_interval is not None and commit_interval <= 0:
+        r.fail("`commit_interval` must be positive")
+    return AppSpec(
+        id=str(r.text("id", name_like=True)),
+        processing_guarantee=guarantee,
+        commit_interval_ms=commit_interval,
+        max_future_ms=r.duration("max_future"),
+    )
+
+
+def _source(path: Path, index: int, data: Any) -> SourceSpec:
+    name = data.get("name") if isinstance(data, Mapping) else None
+    r = _Reader(path, f"source {name!r}" if name else f"[[source]] #{index + 1}", data)
+    r.check_keys(("name", "topics", "key", "timestamp", "dead_letter_topic"))
+    topics = r.data.get("topics")
+    if not isinstance(topics, list) or not topics or not all(isinstance(t, str) and t for t in topics):
+        r.fail('`topics` must be a non-empty list of topic names, like ["web-clicks", "app-clicks"]')
+    for topic in topics:
+        if not _NAME.match(topic):
+            r.fail(f"topic {topic!r} may hold only letters, digits, '.', '_' and '-'")
+    if len(set(topics)) != len(topics):
+        r.fail("`topics` names a topic more than once")
+    return SourceSpec(
+        name=str(r.text("name", name_like=True)),
+        topics=tuple(topics),
+        key=str(r.text("key")),
+        timestamp=r.text("timestamp", required=False),
+        dead_letter_topic=r.text("dead_letter_topic", required=False, name_like=True),
+    )
+
+
+def _table(path: Path, index: int, data: Any, sources: list[str]) -> TableSpec:
+    name = data.get("name") if isinstance(data, Mapping) else None
+    r = _Reader(path, f"table {name!r}" if name else f"[[table]] #{index + 1}", data)
+    r.check_keys(("name", "source", "window", "aggregate", "emit", "output"))
+    table_name = str(r.text("name", name_like=True))
+    source = str(r.text("source"))
+    if source not in sources:
+        r.fail(f"`source` = {source!r} is not a [[source]] of this file; known: {', '.join(sources)}")
+    window = _window(_Reader(path, f"table {table_name!r} window", r.data.get("window")))
+    agg = _Reader(path, f"table {table_name!r} aggregate", r.data.get("aggregate"))
+    if not agg.data:
+        agg.fail('needs at least one aggregation, like { clicks = "count()" }')
+    aggregations = []
+    for out_name, call in agg.data.items():
+        if not isinstance(call, str):
+            agg.fail(f"`{out_name}` must be a string like \"sum(amount)\", got {call!r}")
+        try:
+            aggregations.append(parse_aggregation(call))
+        except ValueError as exc:
+            agg.fail(f"`{out_name}`: {exc}")
+    emit = r.choice("emit", EMITS, "update")
+    return TableSpec(
+        name=table_name,
+        source=source,
+        window=window,
+        aggregate_names=tuple(agg.data),
+        aggregations=tuple(aggregations),
+        emit=emit,
+        output=r.text("output", required=False, name_like=True),
+    )
+
+
+def _window(r: _Reader) -> TumblingWindows:
+    kind = r.choice("type", WINDOW_TYPES, "")
+    r.check_keys(("type", "size", "grace", "retention"))
+    size = r.duration("size")
+    if size is None:
+        r.fail('`size` is required, like size = "1m"')
+    try:
+        return TumblingWindows(
+            size_ms=int(size),
+            grace_ms=int(r.duration("grace", 0) or 0),
+            retention_ms=int(r.duration("retention", 0) or 0),
+        )
+    except ValueError as exc:
+        r.fail(f"{kind}: {exc}")
+        raise

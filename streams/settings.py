@@ -1,0 +1,53 @@
+"""Worker settings, from the environment, the pipeline file's [app] table and the command line
+(later sources win in that order: environment < pipeline file < command line)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from streams.durations import parse_duration
+from streams.pipeline import GUARANTEES, Pipeline
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    app_id: str = "continust"
+    data_dir: Path = Path(".data")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    processing_guarantee: str = "exactly_once"
+    commit_interval_ms: int = 1_000
+    max_future_ms: int = 3_600_000
+
+    def __post_init__(self) -> None:
+        if self.processing_guarantee not in GUARANTEES:
+            raise ValueError(
+                f"processing guarantee {self.processing_guarantee!r}; allowed: {', '.join(GUARANTEES)}"
+            )
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        s = cls()
+        return replace(
+            s,
+            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", s.bootstrap_servers),
+            data_dir=Path(env.get("CONTINUST_DATA_DIR", s.data_dir)),
+            web_host=env.get("CONTINUST_WEB_HOST", s.web_host),
+            web_port=int(env.get("CONTINUST_WEB_PORT", s.web_port)),
+            processing_guarantee=env.get("CONTINUST_PROCESSING_GUARANTEE", s.processing_guarantee),
+            commit_interval_ms=parse_duration(env.get("CONTINUST_COMMIT_INTERVAL", s.commit_interval_ms)),
+        )
+
+    def with_pipeline(self, pipeline: Pipeline) -> Settings:
+        app = pipeline.app
+        return replace(
+            self,
+            app_id=app.id,
+            processing_guarantee=app.processing_guarantee or self.processing_guarantee,
+            commit_interval_ms=app.commit_interval_ms or self.commit_interval_ms,
+            max_future_ms=app.max_future_ms if app.max_future_ms is not None else self.max_future_ms,
+        )

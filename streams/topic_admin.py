@@ -1,0 +1,52 @@
+"""Topic look-up and creation on the cluster (aiokafka admin client)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams.logfmt import logfmt
+
+log = logging.getLogger("continust.topics")
+
+
+async def partition_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
+    """Partition count of each topic that exists; missing topics are left out."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        wanted = set(topics)
+        described = await admin.describe_topics(sorted(wanted))
+        return {
+            d["topic"]: len(d["partitions"])
+            for d in described
+            if d.get("error_code", 0) == 0 and d["topic"] in wanted and d["partitions"]
+        }
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(
+    bootstrap: str, topics: Mapping[str, int], config: Mapping[str, str] | None = None
+) -> dict[str, int]:
+    """Create the topics that do not exist with the given partition counts; return the actual
+    partition count of every topic (which may differ for topics that existed before)."""
+    existing = await partition_counts(bootstrap, topics)
+    missing = {name: n for name, n in topics.items() if name not in existing}
+    if missing:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            new = [NewTopic(n, p, 1, topic_configs=dict(config or {})) for n, p in missing.items()]
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+            for name, n in missing.items():
+                log.info(logfmt("topic.created", topic=name, partitions=n))
+        finally:
+            await admin.close()
+    return {**existing, **missing}

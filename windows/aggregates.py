@@ -1,0 +1,226 @@
+"""Aggregations over the events of one window.
+
+Each aggregation has a JSON-serialisable *state* and four pure operations:
+``initialize() -> state``, ``add(state, value, timestamp_ms) -> state``,
+``merge(a, b) -> state`` (used when session windows merge) and ``result(state) -> value``.
+
+Fields are read from the event payload by :meth:`Aggregation.extract`; a missing field, or a
+value that is not a number (booleans are not numbers), raises :class:`InvalidField` before any
+state changes, so an invalid event never half-updates a window.
+
+``first(f)`` keeps the value with the smallest timestamp (on a tie, the one that arrived first);
+``last(f)`` keeps the value with the largest timestamp (on a tie, the one that arrived last).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Number = int | float
+
+
+class InvalidField(ValueError):
+    """The event lacks a field an aggregation needs, or the field is not a number."""
+
+
+class Aggregation(Protocol):
+    """The contract every aggregation implements."""
+
+    name: str
+    field: str | None
+
+    def extract(self, payload: Mapping[str, Any]) -> Number | None: ...
+
+    def initialize(self) -> Any: ...
+
+    def add(self, state: Any, value: Number | None, timestamp_ms: int) -> Any: ...
+
+    def merge(self, a: Any, b: Any) -> Any: ...
+
+    def result(self, state: Any) -> Any: ...
+
+
+def _numeric(payload: Mapping[str, Any], field: str) -> Number:
+    try:
+        value = payload[field]
+    except KeyError:
+        raise InvalidField(f"missing field {field!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidField(f"field {field!r} is not a number: {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Count:
+    name: str = "count"
+    field: str | None = None
+
+    def extract(self, payload: Mapping[str, Any]) -> Number | None:
+        return None
+
+    def initialize(self) -> int:
+        return 0
+
+    def add(self, state: int, value: Number | None, timestamp_ms: int) -> int:
+        return state + 1
+
+    def merge(self, a: int, b: int) -> int:
+        return a + b
+
+    def result(self, state: int) -> int:
+        return state
+
+
+@dataclass(frozen=True)
+class _FieldAggregation:
+    field: str
+
+    def extract(self, payload: Mapping[str, Any]) -> Number:
+        return _numeric(payload, self.field)
+
+
+@dataclass(frozen=True)
+class Sum(_FieldAggregation):
+    name: str = "sum"
+
+    def initialize(self) -> Number:
+        return 0
+
+    def add(self, state: Number, value: Number, timestamp_ms: int) -> Number:
+        return state + value
+
+    def merge(self, a: Number, b: Number) -> Number:
+        return a + b
+
+    def result(self, state: Number) -> Number:
+        return state
+
+
+@dataclass(frozen=True)
+class Min(_FieldAggregation):
+    name: str = "min"
+
+    def initialize(self) -> Number | None:
+        return None
+
+    def add(self, state: Number | None, value: Number, timestamp_ms: int) -> Number:
+        return value if state is None or value < state else state
+
+    def merge(self, a: Number | None, b: Number | None) -> Number | None:
+        if a is None or b is None:
+            return b if a is None else a
+        return min(a, b)
+
+    def result(self, state: Number | None) -> Number | None:
+        return state
+
+
+@dataclass(frozen=True)
+class Max(_FieldAggregation):
+    name: str = "max"
+
+    def initialize(self) -> Number | None:
+        return None
+
+    def add(self, state: Number | None, value: Number, timestamp_ms: int) -> Number:
+        return value if state is None or value > state else state
+
+    def merge(self, a: Number | None, b: Number | None) -> Number | None:
+        if a is None or b is None:
+            return b if a is None else a
+        return max(a, b)
+
+    def result(self, state: Number | None) -> Number | None:
+        return state
+
+
+@dataclass(frozen=True)
+class Avg(_FieldAggregation):
+    """State ``[sum, count]``; the result of an empty window is ``None``."""
+
+    name: str = "avg"
+
+    def initialize(self) -> list[Number]:
+        return [0, 0]
+
+    def add(self, state: list[Number], value: Number, timestamp_ms: int) -> list[Number]:
+        return [state[0] + value, state[1] + 1]
+
+    def merge(self, a: list[Number], b: list[Number]) -> list[Number]:
+        return [a[0] + b[0], a[1] + b[1]]
+
+    def result(self, state: list[Number]) -> float | None:
+        return state[0] / state[1] if state[1] else None
+
+
+@dataclass(frozen=True)
+class First(_FieldAggregation):
+    """State ``[timestamp_ms, value]`` or ``None``; ``merge(a, b)`` treats ``a`` as earlier."""
+
+    name: str = "first"
+
+    def initialize(self) -> list[Any] | None:
+        return None
+
+    def add(self, state: list[Any] | None, value: Number, timestamp_ms: int) -> list[Any]:
+        if state is None or timestamp_ms < state[0]:
+            return [timestamp_ms, value]
+        return state
+
+    def merge(self, a: list[Any] | None, b: list[Any] | None) -> list[Any] | None:
+        if a is None or b is None:
+            return b if a is None else a
+        return b if b[0] < a[0] else a
+
+    def result(self, state: list[Any] | None) -> Any:
+        return None if state is None else state[1]
+
+
+@dataclass(frozen=True)
+class Last(_FieldAggregation):
+    """State ``[timestamp_ms, value]`` or ``None``; ``merge(a, b)`` treats ``b`` as later."""
+
+    name: str = "last"
+
+    def initialize(self) -> list[Any] | None:
+        return None
+
+    def add(self, state: list[Any] | None, value: Number, timestamp_ms: int) -> list[Any]:
+        if state is None or timestamp_ms >= state[0]:
+            return [timestamp_ms, value]
+        return state
+
+    def merge(self, a: list[Any] | None, b: list[Any] | None) -> list[Any] | None:
+        if a is None or b is None:
+            return b if a is None else a
+        return a if a[0] > b[0] else b
+
+    def result(self, state: list[Any] | None) -> Any:
+        return None if state is None else state[1]
+
+
+FIELD_AGGREGATIONS: dict[str, type[_FieldAggregation]] = {
+    "sum": Sum, "min": Min, "max": Max, "avg": Avg, "first": First, "last": Last,
+}
+ALLOWED = "count(), sum(f), min(f), max(f), avg(f), first(f), last(f)"
+_CALL = re.compile(r"^\s*([a-z_]+)\s*\(\s*([A-Za-z_][A-Za-z0-9_.-]*)?\s*\)\s*$")
+
+
+def parse_aggregation(text: str) -> Aggregation:
+    """Parse ``count()`` or ``fn(field)``; raise ``ValueError`` naming what is allowed."""
+    match = _CALL.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not an aggregation call; allowed: {ALLOWED}")
+    fn, field = match.groups()
+    if fn == "count":
+        if field is not None:
+            raise ValueError(f"count() takes no field, got {text!r}")
+        return Count()
+    if fn not in FIELD_AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {fn!r}; allowed: {ALLOWED}")
+    if field is None:
+        raise ValueError(f"{fn}() needs a field, like {fn}(amount)")
+    return FIELD_AGGREGATIONS[fn](field=field)
