@@ -1,0 +1,95 @@
+from pathlib import Path
+
+import pytest
+
+from streams.errors import PipelineError
+from streams.pipeline import load_pipeline
+from windows.aggregates import Count, Max, Sum
+from windows.spec import TumblingWindows
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pipelines.toml"
+
+VALID = """
+[app]
+id = "shop"
+
+[[source]]
+name = "clicks"
+topics = ["web-clicks", "app-clicks"]
+key = "user"
+timestamp = "ts"
+
+[[table]]
+name = "per_user"
+source = "clicks"
+window = { type = "tumbling", size = "1m", grace = "10s", retention = "1h" }
+aggregate = { clicks = "count()", spent = "sum(amount)" }
+output = "per-user"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pipelines.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_example_pipeline_loads() -> None:
+    pipeline = load_pipeline(EXAMPLE)
+    table = pipeline.tables[0]
+    assert pipeline.app.id == "shop-analytics"
+    assert pipeline.sources[0].topics == ("web-clicks", "app-clicks")
+    assert table.window == TumblingWindows(size_ms=60_000, grace_ms=10_000, retention_ms=3_600_000)
+    assert table.aggregate_names == ("clicks", "spent", "biggest")
+    assert table.aggregations == (Count(), Sum(field="amount"), Max(field="amount"))
+    assert table.emit == "update" and table.output == "clicks-per-user"
+
+
+def test_defaults(tmp_path: Path) -> None:
+    text = VALID.replace('timestamp = "ts"\n', "").replace(', grace = "10s", retention = "1h"', "")
+    pipeline = load_pipeline(write(tmp_path, text))
+    assert pipeline.sources[0].timestamp is None
+    assert pipeline.tables[0].window == TumblingWindows(size_ms=60_000, grace_ms=0, retention_ms=0)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "words"),
+    [
+        ('id = "shop"', "", "[app]", ["`id` is required"]),
+        ('id = "shop"', 'id = "a shop"', "[app]", ["letters, digits"]),
+        ('key = "user"', 'key = "user"\ncolour = "red"', "source 'clicks'", ["unknown setting 'colour'", "allowed"]),
+        ('topics = ["web-clicks", "app-clicks"]', "topics = []", "source 'clicks'", ["non-empty list"]),
+        ('source = "clicks"', 'source = "views"', "table 'per_user'", ["'views'", "known: clicks"]),
+        ('size = "1m"', 'size = "1 minute"', "table 'per_user' window", ["`size`", "unit"]),
+        ('size = "1m"', 'size = "0s"', "table 'per_user' window", ["positive"]),
+        ('type = "tumbling"', 'type = "hopping"', "table 'per_user' window", ["allowed: tumbling"]),
+        ('"sum(amount)"', '"median(amount)"', "table 'per_user' aggregate", ["`spent`", "allowed: count()"]),
+        ('output = "per-user"', 'output = "per-user"\nemit = "sometimes"', "table 'per_user'", ["allowed: update"]),
+        ('[app]', '[app]\nprocessing_guarantee = "maybe"', "[app]", ["exactly_once, at_least_once"]),
+    ],
+)
+def test_errors_name_the_file_the_place_the_problem_and_what_is_allowed(
+    tmp_path: Path, old: str, new: str, where: str, words: list[str]
+) -> None:
+    assert old in VALID
+    path = write(tmp_path, VALID.replace(old, new, 1))
+    with pytest.raises(PipelineError) as err:
+        load_pipeline(path)
+    message = str(err.value)
+    assert message.startswith(str(path))
+    assert err.value.where == where
+    for word in words:
+        assert word in message
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="does not exist"):
+        load_pipeline(tmp_path / "nope.toml")
+    with pytest.raises(PipelineError, match="not valid TOML"):
+        load_pipeline(write(tmp_path, "[app\nid="))
+
+
+def test_duplicate_table_names_are_rejected(tmp_path: Path) -> None:
+    table = VALID[VALID.index("[[table]]"):]
+    with pytest.raises(PipelineError, match="used more than once"):
+        load_pipeline(write(tmp_path, VALID + table))
