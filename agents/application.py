@@ -16,6 +16,7 @@ from streams.codec import register_codecs
 from streams.dead_letters import dead_letter_topic
 from streams.errors import PipelineError
 from streams.http_api import register_http_api
+from streams.partitioning import key_partition
 from streams.pipeline import Pipeline
 from streams.settings import Settings
 from streams.topic_admin import ensure_topics, partition_counts
@@ -73,15 +74,30 @@ class PipelineApp:
     def table_names(self) -> list[str]:
         return sorted(self.tables)
 
-    def routing_table(self, table: str) -> str:
-        return self.tables[table].windows.name
+    def owner_url(self, table: str, key: str) -> str | None:
+        """The web URL of the worker whose active partitions hold ``key`` of ``table``, from the
+        assignment the group leader distributes (Kafka's default partitioner on the key text)."""
+        stage = self.tables[table]
+        topic = stage.windows.changelog_topic.get_topic_name()
+        partition = key_partition(key.encode(), stage.partitions)
+        for url, tps in self.app.assignor.changelog_distribution.items():
+            if partition in tps.get(topic, ()):
+                return str(url)
+        return None
+
+    def own_url(self) -> str:
+        return str(self.app.conf.canonical_url)
 
     def windows(self, table: str, key: str, start_ms: int | None, end_ms: int | None) -> list[dict[str, Any]]:
         return self.tables[table].query(key, start_ms, end_ms)
 
     def health(self) -> dict[str, Any]:
         assignment = sorted(f"{tp.topic}:{tp.partition}" for tp in self.app.assignor.assigned_actives())
-        return {"app": self.settings.app_id, "active_partitions": assignment}
+        owners = {
+            url: {topic: sorted(parts) for topic, parts in tps.items() if topic.endswith("-changelog")}
+            for url, tps in self.app.assignor.changelog_distribution.items()
+        }
+        return {"app": self.settings.app_id, "active_partitions": assignment, "owners": owners}
 
 
 def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> PipelineApp:

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import aiohttp
 import faust
 import orjson
-from faust.exceptions import SameNode
 from faust.web import Request, Response, View
-from faust.web.exceptions import ServiceUnavailable
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
 
 from streams.metrics import HTTP_ERRORS, REGISTRY
+
+
+FORWARDED = "X-Continust-Forwarded-By"
 
 
 class TableQueries(Protocol):
@@ -27,9 +30,11 @@ class TableQueries(Protocol):
 
     def table_names(self) -> list[str]: ...
 
-    def routing_table(self, table: str) -> str:
-        """The name of the Faust table whose changelog partitioning decides the key's owner."""
+    def owner_url(self, table: str, key: str) -> str | None:
+        """The base URL of the worker that owns ``key`` of ``table``; ``None`` while unassigned."""
         ...
+
+    def own_url(self) -> str: ...
 
     def windows(self, table: str, key: str, start_ms: int | None, end_ms: int | None) -> list[dict[str, Any]]:
         """The key's windows overlapping [start_ms, end_ms), sorted by start."""
@@ -85,11 +90,24 @@ def register_http_api(app: faust.App, queries: TableQueries) -> None:
                 return _error(self, 400, "bad_query", str(exc))
             if start is not None and end is not None and start >= end:
                 return _error(self, 400, "bad_query", "`from` must be before `to`")
-            try:
-                return await app.router.route_req(queries.routing_table(table), key, self.web, request)
-            except SameNode:
-                pass
-            except ServiceUnavailable:
+            owner = queries.owner_url(table, key)
+            if owner is None:
                 return _error(self, 503, "not_ready", "partition ownership is being (re)assigned; retry")
+            if URL(owner).origin() != URL(queries.own_url()).origin():
+                if request.headers.get(FORWARDED) is not None:
+                    return _error(self, 503, "not_ready", "owners disagree during a rebalance; retry")
+                return await self.forward(request, owner)
             windows = queries.windows(table, key, start, end)
             return _json(self, {"table": table, "key": key, "windows": windows})
+
+        async def forward(self, request: Request, owner: str) -> Response:
+            """Ask the owner once (marked, so a stale assignment cannot bounce it back)."""
+            target = URL(owner).with_path(request.path).with_query(request.query)
+            try:
+                async with app.http_client.get(target, headers={FORWARDED: queries.own_url()}) as reply:
+                    body = await reply.read()
+                    if reply.status >= 400:
+                        HTTP_ERRORS.labels(status=str(reply.status)).inc()
+                    return self.bytes(body, content_type="application/json", status=reply.status)
+            except aiohttp.ClientError as exc:
+                return _error(self, 503, "owner_unreachable", f"{owner}: {exc}")

@@ -1,0 +1,206 @@
+"""End to end on the real broker: events published to two topics are merged, repartitioned and
+aggregated by two workers; HTTP answers from either worker and the output topic read with
+read_committed equal a reference computed here; invalid events reach the dead-letter topic."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.partitioning import key_partition
+from streams.topic_admin import ensure_topics
+from tests.integration.conftest import run, wait_until
+
+SIZE, GRACE = 60_000, 300_000
+USERS = ["alice", "bob", "carol", "dave", "erin", "frank"]
+PIPELINE = """
+[app]
+id = "{app_id}"
+commit_interval = "200ms"
+
+[[source]]
+name = "clicks"
+topics = ["{web}", "{app}"]
+key = "user"
+timestamp = "ts"
+
+[[table]]
+name = "clicks_per_user"
+source = "clicks"
+window = {{ type = "tumbling", size = "1m", grace = "5m", retention = "1h" }}
+aggregate = {{ clicks = "count()", spent = "sum(amount)", biggest = "max(amount)" }}
+emit = "update"
+output = "{out}"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def publish(bootstrap: str, records: list[tuple[str, bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, isolation_level="read_committed",
+        auto_offset_reset="earliest", enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                records.extend(messages)
+        # anything beyond the expected count would be a duplicate: give it a moment to show up
+        batch = await consumer.getmany(timeout_ms=1500)
+        for messages in batch.values():
+            records.extend(messages)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def reference(events: list[tuple[str, int, float]]) -> dict[str, list[dict[str, Any]]]:
+    """Windows per user from accepted events (the test publishes no late event except the one
+    it checks separately), with closed flags from each partition's stream time."""
+    by_window: dict[tuple[str, int], list[float]] = defaultdict(list)
+    stream_time: dict[int, int] = {}
+    for user, ts, amount in events:
+        by_window[(user, ts - ts % SIZE)].append(amount)
+        p = key_partition(user.encode(), 3)
+        stream_time[p] = max(stream_time.get(p, ts), ts)
+    answer: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (user, start), amounts in sorted(by_window.items()):
+        answer[user].append({
+            "start": start, "end": start + SIZE,
+            "closed": stream_time[key_partition(user.encode(), 3)] >= start + SIZE + GRACE,
+            "value": {"clicks": len(amounts), "spent": sum(amounts), "biggest": max(amounts)},
+            "version": len(amounts),
+        })
+    return answer
+
+
+def test_merged_topics_two_workers_http_and_read_committed_output(kafka, run_id, start_worker, tmp_path: Path):
+    app_id, web, app, out = f"it-{run_id}", f"web-{run_id}", f"app-{run_id}", f"out-{run_id}"
+    run(ensure_topics(kafka, {web: 3, app: 2}))
+    pipeline = tmp_path / "pipelines.toml"
+    pipeline.write_text(PIPELINE.format(app_id=app_id, web=web, app=app, out=out))
+
+    workers = [start_worker(pipeline, free_port()), start_worker(pipeline, free_port())]
+    repartition = f"{app_id}-clicks-repartition"
+
+    def owned() -> list[set[str]] | None:
+        sets = []
+        for w in workers:
+            if w.proc.poll() is not None:
+                raise AssertionError(f"worker exited:\n{w.log_tail()}")
+            try:
+                status, body = w.get("/health")
+            except OSError:
+                return None
+            sets.append({p for p in body["active_partitions"] if p.startswith(repartition)})
+        both = all(sets) and set.union(*sets) == {f"{repartition}:{i}" for i in range(3)}
+        return sets if both else None
+
+    wait_until(owned, 120, "both workers to own repartition partitions",
+               lambda: "\n".join(w.log_tail() for w in workers))
+
+    t0 = (int(time.time() * 1000) - 3_600_000) // SIZE * SIZE
+    events = []
+    records: list[tuple[str, bytes | None, bytes]] = []
+    for i in range(120):
+        user, ts, amount = USERS[i % 6], t0 + (i * 1_700) % 180_000, ((i * 37) % 50) / 2 + 0.5
+        events.append((user, ts, amount))
+        payload = {"user": user, "ts": ts, "amount": amount, "page": "/product"}
+        records.append((web if i % 2 == 0 else app, user.encode(), orjson.dumps(payload)))
+    records += [
+        (web, None, b"{oops"),
+        (app, None, orjson.dumps({"ts": t0, "amount": 1.0})),
+        (web, b"bob", orjson.dumps({"user": "bob", "ts": t0, "amount": "lots"})),
+    ]
+    run(publish(kafka, records))
+    outputs = run(read_all(kafka, out, 120))
+    assert len(outputs) == 120, f"expected 120 output records, got {len(outputs)}"
+
+    # Phase 2: alice's stream time moves 10 minutes on; then an event for her first window is late.
+    advance = (("alice", t0 + 600_000, 1.0))
+    events.append(advance)
+    run(publish(kafka, [
+        (web, b"alice", orjson.dumps({"user": "alice", "ts": advance[1], "amount": 1.0})),
+        (web, b"alice", orjson.dumps({"user": "alice", "ts": t0 + 30_000, "amount": 100.0})),
+    ]))
+    outputs = run(read_all(kafka, out, 121))
+    expected = reference(events)
+
+    # Output topic, read_committed: per window versions 1..n, no gap, no repeat; last = reference.
+    assert len(outputs) == 121
+    versions: dict[tuple[str, int], list[int]] = defaultdict(list)
+    last: dict[tuple[str, int], dict[str, Any]] = {}
+    for record in outputs:
+        value = orjson.loads(record.value)
+        assert record.key == value["key"].encode()
+        assert record.partition == key_partition(record.key, 3), "output not co-partitioned"
+        versions[(value["key"], value["start"])].append(value["version"])
+        last[(value["key"], value["start"])] = value
+    for user, windows in expected.items():
+        for w in windows:
+            seen = sorted(versions[(user, w["start"])])
+            assert seen == list(range(1, w["version"] + 1))
+            got = last[(user, w["start"])]
+            assert (got["end"], got["value"], got["version"]) == (w["end"], w["value"], w["version"])
+
+    # HTTP: both workers answer every key the same, whichever owns it.
+    def late_events() -> float:
+        total = 0.0
+        for w in workers:
+            with __import__("urllib.request").request.urlopen(w.url("/metrics"), timeout=10) as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith("continust_late_events_total{"):
+                        total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    wait_until(lambda: late_events() == 1.0, 30, "the late event to be counted")
+    for user in USERS:
+        for w in workers:
+            status, body = w.get(f"/api/tables/clicks_per_user/{user}")
+            assert status == 200
+            assert body == {"table": "clicks_per_user", "key": user, "windows": expected[user]}, (
+                f"worker {w.port} answered {body} for {user} (partition {key_partition(user.encode(), 3)}); "
+                f"health: {[x.get('/health') for x in workers]}"
+            )
+
+    status, body = workers[0].get(f"/api/tables/clicks_per_user/alice?from={t0 + 60_000}&to={t0 + 120_000}")
+    assert [w["start"] for w in body["windows"]] == [t0 + 60_000]
+    status, body = workers[1].get(f"/api/tables/clicks_per_user/alice?from={t0 + 59_999}&to={t0 + 60_001}")
+    assert [w["start"] for w in body["windows"]] == [t0, t0 + 60_000]
+    assert workers[0].get("/api/tables/nope/alice")[0] == 404
+    assert workers[0].get("/api/tables/nope/alice")[1]["error"] == "unknown_table"
+    assert workers[1].get("/api/tables/clicks_per_user/nobody") == (
+        200, {"table": "clicks_per_user", "key": "nobody", "windows": []})
+    status, body = workers[0].get("/api/tables/clicks_per_user/alice?from=yesterday")
+    assert status == 400 and body["error"] == "bad_query"
+
+    # Dead letters: each invalid record once, with its reason.
+    letters = run(read_all(kafka, f"{app_id}-dead-letters", 3))
+    reasons = sorted(dict(r.headers)["continust-reason"].decode() for r in letters)
+    assert reasons == ["invalid_field", "missing_key", "not_json"]
+    assert {r.value for r in letters} >= {b"{oops"}
