@@ -30,7 +30,7 @@ kafka-down: $(STAMP) ## stop the local broker this folder started
 kafka-status: $(STAMP) ## is the local broker running?
 	@$(BIN)/continust kafka status
 
-demo: kafka-up ## the main job: broker, topics, a worker and a live event generator (Ctrl-C stops all)
+demo: $(STAMP) ## the main job: broker, topics, a worker and a live event generator (Ctrl-C stops all)
 	@$(BIN)/continust demo -c examples/pipelines.toml
 
 test: $(STAMP) ## all tests: unit, then integration on a real broker (started on port 19092)

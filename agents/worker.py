@@ -28,6 +28,7 @@ def logging_config(level: str) -> dict[str, Any]:
 
 
 def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     built = prepare(pipeline, settings)
     log.info(logfmt(
         "worker.start", app=settings.app_id, pipeline=pipeline.path, web_port=settings.web_port,

@@ -1,0 +1,87 @@
+"""``continust demo``: start the local broker if needed, create the pipeline's input topics,
+start a worker, publish realistic events with a progress line, and print the curl commands that
+show the windows filling. Ctrl-C stops the worker and generator it started (and the broker, if
+it started that too)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from streams.event_generator import GeneratorOptions, generate, user_names
+from streams.local_kafka import LocalKafka
+from streams.logfmt import logfmt
+from streams.pipeline import load_pipeline
+from streams.topic_admin import ensure_topics
+
+log = logging.getLogger("continust.demo")
+
+
+def _wait_healthy(port: int, worker: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited with status {worker.returncode}; see its log above")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if b"repartition" in r.read():
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+        log.info(logfmt("demo.waiting", what="worker", port=port))
+    raise RuntimeError("the worker did not become ready in time")
+
+
+def run_demo(config: Path, web_port: int = 6066, rate: float = 200.0) -> int:
+    pipeline = load_pipeline(config)
+    broker = LocalKafka.from_env()
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
+    started_broker = False
+    if bootstrap == broker.bootstrap and broker.pid() is None:
+        broker.start()
+        started_broker = True
+    source = pipeline.sources[0]
+    asyncio.run(ensure_topics(bootstrap, {topic: 4 for s in pipeline.sources for topic in s.topics}))
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker", "-c", str(config), "--port", str(web_port),
+         "--data-dir", ".data/demo"],
+        env=env, start_new_session=True,
+    )
+    try:
+        _wait_healthy(web_port, worker)
+        table = pipeline.tables[0]
+        users = user_names(3)
+        print("\nThe windows are filling. In another terminal:\n")
+        for user in users:
+            print(f"  curl -s http://127.0.0.1:{web_port}/api/tables/{table.name}/{user}")
+        print(f"  curl -s http://127.0.0.1:{web_port}/health")
+        print(f"  curl -s http://127.0.0.1:{web_port}/metrics | grep continust_")
+        if table.output:
+            print(f"\nOutput records are in the topic {table.output!r}. Ctrl-C stops the demo.\n")
+        asyncio.run(generate(bootstrap, source, GeneratorOptions(rate=rate)))
+    except KeyboardInterrupt:
+        print()
+        log.info(logfmt("demo.stopping"))
+    except RuntimeError as exc:
+        log.error(logfmt("demo.failed", reason=str(exc)))
+        return 1
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+        if started_broker:
+            broker.stop()
+        log.info(logfmt("demo.stopped", worker=worker.returncode, broker_stopped=started_broker))
+    return 0

@@ -1,0 +1,35 @@
+"""docker-compose.yml and k8s/ are validated offline: they parse, run the worker the way the CLI
+defines it, and the pipeline they ship loads."""
+
+from pathlib import Path
+
+import yaml
+
+from streams.cli import parser
+from streams.pipeline import parse_pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compose_runs_a_broker_and_a_worker_with_a_valid_command() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    worker = compose["services"]["worker"]
+    args = parser().parse_args(worker["command"][1:])
+    assert args.command == "worker" and (ROOT / args.config.removeprefix("/app/")).exists()
+    assert worker["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    kafka = compose["services"]["kafka"]["environment"]
+    assert kafka["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
+
+
+def test_k8s_statefulset_runs_the_shipped_pipeline() -> None:
+    docs = list(yaml.safe_load_all((ROOT / "k8s" / "worker.yaml").read_text()))
+    kinds = {d["kind"]: d for d in docs}
+    assert set(kinds) == {"ConfigMap", "Service", "StatefulSet"}
+    import tomllib
+
+    pipeline = parse_pipeline(tomllib.loads(kinds["ConfigMap"]["data"]["pipelines.toml"]))
+    assert pipeline.tables[0].name == "clicks_per_user"
+    container = kinds["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
+    args = parser().parse_args(container["command"][1:])
+    assert args.command == "worker" and args.config == "/etc/continust/pipelines.toml"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
