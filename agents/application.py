@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.assignor import PartitionAssignor
 
 from agents.merge import SourceStage, repartition_topic
 from agents.sink import Sink
@@ -39,7 +40,8 @@ async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
     missing = sorted(inputs - set(counts))
     if missing:
         raise PipelineError(
-            pipeline.path, "source topics",
+            pipeline.path,
+            "source topics",
             f"{', '.join(missing)} do not exist on {settings.bootstrap_servers}; create them first",
         )
     per_source = {s.name: max(counts[t] for t in s.topics) for s in pipeline.sources}
@@ -54,7 +56,8 @@ async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
     for t in pipeline.tables:
         if t.output and actual[t.output] != per_source[t.source]:
             raise PipelineError(
-                pipeline.path, f"table {t.name!r}",
+                pipeline.path,
+                f"table {t.name!r}",
                 f"output topic {t.output!r} has {actual[t.output]} partitions but source "
                 f"{t.source!r} has {per_source[t.source]}; outputs are co-partitioned with their "
                 "input, so give it the same number or name a new topic",
@@ -80,7 +83,7 @@ class PipelineApp:
         stage = self.tables[table]
         topic = stage.windows.changelog_topic.get_topic_name()
         partition = key_partition(key.encode(), stage.partitions)
-        for url, tps in self.app.assignor.changelog_distribution.items():
+        for url, tps in cast(PartitionAssignor, self.app.assignor).changelog_distribution.items():
             if partition in tps.get(topic, ()):
                 return str(url)
         return None
@@ -95,7 +98,7 @@ class PipelineApp:
         assignment = sorted(f"{tp.topic}:{tp.partition}" for tp in self.app.assignor.assigned_actives())
         owners = {
             url: {topic: sorted(parts) for topic, parts in tps.items() if topic.endswith("-changelog")}
-            for url, tps in self.app.assignor.changelog_distribution.items()
+            for url, tps in cast(PartitionAssignor, self.app.assignor).changelog_distribution.items()
         }
         return {"app": self.settings.app_id, "active_partitions": assignment, "owners": owners}
 
@@ -128,7 +131,9 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
     built = PipelineApp(app=app, pipeline=pipeline, settings=settings)
     for spec in pipeline.sources:
         stage = SourceStage(
-            app=app, spec=spec, sink=sink,
+            app=app,
+            spec=spec,
+            sink=sink,
             repartition=repartition_topic(settings.app_id, spec.name),
             dead_letters=dead_letter_topic(settings.app_id, spec.dead_letter_topic),
             max_future_ms=settings.max_future_ms,
@@ -138,7 +143,10 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         built.sources[spec.name] = stage
     for table in pipeline.tables:
         tstage = TableStage(
-            app=app, spec=table, source=built.sources[table.source], sink=sink,
+            app=app,
+            spec=table,
+            source=built.sources[table.source],
+            sink=sink,
             partitions=plan.source_partitions[table.source],
         )
         tstage.install()

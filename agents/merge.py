@@ -71,17 +71,35 @@ class SourceStage:
         key = envelope.key.encode()
         partition = key_partition(key, self.partitions)
         await self.sink.send(
-            message.tp, self.repartition, key, message.value, partition,
+            message.tp,
+            self.repartition,
+            key,
+            message.value,
+            partition,
             [(EVENT_TIME_HEADER, str(envelope.timestamp_ms).encode())],
         )
 
     async def reject(self, event: EventT, exc: InvalidEvent, table: str = "") -> None:
         message = event.message
         letter = DeadLetter(
-            reason=exc.reason, detail=exc.detail, source=self.spec.name, table=table,
-            topic=message.topic, partition=message.partition, offset=message.offset,
+            reason=exc.reason,
+            detail=exc.detail,
+            source=self.spec.name,
+            table=table,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
         )
         EVENTS_INVALID.labels(source=self.spec.name, table=table, reason=exc.reason).inc()
-        log.warning(logfmt("event.invalid", source=self.spec.name, table=table, reason=exc.reason,
-                           topic=message.topic, partition=message.partition, offset=message.offset))
+        log.warning(
+            logfmt(
+                "event.invalid",
+                source=self.spec.name,
+                table=table,
+                reason=exc.reason,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            )
+        )
         await self.sink.send(message.tp, self.dead_letters, message.key, message.value, 0, letter.headers())

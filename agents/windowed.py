@@ -42,17 +42,23 @@ class TableStage:
 
     def __post_init__(self) -> None:
         self.windows: Any = self.app.Table(
-            self.spec.name, partitions=self.partitions, store="rocksdb://",
+            self.spec.name,
+            partitions=self.partitions,
+            store="rocksdb://",
             schema=faust.Schema(key_serializer=TEXT, value_serializer=JSON),
         )
         self.stream_times: Any = self.app.Table(
-            f"{self.spec.name}-stream-time", partitions=self.partitions, store="rocksdb://",
+            f"{self.spec.name}-stream-time",
+            partitions=self.partitions,
+            store="rocksdb://",
             schema=faust.Schema(key_serializer=JSON, value_serializer=JSON),
         )
 
     def install(self) -> None:
         channel = self.app.topic(
-            self.source.repartition, key_serializer="raw", value_serializer="raw",
+            self.source.repartition,
+            key_serializer="raw",
+            value_serializer="raw",
             partitions=self.partitions,
         )
 
@@ -66,21 +72,34 @@ class TableStage:
         message = event.message
         headers = dict(message.headers or ())
         timestamp_ms = int(headers[EVENT_TIME_HEADER])
-        key = message.key.decode()
+        key = (message.key or b"").decode()
         stream_time = self.stream_times.get(message.partition)
         state = KeyWindows.from_json(self.windows.get(key))
         try:
             outcome = apply_event(
-                state, self.spec.window, self.spec.aggregations, orjson.loads(message.value),
-                timestamp_ms, stream_time,
+                state,
+                self.spec.window,
+                self.spec.aggregations,
+                orjson.loads(message.value or b"null"),
+                timestamp_ms,
+                stream_time,
             )
         except InvalidField as exc:
             await self.source.reject(event, InvalidEvent("invalid_field", str(exc)), table=self.spec.name)
             return
         if outcome.late:
             EVENTS_LATE.labels(table=self.spec.name).inc()
-            log.info(logfmt("event.late", table=self.spec.name, key=key, ts=timestamp_ms,
-                            stream_time=stream_time, partition=message.partition, offset=message.offset))
+            log.info(
+                logfmt(
+                    "event.late",
+                    table=self.spec.name,
+                    key=key,
+                    ts=timestamp_ms,
+                    stream_time=stream_time,
+                    partition=message.partition,
+                    offset=message.offset,
+                )
+            )
             if outcome.expired:
                 self.windows[key] = state.to_json()
             return
@@ -97,12 +116,17 @@ class TableStage:
     async def emit(self, event: EventT, key: str, window: WindowState) -> None:
         assert self.spec.output is not None
         record = {
-            "table": self.spec.name, "key": key, "start": window.start, "end": window.end,
+            "table": self.spec.name,
+            "key": key,
+            "start": window.start,
+            "end": window.end,
             "version": window.version,
             "value": results(self.spec.aggregations, self.spec.aggregate_names, window),
         }
         message = event.message
-        await self.sink.send(message.tp, self.spec.output, message.key, orjson.dumps(record), message.partition)
+        await self.sink.send(
+            message.tp, self.spec.output, message.key, orjson.dumps(record), message.partition
+        )
         OUTPUTS.labels(table=self.spec.name).inc()
 
     # -- queries (HTTP) ---------------------------------------------------------------------
@@ -118,10 +142,13 @@ class TableStage:
                 continue
             if (start_ms is not None and w.end <= start_ms) or (end_ms is not None and w.start >= end_ms):
                 continue
-            answer.append({
-                "start": w.start, "end": w.end,
-                "closed": is_closed(w.end, spec.grace_ms, stream_time),
-                "value": results(self.spec.aggregations, self.spec.aggregate_names, w),
-                "version": w.version,
-            })
+            answer.append(
+                {
+                    "start": w.start,
+                    "end": w.end,
+                    "closed": is_closed(w.end, spec.grace_ms, stream_time),
+                    "value": results(self.spec.aggregations, self.spec.aggregate_names, w),
+                    "version": w.version,
+                }
+            )
         return answer

@@ -30,12 +30,21 @@ def logging_config(level: str) -> dict[str, Any]:
 def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     built = prepare(pipeline, settings)
-    log.info(logfmt(
-        "worker.start", app=settings.app_id, pipeline=pipeline.path, web_port=settings.web_port,
-        guarantee=settings.processing_guarantee, tables=",".join(built.tables),
-    ))
+    log.info(
+        logfmt(
+            "worker.start",
+            app=settings.app_id,
+            pipeline=pipeline.path,
+            web_port=settings.web_port,
+            guarantee=settings.processing_guarantee,
+            tables=",".join(built.tables),
+        )
+    )
     worker = faust.Worker(
-        built.app, loglevel=loglevel, logging_config=logging_config(loglevel), quiet=True,
+        built.app,
+        loglevel=loglevel,
+        logging_config=logging_config(loglevel),
+        quiet=True,
     )
     worker.execute_from_commandline()
     return 0

@@ -52,9 +52,20 @@ def run_demo(config: Path, web_port: int = 6066, rate: float = 200.0) -> int:
     asyncio.run(ensure_topics(bootstrap, {topic: 4 for s in pipeline.sources for topic in s.topics}))
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker", "-c", str(config), "--port", str(web_port),
-         "--data-dir", ".data/demo"],
-        env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "worker",
+            "-c",
+            str(config),
+            "--port",
+            str(web_port),
+            "--data-dir",
+            ".data/demo",
+        ],
+        env=env,
+        start_new_session=True,
     )
     try:
         _wait_healthy(web_port, worker)

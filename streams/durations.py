@@ -23,5 +23,5 @@ def parse_duration(value: object) -> int:
             return int(match.group(1)) * UNITS_MS[match.group(2)]
     raise ValueError(
         f"{value!r} is not a duration; write a whole number with a unit "
-        f"({', '.join(UNITS_MS)}), like \"10s\" or \"1m\""
+        f'({", ".join(UNITS_MS)}), like "10s" or "1m"'
     )

@@ -8,7 +8,7 @@ field and the event time, or raises :class:`InvalidEvent` with a reason code:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -43,10 +43,7 @@ def decode_event(
     if not isinstance(payload, dict):
         raise InvalidEvent("not_object", f"value is a JSON {type(payload).__name__}, not an object")
     key = event_key(payload, key_field)
-    if timestamp_field is None:
-        ts = record_timestamp_ms
-    else:
-        ts = event_time(payload, timestamp_field)
+    ts = record_timestamp_ms if timestamp_field is None else event_time(payload, timestamp_field)
     if ts > now_ms + max_future_ms:
         raise InvalidEvent(
             "future_timestamp", f"event time {ts} is more than {max_future_ms} ms ahead of now ({now_ms})"
@@ -59,7 +56,9 @@ def event_key(payload: dict[str, Any], field: str) -> str:
         raise InvalidEvent("missing_key", f"no field {field!r}")
     key = payload[field]
     if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
-        raise InvalidEvent("bad_key", f"field {field!r} must be a non-empty string or an integer, got {key!r}")
+        raise InvalidEvent(
+            "bad_key", f"field {field!r} must be a non-empty string or an integer, got {key!r}"
+        )
     return str(key)
 
 
@@ -75,8 +74,8 @@ def event_time(payload: dict[str, Any], field: str) -> int:
         except ValueError:
             raise InvalidEvent("bad_timestamp", f"field {field!r} = {raw!r} is not ISO-8601") from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        delta = parsed - datetime(1970, 1, 1, tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
+        delta = parsed - datetime(1970, 1, 1, tzinfo=UTC)
         return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
     raise InvalidEvent(
         "bad_timestamp", f"field {field!r} must be epoch milliseconds or an ISO-8601 string, got {raw!r}"

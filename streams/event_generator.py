@@ -21,8 +21,26 @@ log = logging.getLogger("continust.generator")
 
 PAGES = ("/", "/search", "/product", "/cart", "/checkout", "/account")
 NAMES = (
-    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
-    "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "yolanda",
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "grace",
+    "heidi",
+    "ivan",
+    "judy",
+    "mallory",
+    "niaj",
+    "olivia",
+    "peggy",
+    "rupert",
+    "sybil",
+    "trent",
+    "victor",
+    "walter",
+    "yolanda",
 )
 
 
@@ -74,8 +92,14 @@ async def generate(bootstrap: str, source: SourceSpec, options: GeneratorOptions
             if time.monotonic() - last_report >= 2:
                 last_report = time.monotonic()
                 elapsed = last_report - started
-                log.info(logfmt("generator.progress", sent=sent, rate=round(sent / elapsed, 1),
-                                topics=",".join(source.topics)))
+                log.info(
+                    logfmt(
+                        "generator.progress",
+                        sent=sent,
+                        rate=round(sent / elapsed, 1),
+                        topics=",".join(source.topics),
+                    )
+                )
         await producer.flush()
     finally:
         await producer.stop()

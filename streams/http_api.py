@@ -21,7 +21,6 @@ from yarl import URL
 
 from streams.metrics import HTTP_ERRORS, REGISTRY
 
-
 FORWARDED = "X-Continust-Forwarded-By"
 
 
@@ -81,7 +80,9 @@ def register_http_api(app: faust.App, queries: TableQueries) -> None:
         async def get(self, request: Request, table: str, key: str) -> Response:
             if table not in queries.table_names():
                 return _error(
-                    self, 404, "unknown_table",
+                    self,
+                    404,
+                    "unknown_table",
                     f"no table {table!r}; tables: {', '.join(queries.table_names())}",
                 )
             try:
@@ -102,7 +103,7 @@ def register_http_api(app: faust.App, queries: TableQueries) -> None:
 
         async def forward(self, request: Request, owner: str) -> Response:
             """Ask the owner once (marked, so a stale assignment cannot bounce it back)."""
-            target = URL(owner).with_path(request.path).with_query(request.query)
+            target = URL(owner).with_path(request.url.path).with_query(request.query)
             try:
                 async with app.http_client.get(target, headers={FORWARDED: queries.own_url()}) as reply:
                     body = await reply.read()

@@ -92,8 +92,14 @@ class LocalKafka:
         self.lib_dir.mkdir(parents=True)
         log.info(logfmt("kafka.jars.resolve", pom=POM, into=self.lib_dir))
         cmd = [
-            mvn, "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
-            "-DincludeScope=runtime", f"-DoutputDirectory={self.lib_dir}",
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={self.lib_dir}",
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -141,9 +147,16 @@ class LocalKafka:
         if java is None:
             raise BrokerError("java is not on PATH: Java 17 is needed to run the Kafka broker")
         return [
-            java, f"-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC",
-            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-            "-cp", str(self.lib_dir / "*"), main, *args,
+            java,
+            "-Xms256m",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            "-cp",
+            str(self.lib_dir / "*"),
+            main,
+            *args,
         ]
 
     def format_storage(self) -> None:
@@ -153,9 +166,9 @@ class LocalKafka:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         log.info(logfmt("kafka.storage.format", dir=self.data_dir, cluster_id=cluster_id))
         proc = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
-                       "-c", str(self.config_file)),
-            capture_output=True, text=True,
+            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file)),
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             raise BrokerError("formatting Kafka storage failed:\n" + proc.stdout + proc.stderr)
@@ -202,7 +215,9 @@ class LocalKafka:
             log_handle = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child
             proc = subprocess.Popen(
                 self._java("kafka.Kafka", str(self.config_file)),
-                stdout=log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=log_handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
             log_handle.close()

@@ -31,7 +31,8 @@ class LogfmtFormatter(logging.Formatter):
         message = record.getMessage()
         if not message.startswith("event="):
             message = f"msg={_quote(message)}"
-        line = f"ts={ts}.{int(record.msecs):03d}Z level={record.levelname.lower()} logger={record.name} {message}"
+        level = record.levelname.lower()
+        line = f"ts={ts}.{int(record.msecs):03d}Z level={level} logger={record.name} {message}"
         if record.exc_info:
             line += " exc=" + _quote(self.formatException(record.exc_info))
         return line

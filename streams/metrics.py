@@ -6,9 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-EVENTS_IN = Counter(
-    "continust_events_total", "Input records read, by source.", ["source"], registry=REGISTRY
-)
+EVENTS_IN = Counter("continust_events_total", "Input records read, by source.", ["source"], registry=REGISTRY)
 EVENTS_INVALID = Counter(
     "continust_invalid_events_total",
     "Input records sent to the dead-letter topic, by source, table and reason.",
@@ -22,14 +20,20 @@ EVENTS_LATE = Counter(
     registry=REGISTRY,
 )
 OUTPUTS = Counter(
-    "continust_output_records_total", "Records written to output topics, by table.", ["table"],
+    "continust_output_records_total",
+    "Records written to output topics, by table.",
+    ["table"],
     registry=REGISTRY,
 )
 STREAM_TIME = Gauge(
-    "continust_stream_time_ms", "Stream time of each partition of a table.", ["table", "partition"],
+    "continust_stream_time_ms",
+    "Stream time of each partition of a table.",
+    ["table", "partition"],
     registry=REGISTRY,
 )
 HTTP_ERRORS = Counter(
-    "continust_http_errors_total", "HTTP answers with a 4xx or 5xx status, by status.", ["status"],
+    "continust_http_errors_total",
+    "HTTP answers with a 4xx or 5xx status, by status.",
+    ["status"],
     registry=REGISTRY,
 )

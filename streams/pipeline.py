@@ -9,7 +9,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from streams.durations import parse_duration
 from streams.errors import PipelineError
@@ -76,7 +76,7 @@ class _Reader:
             self.fail(f"must be a table, got {type(data).__name__}")
         self.data: Mapping[str, Any] = data
 
-    def fail(self, problem: str) -> PipelineError:
+    def fail(self, problem: str) -> NoReturn:
         raise PipelineError(self.path, self.where, problem)
 
     def check_keys(self, allowed: tuple[str, ...]) -> None:
@@ -103,7 +103,6 @@ class _Reader:
             return parse_duration(self.data[key])
         except ValueError as exc:
             self.fail(f"`{key}`: {exc}")
-            raise
 
     def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
         value = self.data.get(key, default)
@@ -205,7 +204,7 @@ def _table(path: Path, index: int, data: Any, sources: list[str]) -> TableSpec:
     aggregations = []
     for out_name, call in agg.data.items():
         if not isinstance(call, str):
-            agg.fail(f"`{out_name}` must be a string like \"sum(amount)\", got {call!r}")
+            agg.fail(f'`{out_name}` must be a string like "sum(amount)", got {call!r}')
         try:
             aggregations.append(parse_aggregation(call))
         except ValueError as exc:
@@ -236,4 +235,3 @@ def _window(r: _Reader) -> TumblingWindows:
         )
     except ValueError as exc:
         r.fail(f"{kind}: {exc}")
-        raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 
@@ -41,10 +42,8 @@ async def ensure_topics(
         await admin.start()
         try:
             new = [NewTopic(n, p, 1, topic_configs=dict(config or {})) for n, p in missing.items()]
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
             for name, n in missing.items():
                 log.info(logfmt("topic.created", topic=name, partitions=n))
         finally:

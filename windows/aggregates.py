@@ -15,7 +15,7 @@ state changes, so an invalid event never half-updates a window.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,14 +29,17 @@ class InvalidField(ValueError):
 class Aggregation(Protocol):
     """The contract every aggregation implements."""
 
-    name: str
-    field: str | None
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def field(self) -> str | None: ...
 
     def extract(self, payload: Mapping[str, Any]) -> Number | None: ...
 
     def initialize(self) -> Any: ...
 
-    def add(self, state: Any, value: Number | None, timestamp_ms: int) -> Any: ...
+    def add(self, state: Any, value: Any, timestamp_ms: int) -> Any: ...
 
     def merge(self, a: Any, b: Any) -> Any: ...
 
@@ -202,8 +205,13 @@ class Last(_FieldAggregation):
         return None if state is None else state[1]
 
 
-FIELD_AGGREGATIONS: dict[str, type[_FieldAggregation]] = {
-    "sum": Sum, "min": Min, "max": Max, "avg": Avg, "first": First, "last": Last,
+FIELD_AGGREGATIONS: dict[str, Callable[[str], Aggregation]] = {
+    "sum": Sum,
+    "min": Min,
+    "max": Max,
+    "avg": Avg,
+    "first": First,
+    "last": Last,
 }
 ALLOWED = "count(), sum(f), min(f), max(f), avg(f), first(f), last(f)"
 _CALL = re.compile(r"^\s*([a-z_]+)\s*\(\s*([A-Za-z_][A-Za-z0-9_.-]*)?\s*\)\s*$")
@@ -223,4 +231,4 @@ def parse_aggregation(text: str) -> Aggregation:
         raise ValueError(f"unknown aggregation {fn!r}; allowed: {ALLOWED}")
     if field is None:
         raise ValueError(f"{fn}() needs a field, like {fn}(amount)")
-    return FIELD_AGGREGATIONS[fn](field=field)
+    return FIELD_AGGREGATIONS[fn](field)

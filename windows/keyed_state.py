@@ -83,7 +83,8 @@ def apply_event(
             current = WindowState(window.start, window.end, [a.initialize() for a in aggregations])
             state.windows[window.start] = current
         current.states = [
-            agg.add(s, v, timestamp_ms) for agg, s, v in zip(aggregations, current.states, values)
+            agg.add(s, v, timestamp_ms)
+            for agg, s, v in zip(aggregations, current.states, values, strict=False)
         ]
         changed.append(current)
     expired = drop_expired(state, spec, stream_time)
@@ -93,7 +94,8 @@ def apply_event(
 def drop_expired(state: KeyWindows, spec: TumblingWindows, stream_time: int | None) -> int:
     """Remove the windows whose retention has passed; return how many were removed."""
     gone = [
-        start for start, w in state.windows.items()
+        start
+        for start, w in state.windows.items()
         if is_expired(w.end, spec.grace_ms, spec.retention_ms, stream_time)
     ]
     for start in gone:
@@ -103,4 +105,4 @@ def drop_expired(state: KeyWindows, spec: TumblingWindows, stream_time: int | No
 
 def results(aggregations: Sequence[Aggregation], names: Sequence[str], window: WindowState) -> dict[str, Any]:
     """The user-facing value of a window: aggregation results by their names in the pipeline."""
-    return {name: agg.result(s) for name, agg, s in zip(names, aggregations, window.states)}
+    return {name: agg.result(s) for name, agg, s in zip(names, aggregations, window.states, strict=False)}

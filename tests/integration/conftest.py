@@ -74,9 +74,21 @@ def start_worker(kafka: str, tmp_path: Path) -> Iterator[Any]:
         log = tmp_path / f"worker-{port}.log"
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "-c", str(pipeline), "--port", str(port),
-             "--data-dir", str(tmp_path / f"data-{port}")],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "streams.cli",
+                "worker",
+                "-c",
+                str(pipeline),
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / f"data-{port}"),
+            ],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         worker = Worker(port=port, proc=proc, log=log)
         workers.append(worker)

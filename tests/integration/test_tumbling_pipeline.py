@@ -59,8 +59,11 @@ async def publish(bootstrap: str, records: list[tuple[str, bytes | None, bytes]]
 
 async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, isolation_level="read_committed",
-        auto_offset_reset="earliest", enable_auto_commit=False,
+        topic,
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     records: list[Any] = []
@@ -90,16 +93,21 @@ def reference(events: list[tuple[str, int, float]]) -> dict[str, list[dict[str, 
         stream_time[p] = max(stream_time.get(p, ts), ts)
     answer: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for (user, start), amounts in sorted(by_window.items()):
-        answer[user].append({
-            "start": start, "end": start + SIZE,
-            "closed": stream_time[key_partition(user.encode(), 3)] >= start + SIZE + GRACE,
-            "value": {"clicks": len(amounts), "spent": sum(amounts), "biggest": max(amounts)},
-            "version": len(amounts),
-        })
+        answer[user].append(
+            {
+                "start": start,
+                "end": start + SIZE,
+                "closed": stream_time[key_partition(user.encode(), 3)] >= start + SIZE + GRACE,
+                "value": {"clicks": len(amounts), "spent": sum(amounts), "biggest": max(amounts)},
+                "version": len(amounts),
+            }
+        )
     return answer
 
 
-def test_merged_topics_two_workers_http_and_read_committed_output(kafka, run_id, start_worker, tmp_path: Path):
+def test_merged_topics_two_workers_http_and_read_committed_output(
+    kafka, run_id, start_worker, tmp_path: Path
+):
     app_id, web, app, out = f"it-{run_id}", f"web-{run_id}", f"app-{run_id}", f"out-{run_id}"
     run(ensure_topics(kafka, {web: 3, app: 2}))
     pipeline = tmp_path / "pipelines.toml"
@@ -114,15 +122,19 @@ def test_merged_topics_two_workers_http_and_read_committed_output(kafka, run_id,
             if w.proc.poll() is not None:
                 raise AssertionError(f"worker exited:\n{w.log_tail()}")
             try:
-                status, body = w.get("/health")
+                _status, body = w.get("/health")
             except OSError:
                 return None
             sets.append({p for p in body["active_partitions"] if p.startswith(repartition)})
         both = all(sets) and set.union(*sets) == {f"{repartition}:{i}" for i in range(3)}
         return sets if both else None
 
-    wait_until(owned, 120, "both workers to own repartition partitions",
-               lambda: "\n".join(w.log_tail() for w in workers))
+    wait_until(
+        owned,
+        120,
+        "both workers to own repartition partitions",
+        lambda: "\n".join(w.log_tail() for w in workers),
+    )
 
     t0 = (int(time.time() * 1000) - 3_600_000) // SIZE * SIZE
     events = []
@@ -142,12 +154,17 @@ def test_merged_topics_two_workers_http_and_read_committed_output(kafka, run_id,
     assert len(outputs) == 120, f"expected 120 output records, got {len(outputs)}"
 
     # Phase 2: alice's stream time moves 10 minutes on; then an event for her first window is late.
-    advance = (("alice", t0 + 600_000, 1.0))
+    advance = ("alice", t0 + 600_000, 1.0)
     events.append(advance)
-    run(publish(kafka, [
-        (web, b"alice", orjson.dumps({"user": "alice", "ts": advance[1], "amount": 1.0})),
-        (web, b"alice", orjson.dumps({"user": "alice", "ts": t0 + 30_000, "amount": 100.0})),
-    ]))
+    run(
+        publish(
+            kafka,
+            [
+                (web, b"alice", orjson.dumps({"user": "alice", "ts": advance[1], "amount": 1.0})),
+                (web, b"alice", orjson.dumps({"user": "alice", "ts": t0 + 30_000, "amount": 100.0})),
+            ],
+        )
+    )
     outputs = run(read_all(kafka, out, 121))
     expected = reference(events)
 
@@ -195,7 +212,9 @@ def test_merged_topics_two_workers_http_and_read_committed_output(kafka, run_id,
     assert workers[0].get("/api/tables/nope/alice")[0] == 404
     assert workers[0].get("/api/tables/nope/alice")[1]["error"] == "unknown_table"
     assert workers[1].get("/api/tables/clicks_per_user/nobody") == (
-        200, {"table": "clicks_per_user", "key": "nobody", "windows": []})
+        200,
+        {"table": "clicks_per_user", "key": "nobody", "windows": []},
+    )
     status, body = workers[0].get("/api/tables/clicks_per_user/alice?from=yesterday")
     assert status == 400 and body["error"] == "bad_query"
 

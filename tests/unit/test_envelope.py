@@ -10,8 +10,11 @@ NOW = 1_700_000_000_000
 def decode(payload: object, *, timestamp_field: str | None = "ts", raw: bytes | None = None):
     return decode_event(
         orjson.dumps(payload) if raw is None else raw,
-        key_field="user", timestamp_field=timestamp_field, record_timestamp_ms=42,
-        now_ms=NOW, max_future_ms=3_600_000,
+        key_field="user",
+        timestamp_field=timestamp_field,
+        record_timestamp_ms=42,
+        now_ms=NOW,
+        max_future_ms=3_600_000,
     )
 
 

@@ -57,15 +57,25 @@ def test_defaults(tmp_path: Path) -> None:
     [
         ('id = "shop"', "", "[app]", ["`id` is required"]),
         ('id = "shop"', 'id = "a shop"', "[app]", ["letters, digits"]),
-        ('key = "user"', 'key = "user"\ncolour = "red"', "source 'clicks'", ["unknown setting 'colour'", "allowed"]),
+        (
+            'key = "user"',
+            'key = "user"\ncolour = "red"',
+            "source 'clicks'",
+            ["unknown setting 'colour'", "allowed"],
+        ),
         ('topics = ["web-clicks", "app-clicks"]', "topics = []", "source 'clicks'", ["non-empty list"]),
         ('source = "clicks"', 'source = "views"', "table 'per_user'", ["'views'", "known: clicks"]),
         ('size = "1m"', 'size = "1 minute"', "table 'per_user' window", ["`size`", "unit"]),
         ('size = "1m"', 'size = "0s"', "table 'per_user' window", ["positive"]),
         ('type = "tumbling"', 'type = "hopping"', "table 'per_user' window", ["allowed: tumbling"]),
         ('"sum(amount)"', '"median(amount)"', "table 'per_user' aggregate", ["`spent`", "allowed: count()"]),
-        ('output = "per-user"', 'output = "per-user"\nemit = "sometimes"', "table 'per_user'", ["allowed: update"]),
-        ('[app]', '[app]\nprocessing_guarantee = "maybe"', "[app]", ["exactly_once, at_least_once"]),
+        (
+            'output = "per-user"',
+            'output = "per-user"\nemit = "sometimes"',
+            "table 'per_user'",
+            ["allowed: update"],
+        ),
+        ("[app]", '[app]\nprocessing_guarantee = "maybe"', "[app]", ["exactly_once, at_least_once"]),
     ],
 )
 def test_errors_name_the_file_the_place_the_problem_and_what_is_allowed(
@@ -90,6 +100,6 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
 
 
 def test_duplicate_table_names_are_rejected(tmp_path: Path) -> None:
-    table = VALID[VALID.index("[[table]]"):]
+    table = VALID[VALID.index("[[table]]") :]
     with pytest.raises(PipelineError, match="used more than once"):
         load_pipeline(write(tmp_path, VALID + table))
