@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import socket
 import time
+import urllib.request
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.partitioning import key_partition
@@ -23,6 +25,7 @@ PIPELINE = """
 [app]
 id = "{app_id}"
 commit_interval = "200ms"
+processing_guarantee = "{guarantee}"
 
 [[source]]
 name = "clicks"
@@ -105,13 +108,14 @@ def reference(events: list[tuple[str, int, float]]) -> dict[str, list[dict[str, 
     return answer
 
 
+@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
 def test_merged_topics_two_workers_http_and_read_committed_output(
-    kafka, run_id, start_worker, tmp_path: Path
+    kafka, run_id, start_worker, tmp_path: Path, guarantee: str
 ):
     app_id, web, app, out = f"it-{run_id}", f"web-{run_id}", f"app-{run_id}", f"out-{run_id}"
     run(ensure_topics(kafka, {web: 3, app: 2}))
     pipeline = tmp_path / "pipelines.toml"
-    pipeline.write_text(PIPELINE.format(app_id=app_id, web=web, app=app, out=out))
+    pipeline.write_text(PIPELINE.format(app_id=app_id, web=web, app=app, out=out, guarantee=guarantee))
 
     workers = [start_worker(pipeline, free_port()), start_worker(pipeline, free_port())]
     repartition = f"{app_id}-clicks-repartition"
@@ -189,7 +193,7 @@ def test_merged_topics_two_workers_http_and_read_committed_output(
     def late_events() -> float:
         total = 0.0
         for w in workers:
-            with __import__("urllib.request").request.urlopen(w.url("/metrics"), timeout=10) as r:
+            with urllib.request.urlopen(w.url("/metrics"), timeout=10) as r:
                 for line in r.read().decode().splitlines():
                     if line.startswith("continust_late_events_total{"):
                         total += float(line.rsplit(" ", 1)[1])

@@ -1,0 +1,43 @@
+"""`continust kafka start|stop|status` on a broker of its own (another port than the suite's)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from streams.local_kafka import LocalKafka, answers_requests
+
+
+def cli(*args: str, port: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "kafka", *args, "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ),
+    )
+
+
+def test_start_is_idempotent_and_stop_stops_only_its_own_broker(kafka: str) -> None:
+    port = int(kafka.rsplit(":", 1)[1]) + 100
+    broker = LocalKafka.from_env(port=port)
+    try:
+        assert cli("status", port=port).returncode == 3
+        assert cli("start", port=port).returncode == 0
+        pid = broker.pid()
+        assert pid is not None and answers_requests(broker.bootstrap)
+        status = cli("status", port=port)
+        assert status.returncode == 0 and "state=ready" in status.stdout
+        again = cli("start", port=port)
+        assert again.returncode == 0 and "event=kafka.running" in again.stderr
+        assert broker.pid() == pid
+        assert (broker.data_dir / "meta.properties").exists()
+        assert "Kafka Server started" in broker.log_file.read_text(errors="replace")
+        assert cli("stop", port=port).returncode == 0
+        assert broker.pid() is None and not broker.port_open()
+        # the suite's broker on the other port is untouched
+        assert answers_requests(kafka)
+        assert "state=stopped" in cli("status", port=port).stdout
+    finally:
+        broker.stop()
