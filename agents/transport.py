@@ -11,13 +11,19 @@ another partition (repartitioning) into another partition's transaction. Here:
 * before offsets commit, Faust's send buffer is flushed, so changelog records buffered by
   ``send_soon`` are inside the transaction that commits the offsets they derive from.
 
+Its consumer asks the broker for end offsets instead of reading the cached last stable offset:
+under ``exactly_once`` Faust takes a partition's highwater from the last fetch, which is unknown
+(-1) for a changelog partition not fetched yet, so a worker restarting with state on disk failed
+its recovery consistency check (persisted offset > -1). ``end_offsets`` of a ``read_committed``
+consumer is the last stable offset, which is what recovery must read up to.
+
 Registered under the ``faust.transports`` entry point as ``continust``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from faust.transport.consumer import TransactionManager as FaustTransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -54,5 +60,16 @@ class TransactionManager(FaustTransactionManager):
         return await super().commit(offsets, start_new_transaction=start_new_transaction)
 
 
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        return cast(Mapping[TP, int], await self._ensure_consumer().end_offsets(partitions))
+
+
+class Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
 class Transport(faust_aiokafka.Transport):
+    Consumer = Consumer
     TransactionManager = TransactionManager

@@ -227,3 +227,55 @@ def test_merged_topics_two_workers_http_and_read_committed_output(
     reasons = sorted(dict(r.headers)["continust-reason"].decode() for r in letters)
     assert reasons == ["invalid_field", "missing_key", "not_json"]
     assert {r.value for r in letters} >= {b"{oops"}
+
+
+def test_a_restarted_worker_recovers_its_state_and_continues(kafka, run_id, start_worker, tmp_path: Path):
+    """Stop the worker (SIGTERM) mid-stream and start it on the same data directory: recovery
+    passes its consistency check, and windows and versions continue where they stopped."""
+    app_id, web, app, out = f"rs-{run_id}", f"web-{run_id}", f"app-{run_id}", f"out-{run_id}"
+    run(ensure_topics(kafka, {web: 2, app: 2}))
+    pipeline = tmp_path / "pipelines.toml"
+    pipeline.write_text(PIPELINE.format(app_id=app_id, web=web, app=app, out=out, guarantee="exactly_once"))
+    port = free_port()
+    t0 = (int(time.time() * 1000) - 3_600_000) // SIZE * SIZE
+    events = [(USERS[i % 3], t0 + (i * 7_000) % 120_000, float(i % 7)) for i in range(60)]
+
+    def records(part: list[tuple[str, int, float]]) -> list[tuple[str, bytes | None, bytes]]:
+        return [
+            (web if i % 2 else app, u.encode(), orjson.dumps({"user": u, "ts": ts, "amount": a}))
+            for i, (u, ts, a) in enumerate(part)
+        ]
+
+    def ready(worker: Any) -> bool:
+        if worker.proc.poll() is not None:
+            raise AssertionError(f"worker exited:\n{worker.log_tail()}")
+        try:
+            return worker.get(f"/api/tables/clicks_per_user/{USERS[0]}")[0] == 200 and bool(
+                worker.get("/health")[1]["active_partitions"]
+            )
+        except OSError:
+            return False
+
+    first = start_worker(pipeline, port)
+    wait_until(lambda: ready(first), 120, "the worker", first.log_tail)
+    run(publish(kafka, records(events[:30])))
+    assert len(run(read_all(kafka, out, 30))) == 30
+    first.proc.terminate()
+    assert first.proc.wait(timeout=60) == 0
+
+    second = start_worker(pipeline, port)
+    wait_until(lambda: ready(second), 120, "the restarted worker", second.log_tail)
+    run(publish(kafka, records(events[30:])))
+    outputs = run(read_all(kafka, out, 60))
+    assert len(outputs) == 60
+    versions: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for record in outputs:
+        value = orjson.loads(record.value)
+        versions[(value["key"], value["start"])].append(value["version"])
+    expected = reference(events)
+    for user in USERS[:3]:
+        assert second.get(f"/api/tables/clicks_per_user/{user}")[1]["windows"] == [
+            {**w, "closed": False} for w in expected[user]
+        ]
+        for w in expected[user]:
+            assert sorted(versions[(user, w["start"])]) == list(range(1, w["version"] + 1))
