@@ -11,6 +11,7 @@ import faust
 from faust.assignor import PartitionAssignor
 
 from agents.merge import SourceStage, repartition_topic
+from agents.sensor import MetricsSensor
 from agents.sink import Sink
 from agents.windowed import TableStage
 from streams.codec import register_codecs
@@ -126,6 +127,7 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         autodiscover=False,
         table_standby_replicas=0,
     )
+    app.sensors.add(MetricsSensor())
     exactly_once = settings.processing_guarantee == "exactly_once"
     sink = Sink(app, exactly_once)
     built = PipelineApp(app=app, pipeline=pipeline, settings=settings)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any, cast
 
 import faust
 from faust.types import EventT
 
+from agents.commit_gate import gate_for
 from agents.sink import Sink
 from streams.dead_letters import DeadLetter
 from streams.envelope import decode_event
@@ -47,8 +49,9 @@ class SourceStage:
         channel = self.app.topic(*self.spec.topics, key_serializer="raw", value_serializer="raw")
 
         async def merge(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                await self.process(event)
+            gate = gate_for(self.app)
+            async for event in cast(Any, stream).noack().events():
+                await gate.process(event, self.process)
 
         self.app.agent(channel, name=f"continust.source.{self.spec.name}")(merge)
 

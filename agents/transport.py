@@ -11,11 +11,15 @@ another partition (repartitioning) into another partition's transaction. Here:
 * before offsets commit, Faust's send buffer is flushed, so changelog records buffered by
   ``send_soon`` are inside the transaction that commits the offsets they derive from.
 
-Its consumer asks the broker for end offsets instead of reading the cached last stable offset:
-under ``exactly_once`` Faust takes a partition's highwater from the last fetch, which is unknown
-(-1) for a changelog partition not fetched yet, so a worker restarting with state on disk failed
-its recovery consistency check (persisted offset > -1). ``end_offsets`` of a ``read_committed``
-consumer is the last stable offset, which is what recovery must read up to.
+Its consumer
+* commits only through the commit gate (:mod:`agents.commit_gate`);
+* asks the broker for end offsets instead of reading the cached last stable offset: under
+  ``exactly_once`` Faust takes a partition's highwater from the last fetch, which is unknown (-1)
+  for a changelog partition not fetched yet, so a worker restarting with state on disk failed its
+  recovery consistency check (persisted offset > -1). ``end_offsets`` of a ``read_committed``
+  consumer is the last stable offset, which is what recovery must read up to;
+* rewinds partitions without a committed offset to their beginning when Faust rewinds to the
+  committed offsets (see :meth:`ConsumerThread._seek_to_committed`).
 
 Registered under the ``faust.transports`` entry point as ``continust``.
 """
@@ -29,6 +33,8 @@ from faust.transport.consumer import TransactionManager as FaustTransactionManag
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import RecordMetadata
+
+from agents.commit_gate import gate_for
 
 
 def transactional_id_for(app_id: str, group: int, partition: int) -> str:
@@ -61,11 +67,30 @@ class TransactionManager(FaustTransactionManager):
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        return await self.call_thread(self._seek_to_committed)
+
+    async def _seek_to_committed(self) -> Mapping[TP, int]:
+        """Rewind every assigned partition to its committed offset, and a partition with none
+        to its beginning. Faust drops records fetched around a rebalance and relies on this
+        rewind to read them again; aiokafka skips partitions without a committed offset, whose
+        dropped records were then never read."""
+        consumer = self._ensure_consumer()
+        committed = await consumer.seek_to_committed()
+        uncommitted = [tp for tp, offset in committed.items() if not offset or offset < 0]
+        if uncommitted:
+            await consumer.seek_to_beginning(*uncommitted)
+        return cast(Mapping[TP, int], committed)
+
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         return cast(Mapping[TP, int], await self._ensure_consumer().end_offsets(partitions))
 
 
 class Consumer(faust_aiokafka.Consumer):
+    async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        async with gate_for(self.app).closed():
+            return await super().force_commit(topics, start_new_transaction=start_new_transaction)
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

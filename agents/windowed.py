@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
 from faust.types import EventT
 
+from agents.commit_gate import gate_for
 from agents.merge import EVENT_TIME_HEADER, SourceStage
 from agents.sink import Sink
 from streams.codec import JSON, TEXT
@@ -63,8 +64,9 @@ class TableStage:
         )
 
         async def aggregate(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                await self.process(event)
+            gate = gate_for(self.app)
+            async for event in cast(Any, stream).noack().events():
+                await gate.process(event, self.process)
 
         self.app.agent(channel, name=f"continust.table.{self.spec.name}")(aggregate)
 

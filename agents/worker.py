@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import inspect
 import logging
+import signal
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -13,6 +18,7 @@ from streams.pipeline import Pipeline
 from streams.settings import Settings
 
 log = logging.getLogger("continust.worker")
+AGENTS_DIR = Path(__file__).resolve().parent
 
 
 def logging_config(level: str) -> dict[str, Any]:
@@ -25,6 +31,69 @@ def logging_config(level: str) -> dict[str, Any]:
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
     }
+
+
+def _await_chain(start: Any) -> str:
+    frames: list[str] = []
+    coro: Any = start.get_coro() if isinstance(start, asyncio.Task) else start
+    while coro is not None and len(frames) < 20:
+        if isinstance(coro, asyncio.Task):
+            coro = coro.get_coro()
+        elif isinstance(coro, asyncio.Future):
+            frames.append(type(coro).__name__)
+            break
+        frame = (
+            getattr(coro, "cr_frame", None)
+            or getattr(coro, "ag_frame", None)
+            or getattr(coro, "gi_frame", None)
+        )
+        if frame is not None:
+            frames.append(
+                f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}:{frame.f_code.co_name}"
+            )
+        coro = (
+            getattr(coro, "cr_await", None)
+            or getattr(coro, "ag_await", None)
+            or getattr(coro, "gi_yieldfrom", None)
+        )
+    return " -> ".join(frames) or "-"
+
+
+def dump_tasks() -> None:
+    """Log where every asyncio task is waiting (on SIGUSR1): the await chain from the task's
+    coroutine down to the innermost awaited call, for a worker that seems stuck."""
+    for task in asyncio.all_tasks():
+        log.warning(logfmt("worker.task", name=task.get_name(), awaits=_await_chain(task)))
+    # Agents run behind Faust's actor wrappers, which hide their await chain from the task.
+    for obj in gc.get_objects():
+        if inspect.iscoroutine(obj) and obj.cr_code.co_filename.startswith(str(AGENTS_DIR)):
+            log.warning(logfmt("worker.agent", name=obj.cr_code.co_name, awaits=_await_chain(obj)))
+
+
+def dump_consumer(app: faust.App) -> None:
+    """Log every assigned partition's fetch state (position, paused, status) as the consumer and
+    Faust see it (on SIGUSR1)."""
+    consumer: Any = app.consumer
+    client = consumer._thread._consumer
+    assignment = client._subscription.subscription.assignment if client._subscription.subscription else None
+    if assignment is None:
+        return
+    active = consumer._active_partitions or set()
+    paused = consumer._paused_partitions
+    for tp in sorted(assignment.tps):
+        state = assignment.state_value(tp)
+        log.warning(
+            logfmt(
+                "worker.partition",
+                tp=f"{tp.topic}:{tp.partition}",
+                position=state._position,
+                status=state._status,
+                kafka_paused=state.paused,
+                faust_active=tp in active,
+                faust_paused=tp in paused,
+                read_offset=consumer._read_offset.get(tp),
+            )
+        )
 
 
 def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -> int:
@@ -40,6 +109,18 @@ def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -
             tables=",".join(built.tables),
         )
     )
+
+    @built.app.task
+    async def install_task_dump() -> None:
+        def dump() -> None:
+            try:
+                dump_tasks()
+                dump_consumer(built.app)
+            except Exception as exc:  # a diagnostic must never stop the worker
+                log.warning(logfmt("worker.dump_failed", error=repr(exc)))
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
+
     worker = faust.Worker(
         built.app,
         loglevel=loglevel,

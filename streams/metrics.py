@@ -6,6 +6,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
+RECORDS_FETCHED = Counter(
+    "continust_records_fetched_total",
+    "Records the consumer handed to the worker's streams, by topic and partition.",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
 EVENTS_IN = Counter("continust_events_total", "Input records read, by source.", ["source"], registry=REGISTRY)
 EVENTS_INVALID = Counter(
     "continust_invalid_events_total",

@@ -97,6 +97,10 @@ def start_worker(kafka: str, tmp_path: Path) -> Iterator[Any]:
     yield start
     for worker in workers:
         if worker.proc.poll() is None:
+            worker.proc.send_signal(signal.SIGUSR1)  # its tasks' stacks, into its log
+    time.sleep(0.5)
+    for worker in workers:
+        if worker.proc.poll() is None:
             worker.proc.send_signal(signal.SIGTERM)
     for worker in workers:
         try:

@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.partitioning import key_partition
-from streams.topic_admin import ensure_topics
+from streams.topic_admin import ensure_topics, partition_counts
 from tests.integration.conftest import run, wait_until
 
 SIZE, GRACE = 60_000, 300_000
@@ -83,6 +83,47 @@ async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 6
     finally:
         await consumer.stop()
     return records
+
+
+async def open_transactions(bootstrap: str, topics: list[str]) -> dict[str, tuple[int, int]]:
+    """Partitions whose last stable offset lags the high watermark: a transaction is open."""
+    counts = await partition_counts(bootstrap, topics)
+    tps = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
+    ends = {}
+    for level in ("read_uncommitted", "read_committed"):
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=level)
+        await consumer.start()
+        try:
+            ends[level] = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+    return {
+        f"{tp.topic}:{tp.partition}": (hw, ends["read_committed"][tp])
+        for tp, hw in ends["read_uncommitted"].items()
+        if hw != ends["read_committed"][tp]
+    }
+
+
+def diagnose(workers: list[Any], bootstrap: str = "", topics: list[str] | None = None) -> str:
+    """Each worker's counters and the partitions with open transactions, for a failure message."""
+    lines = []
+    if topics:
+        lines.append(
+            f"open transactions (high watermark, last stable offset): "
+            f"{run(open_transactions(bootstrap, topics))}"
+        )
+    for w in workers:
+        try:
+            with urllib.request.urlopen(w.url("/metrics"), timeout=10) as r:
+                counters = [
+                    x
+                    for x in r.read().decode().splitlines()
+                    if x.startswith("continust_") and "_created" not in x
+                ]
+        except OSError as exc:
+            counters = [repr(exc)]
+        lines.append(f"worker {w.port}: " + "; ".join(counters))
+    return "\n".join(lines)
 
 
 def reference(events: list[tuple[str, int, float]]) -> dict[str, list[dict[str, Any]]]:
@@ -155,7 +196,9 @@ def test_merged_topics_two_workers_http_and_read_committed_output(
     ]
     run(publish(kafka, records))
     outputs = run(read_all(kafka, out, 120))
-    assert len(outputs) == 120, f"expected 120 output records, got {len(outputs)}"
+    assert len(outputs) == 120, f"expected 120 output records, got {len(outputs)}\n" + diagnose(
+        workers, kafka, [web, app, repartition, out, f"{app_id}-clicks_per_user-changelog"]
+    )
 
     # Phase 2: alice's stream time moves 10 minutes on; then an event for her first window is late.
     advance = ("alice", t0 + 600_000, 1.0)
@@ -267,7 +310,7 @@ def test_a_restarted_worker_recovers_its_state_and_continues(kafka, run_id, star
     wait_until(lambda: ready(second), 120, "the restarted worker", second.log_tail)
     run(publish(kafka, records(events[30:])))
     outputs = run(read_all(kafka, out, 60))
-    assert len(outputs) == 60
+    assert len(outputs) == 60, diagnose([second])
     versions: dict[tuple[str, int], list[int]] = defaultdict(list)
     for record in outputs:
         value = orjson.loads(record.value)
