@@ -46,6 +46,21 @@ class CommitGate:
             yield
 
 
+def install_gated_agent(
+    app: Any, channel: Any, name: str, handler: Callable[[EventT], Awaitable[None]]
+) -> None:
+    """Register an agent on ``channel`` that hands each event to ``handler`` through the app's
+    gate and acknowledges it itself (the stream's automatic acks are off)."""
+
+    async def agent(stream: Any) -> None:
+        gate = gate_for(app)
+        async for event in stream.noack().events():
+            await gate.process(event, handler)
+
+    agent.__qualname__ = agent.__name__ = name.rsplit(".", 1)[-1]
+    app.agent(channel, name=name)(agent)
+
+
 _GATES: weakref.WeakKeyDictionary[Any, CommitGate] = weakref.WeakKeyDictionary()
 
 

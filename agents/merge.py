@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, cast
 
 import faust
 from faust.types import EventT
 
-from agents.commit_gate import gate_for
+from agents.commit_gate import install_gated_agent
 from agents.sink import Sink
 from streams.dead_letters import DeadLetter
 from streams.envelope import decode_event
@@ -47,13 +46,7 @@ class SourceStage:
 
     def install(self) -> None:
         channel = self.app.topic(*self.spec.topics, key_serializer="raw", value_serializer="raw")
-
-        async def merge(stream: faust.StreamT) -> None:
-            gate = gate_for(self.app)
-            async for event in cast(Any, stream).noack().events():
-                await gate.process(event, self.process)
-
-        self.app.agent(channel, name=f"continust.source.{self.spec.name}")(merge)
+        install_gated_agent(self.app, channel, f"continust.source.{self.spec.name}", self.process)
 
     async def process(self, event: EventT) -> None:
         message = event.message

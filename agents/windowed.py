@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import faust
 import orjson
 from faust.types import EventT
 
-from agents.commit_gate import gate_for
+from agents.commit_gate import install_gated_agent
 from agents.merge import EVENT_TIME_HEADER, SourceStage
 from agents.sink import Sink
 from streams.codec import JSON, TEXT
@@ -62,13 +62,7 @@ class TableStage:
             value_serializer="raw",
             partitions=self.partitions,
         )
-
-        async def aggregate(stream: faust.StreamT) -> None:
-            gate = gate_for(self.app)
-            async for event in cast(Any, stream).noack().events():
-                await gate.process(event, self.process)
-
-        self.app.agent(channel, name=f"continust.table.{self.spec.name}")(aggregate)
+        install_gated_agent(self.app, channel, f"continust.table.{self.spec.name}", self.process)
 
     async def process(self, event: EventT) -> None:
         message = event.message
