@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,14 +33,36 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+def _free_port_pair() -> int:
+    """A port whose next port is free too (broker and controller listeners)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port + 1)) != 0:
+                return port
+    raise RuntimeError("no free pair of ports")
+
+
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[str]:
+    """The suite's broker: ours on PORT (reused when already running), or, when some other
+    process holds PORT, a fresh one on a free port that is removed afterwards."""
     broker = LocalKafka.from_env(port=PORT)
+    temporary = broker.pid() is None and broker.port_open()
+    if temporary:
+        port = _free_port_pair()
+        broker = LocalKafka.from_env(port=port)
     started_here = broker.pid() is None
     broker.start()
     yield broker.bootstrap
     if started_here:
         broker.stop()
+    if temporary:
+        shutil.rmtree(broker.data_dir, ignore_errors=True)
+        for path in (broker.config_file, broker.log_file):
+            path.unlink(missing_ok=True)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -22,15 +23,19 @@ def cli(*args: str, port: int) -> subprocess.CompletedProcess[str]:
 def test_start_is_idempotent_and_stop_stops_only_its_own_broker(kafka: str) -> None:
     port = int(kafka.rsplit(":", 1)[1]) + 100
     broker = LocalKafka.from_env(port=port)
+    shutil.rmtree(broker.data_dir, ignore_errors=True)  # first start formats the storage
     try:
         assert cli("status", port=port).returncode == 3
-        assert cli("start", port=port).returncode == 0
+        first = cli("start", port=port)
+        assert first.returncode == 0
+        assert "event=kafka.storage.format" in first.stderr and "event=kafka.ready" in first.stderr
         pid = broker.pid()
         assert pid is not None and answers_requests(broker.bootstrap)
         status = cli("status", port=port)
         assert status.returncode == 0 and "state=ready" in status.stdout
         again = cli("start", port=port)
         assert again.returncode == 0 and "event=kafka.running" in again.stderr
+        assert "event=kafka.storage.format" not in again.stderr
         assert broker.pid() == pid
         assert (broker.data_dir / "meta.properties").exists()
         assert "Kafka Server started" in broker.log_file.read_text(errors="replace")
@@ -41,3 +46,6 @@ def test_start_is_idempotent_and_stop_stops_only_its_own_broker(kafka: str) -> N
         assert "state=stopped" in cli("status", port=port).stdout
     finally:
         broker.stop()
+        shutil.rmtree(broker.data_dir, ignore_errors=True)
+        for path in (broker.config_file, broker.log_file, broker.pid_file):
+            path.unlink(missing_ok=True)
