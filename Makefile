@@ -1,5 +1,5 @@
 # continust: every target sets up what it needs (virtualenv, packages, Kafka jars, broker).
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

@@ -63,7 +63,19 @@ class TransactionManager(FaustTransactionManager):
 
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
         await self.producer.buffer.flush()
+        await self._ensure_in_transaction(offsets)
         return await super().commit(offsets, start_new_transaction=start_new_transaction)
+
+    async def _ensure_in_transaction(self, offsets: Mapping[TP, int]) -> None:
+        """On shutdown Faust commits once with ``start_new_transaction=False`` and then once more
+        when its consumer stops; offsets still to commit then need a transaction to go in."""
+        producers: Mapping[str, Any] = getattr(self.producer, "_transaction_producers", {})
+        assignor = self.app.assignor
+        for tp in offsets:
+            tid = transactional_id_for(self.app.conf.id, assignor.group_for_topic(tp.topic), tp.partition)
+            producer = producers.get(tid)
+            if producer is not None and not producer._txn_manager.is_in_transaction():
+                await producer.begin_transaction()
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):

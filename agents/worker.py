@@ -6,9 +6,10 @@ import asyncio
 import gc
 import inspect
 import logging
+import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 
@@ -96,7 +97,7 @@ def dump_consumer(app: faust.App) -> None:
         )
 
 
-def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -> int:
+def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -> NoReturn:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     built = prepare(pipeline, settings)
     log.info(
@@ -127,5 +128,14 @@ def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -
         logging_config=logging_config(loglevel),
         quiet=True,
     )
-    worker.execute_from_commandline()
-    return 0
+    code = 0
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    # By now Faust has committed, left the group and closed the stores. Its consumer thread
+    # (a non-daemon thread running its own event loop) sometimes never stops, which would keep
+    # the process alive forever, so the process ends here.
+    log.info(logfmt("worker.exit", code=code))
+    logging.shutdown()
+    os._exit(code)

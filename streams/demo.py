@@ -40,7 +40,15 @@ def _wait_healthy(port: int, worker: subprocess.Popen[bytes], timeout: float = 1
     raise RuntimeError("the worker did not become ready in time")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(config: Path, web_port: int = 6066, rate: float = 200.0) -> int:
+    # Ctrl-C and SIGTERM both stop the demo and what it started, even when SIGINT was ignored
+    # by whatever launched it (as for background jobs of a non-interactive shell).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     pipeline = load_pipeline(config)
     broker = LocalKafka.from_env()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
