@@ -26,15 +26,23 @@ Registered under the ``faust.transports`` entry point as ``continust``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Mapping
 from typing import Any, cast
 
+import aiokafka.errors as Errors
+from aiokafka.protocol.commit import OffsetFetchRequest
 from faust.transport.consumer import TransactionManager as FaustTransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import RecordMetadata
 
 from agents.commit_gate import gate_for
+from streams.logfmt import logfmt
+
+log = logging.getLogger("continust.transport")
 
 
 def transactional_id_for(app_id: str, group: int, partition: int) -> str:
@@ -78,21 +86,69 @@ class TransactionManager(FaustTransactionManager):
                 await producer.begin_transaction()
 
 
+# COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, UNSTABLE_OFFSET_COMMIT
+RETRIABLE_FETCH_ERRORS = {14, 15, 16, 88}
+NOT_COORDINATOR = 16
+
+
+async def fetch_committed(consumer: Any, tps: list[TP], timeout_s: float = 60.0) -> dict[TP, int]:
+    """The group's committed offset of each partition that has one.
+
+    aiokafka's ``committed()`` ignores the group-level error code of an OffsetFetch response
+    (v2+), so while the coordinator loads or moves it reports "no committed offset" for every
+    partition; here such an answer is retried instead of being taken for the truth."""
+    coordinator = consumer._coordinator
+    by_topic: dict[str, list[int]] = defaultdict(list)
+    for tp in tps:
+        by_topic[tp.topic].append(tp.partition)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        await coordinator.ensure_coordinator_known()
+        response = await coordinator._send_req(
+            OffsetFetchRequest(coordinator.group_id, list(by_topic.items()))
+        )
+        codes = {getattr(response, "error_code", 0)}
+        offsets: dict[TP, int] = {}
+        for topic, partitions in response.topics:
+            for partition, offset, _metadata, error_code in partitions:
+                codes.add(error_code)
+                if offset >= 0:
+                    offsets[TP(topic, partition)] = offset
+        codes.discard(0)
+        if not codes:
+            return offsets
+        log.warning(logfmt("offsets.fetch_retry", group=coordinator.group_id, error_codes=sorted(codes)))
+        if NOT_COORDINATOR in codes:
+            coordinator.coordinator_dead()
+        if not codes <= RETRIABLE_FETCH_ERRORS:
+            raise Errors.for_code(max(codes - RETRIABLE_FETCH_ERRORS))()
+        if asyncio.get_running_loop().time() > deadline:
+            raise Errors.KafkaTimeoutError(f"committed offsets of {coordinator.group_id} not available")
+        await asyncio.sleep(0.2)
+
+
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     async def seek_to_committed(self) -> Mapping[TP, int]:
         return await self.call_thread(self._seek_to_committed)
 
-    async def _seek_to_committed(self) -> Mapping[TP, int]:
+    async def _seek_to_committed(self) -> Mapping[TP, int | None]:
         """Rewind every assigned partition to its committed offset, and a partition with none
         to its beginning. Faust drops records fetched around a rebalance and relies on this
         rewind to read them again; aiokafka skips partitions without a committed offset, whose
         dropped records were then never read."""
         consumer = self._ensure_consumer()
-        committed = await consumer.seek_to_committed()
-        uncommitted = [tp for tp, offset in committed.items() if not offset or offset < 0]
+        assigned = sorted(consumer.assignment())
+        committed = await fetch_committed(consumer, assigned)
+        uncommitted = []
+        for tp in assigned:
+            offset = committed.get(tp)
+            if offset is None:
+                uncommitted.append(tp)
+            else:
+                consumer.seek(tp, offset)
         if uncommitted:
             await consumer.seek_to_beginning(*uncommitted)
-        return cast(Mapping[TP, int], committed)
+        return {tp: committed.get(tp) for tp in assigned}
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         return cast(Mapping[TP, int], await self._ensure_consumer().end_offsets(partitions))

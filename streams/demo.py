@@ -100,6 +100,7 @@ def run_demo(config: Path, web_port: int = 6066, rate: float = 200.0) -> int:
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
         if started_broker:
             broker.stop()
         log.info(logfmt("demo.stopped", worker=worker.returncode, broker_stopped=started_broker))

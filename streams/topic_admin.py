@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Mapping
@@ -48,4 +49,19 @@ async def ensure_topics(
                 log.info(logfmt("topic.created", topic=name, partitions=n))
         finally:
             await admin.close()
+        await _wait_visible(bootstrap, missing)
     return {**existing, **missing}
+
+
+async def _wait_visible(bootstrap: str, topics: Mapping[str, int], timeout_s: float = 30.0) -> None:
+    """Creation returns before every broker's metadata shows the topic; wait until it does."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        seen = await partition_counts(bootstrap, topics)
+        if all(seen.get(name) == n for name, n in topics.items()):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(
+                f"topics not visible after {timeout_s:.0f}s: {sorted(set(topics) - set(seen))}"
+            )
+        await asyncio.sleep(0.2)

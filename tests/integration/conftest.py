@@ -110,7 +110,7 @@ def start_worker(kafka: str, tmp_path: Path) -> Iterator[Any]:
                 "--data-dir",
                 str(tmp_path / f"data-{port}"),
             ],
-            stdout=log.open("wb"),
+            stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             env=env,
         )

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.partitioning import key_partition
 from streams.topic_admin import ensure_topics, partition_counts
@@ -102,6 +103,31 @@ async def open_transactions(bootstrap: str, topics: list[str]) -> dict[str, tupl
         for tp, hw in ends["read_uncommitted"].items()
         if hw != ends["read_committed"][tp]
     }
+
+
+async def group_offsets(
+    bootstrap: str, group: str, topics: list[str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """The group's committed offsets and the end offsets of ``topics``, as "topic:partition"."""
+    counts = await partition_counts(bootstrap, topics)
+    tps = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    name = lambda tp: f"{tp.topic}:{tp.partition}"  # noqa: E731
+    return (
+        {name(tp): meta.offset for tp, meta in offsets.items() if meta.offset >= 0},
+        {name(tp): end for tp, end in ends.items() if end > 0},
+    )
 
 
 def diagnose(workers: list[Any], bootstrap: str = "", topics: list[str] | None = None) -> str:
@@ -305,6 +331,9 @@ def test_a_restarted_worker_recovers_its_state_and_continues(kafka, run_id, star
     assert len(run(read_all(kafka, out, 30))) == 30
     first.proc.terminate()
     assert first.proc.wait(timeout=60) == 0
+    # A clean stop commits everything it read: the group's offsets are at the end of its inputs.
+    committed, ends = run(group_offsets(kafka, app_id, [web, app]))
+    assert committed == ends, f"committed {committed} != end offsets {ends}"
 
     second = start_worker(pipeline, port)
     wait_until(lambda: ready(second), 120, "the restarted worker", second.log_tail)
