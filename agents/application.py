@@ -50,6 +50,8 @@ async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
     for s in pipeline.sources:
         create[repartition_topic(settings.app_id, s.name)] = per_source[s.name]
         create[dead_letter_topic(settings.app_id, s.dead_letter_topic)] = 1
+        if s.late_topic:
+            create[s.late_topic] = per_source[s.name]
     for t in pipeline.tables:
         if t.output:
             create[t.output] = per_source[t.source]

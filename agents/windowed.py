@@ -21,6 +21,7 @@ from agents.commit_gate import install_gated_agent
 from agents.merge import EVENT_TIME_HEADER, SourceStage
 from agents.sink import Sink
 from streams.codec import JSON, TEXT
+from streams.dead_letters import late_event_headers
 from streams.errors import InvalidEvent
 from streams.logfmt import logfmt
 from streams.metrics import EVENTS_LATE, OUTPUTS, STREAM_TIME
@@ -96,6 +97,12 @@ class TableStage:
                     offset=message.offset,
                 )
             )
+            late_topic = self.source.spec.late_topic
+            if late_topic is not None:
+                late_headers = late_event_headers(self.spec.name, timestamp_ms, stream_time)
+                await self.sink.send(
+                    message.tp, late_topic, message.key, message.value, message.partition, late_headers
+                )
             if outcome.expired:
                 self.windows[key] = state.to_json()
             return

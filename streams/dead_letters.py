@@ -1,5 +1,6 @@
 """Dead letters: an input record that cannot be processed is written, value and key unchanged,
-to the source's dead-letter topic, with headers saying why and where it came from."""
+to the source's dead-letter topic, with headers saying why and where it came from. Late events
+go, value unchanged, to the source's late topic when it names one."""
 
 from __future__ import annotations
 
@@ -12,6 +13,22 @@ TABLE = "continust-table"
 TOPIC = "continust-topic"
 PARTITION = "continust-partition"
 OFFSET = "continust-offset"
+
+
+LATE = "late"
+EVENT_TIME = "continust-event-time"
+STREAM_TIME = "continust-stream-time"
+
+
+def late_event_headers(table: str, event_time_ms: int, stream_time_ms: int | None) -> list[tuple[str, bytes]]:
+    """Headers of a late event written to the source's ``late_topic``: which table found it
+    late, and the event time and partition stream time (epoch ms) that made it so."""
+    return [
+        (REASON, LATE.encode()),
+        (TABLE, table.encode()),
+        (EVENT_TIME, str(event_time_ms).encode()),
+        (STREAM_TIME, str(stream_time_ms).encode()),
+    ]
 
 
 def dead_letter_topic(app_id: str, configured: str | None) -> str:

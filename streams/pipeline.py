@@ -33,13 +33,16 @@ class AppSpec:
 @dataclass(frozen=True)
 class SourceSpec:
     """Topics merged into one stream, keyed by the payload field ``key``; event time from the
-    payload field ``timestamp`` (epoch ms or ISO-8601), or from the Kafka record when unset."""
+    payload field ``timestamp`` (epoch ms or ISO-8601), or from the Kafka record when unset.
+    Invalid records go to ``dead_letter_topic``; late events, when ``late_topic`` is set, go
+    there unchanged."""
 
     name: str
     topics: tuple[str, ...]
     key: str
     timestamp: str | None = None
     dead_letter_topic: str | None = None
+    late_topic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ def _app(r: _Reader) -> AppSpec:
 def _source(path: Path, index: int, data: Any) -> SourceSpec:
     name = data.get("name") if isinstance(data, Mapping) else None
     r = _Reader(path, f"source {name!r}" if name else f"[[source]] #{index + 1}", data)
-    r.check_keys(("name", "topics", "key", "timestamp", "dead_letter_topic"))
+    r.check_keys(("name", "topics", "key", "timestamp", "dead_letter_topic", "late_topic"))
     topics = r.data.get("topics")
     if not isinstance(topics, list) or not topics or not all(isinstance(t, str) and t for t in topics):
         r.fail('`topics` must be a non-empty list of topic names, like ["web-clicks", "app-clicks"]')
@@ -186,6 +189,7 @@ def _source(path: Path, index: int, data: Any) -> SourceSpec:
         key=str(r.text("key")),
         timestamp=r.text("timestamp", required=False),
         dead_letter_topic=r.text("dead_letter_topic", required=False, name_like=True),
+        late_topic=r.text("late_topic", required=False, name_like=True),
     )
 
 

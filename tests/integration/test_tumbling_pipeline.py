@@ -33,6 +33,7 @@ name = "clicks"
 topics = ["{web}", "{app}"]
 key = "user"
 timestamp = "ts"
+late_topic = "{late}"
 
 [[table]]
 name = "clicks_per_user"
@@ -182,7 +183,9 @@ def test_merged_topics_two_workers_http_and_read_committed_output(
     app_id, web, app, out = f"it-{run_id}", f"web-{run_id}", f"app-{run_id}", f"out-{run_id}"
     run(ensure_topics(kafka, {web: 3, app: 2}))
     pipeline = tmp_path / "pipelines.toml"
-    pipeline.write_text(PIPELINE.format(app_id=app_id, web=web, app=app, out=out, guarantee=guarantee))
+    pipeline.write_text(
+        PIPELINE.format(app_id=app_id, web=web, app=app, out=out, late=f"late-{run_id}", guarantee=guarantee)
+    )
 
     workers = [start_worker(pipeline, free_port()), start_worker(pipeline, free_port())]
     repartition = f"{app_id}-clicks-repartition"
@@ -291,6 +294,17 @@ def test_merged_topics_two_workers_http_and_read_committed_output(
     status, body = workers[0].get("/api/tables/clicks_per_user/alice?from=yesterday")
     assert status == 400 and body["error"] == "bad_query"
 
+    # The late event, unchanged, in the late topic, with the table and the times that made it late.
+    late = run(read_all(kafka, f"late-{run_id}", 1))
+    assert len(late) == 1
+    assert orjson.loads(late[0].value) == {"user": "alice", "ts": t0 + 30_000, "amount": 100.0}
+    assert dict(late[0].headers) == {
+        "continust-reason": b"late",
+        "continust-table": b"clicks_per_user",
+        "continust-event-time": str(t0 + 30_000).encode(),
+        "continust-stream-time": str(t0 + 600_000).encode(),
+    }
+
     # Dead letters: each invalid record once, with its reason.
     letters = run(read_all(kafka, f"{app_id}-dead-letters", 3))
     reasons = sorted(dict(r.headers)["continust-reason"].decode() for r in letters)
@@ -304,7 +318,11 @@ def test_a_restarted_worker_recovers_its_state_and_continues(kafka, run_id, star
     app_id, web, app, out = f"rs-{run_id}", f"web-{run_id}", f"app-{run_id}", f"out-{run_id}"
     run(ensure_topics(kafka, {web: 2, app: 2}))
     pipeline = tmp_path / "pipelines.toml"
-    pipeline.write_text(PIPELINE.format(app_id=app_id, web=web, app=app, out=out, guarantee="exactly_once"))
+    pipeline.write_text(
+        PIPELINE.format(
+            app_id=app_id, web=web, app=app, out=out, late=f"late-{run_id}", guarantee="exactly_once"
+        )
+    )
     port = free_port()
     t0 = (int(time.time() * 1000) - 3_600_000) // SIZE * SIZE
     events = [(USERS[i % 3], t0 + (i * 7_000) % 120_000, float(i % 7)) for i in range(60)]

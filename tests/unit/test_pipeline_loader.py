@@ -92,6 +92,17 @@ def test_errors_name_the_file_the_place_the_problem_and_what_is_allowed(
         assert word in message
 
 
+def test_optional_source_topics(tmp_path: Path) -> None:
+    text = VALID.replace(
+        'timestamp = "ts"\n',
+        'timestamp = "ts"\nlate_topic = "late-clicks"\ndead_letter_topic = "bad-clicks"\n',
+    )
+    source = load_pipeline(write(tmp_path, text)).sources[0]
+    assert (source.late_topic, source.dead_letter_topic) == ("late-clicks", "bad-clicks")
+    with pytest.raises(PipelineError, match="letters, digits"):
+        load_pipeline(write(tmp_path, text.replace('"late-clicks"', '"late clicks"')))
+
+
 def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match="does not exist"):
         load_pipeline(tmp_path / "nope.toml")
