@@ -44,13 +44,16 @@ class SourceStage:
     max_future_ms: int
     partitions: int
 
+    def __post_init__(self) -> None:
+        self._events_in = EVENTS_IN.labels(source=self.spec.name)
+
     def install(self) -> None:
         channel = self.app.topic(*self.spec.topics, key_serializer="raw", value_serializer="raw")
         install_gated_agent(self.app, channel, f"continust.source.{self.spec.name}", self.process)
 
     async def process(self, event: EventT) -> None:
         message = event.message
-        EVENTS_IN.labels(source=self.spec.name).inc()
+        self._events_in.inc()
         record_ts_ms = round(message.timestamp * 1000)
         try:
             envelope = decode_event(

@@ -34,6 +34,21 @@ from windows.stream_time import advance, is_closed, is_expired
 log = logging.getLogger("continust.table")
 
 
+def read_repartitioned(message: Any) -> tuple[str, int, dict[str, Any]]:
+    """Key, event time and payload of a record of the repartition topic. The source stage
+    writes only valid records there; anything else (a foreign producer) is an invalid event,
+    not a crash."""
+    try:
+        timestamp_ms = int(dict(message.headers or ())[EVENT_TIME_HEADER])
+        key = message.key.decode()
+        payload = orjson.loads(message.value)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise InvalidEvent("bad_repartition_record", repr(exc)) from None
+    if not isinstance(payload, dict):
+        raise InvalidEvent("bad_repartition_record", "value is not a JSON object")
+    return key, timestamp_ms, payload
+
+
 @dataclass
 class TableStage:
     app: faust.App
@@ -56,6 +71,9 @@ class TableStage:
             schema=faust.Schema(key_serializer=JSON, value_serializer=JSON),
         )
 
+        self._late = EVENTS_LATE.labels(table=self.spec.name)
+        self._outputs = OUTPUTS.labels(table=self.spec.name)
+
     def install(self) -> None:
         channel = self.app.topic(
             self.source.repartition,
@@ -67,26 +85,23 @@ class TableStage:
 
     async def process(self, event: EventT) -> None:
         message = event.message
-        headers = dict(message.headers or ())
-        timestamp_ms = int(headers[EVENT_TIME_HEADER])
-        key = (message.key or b"").decode()
+        try:
+            key, timestamp_ms, payload = read_repartitioned(message)
+        except InvalidEvent as exc:
+            await self.source.reject(event, exc, table=self.spec.name)
+            return
         stream_time = self.stream_times.get(message.partition)
         state = KeyWindows.from_json(self.windows.get(key))
         try:
             outcome = apply_event(
-                state,
-                self.spec.window,
-                self.spec.aggregations,
-                orjson.loads(message.value or b"null"),
-                timestamp_ms,
-                stream_time,
+                state, self.spec.window, self.spec.aggregations, payload, timestamp_ms, stream_time
             )
         except InvalidField as exc:
             await self.source.reject(event, InvalidEvent("invalid_field", str(exc)), table=self.spec.name)
             return
         if outcome.late:
-            EVENTS_LATE.labels(table=self.spec.name).inc()
-            log.info(
+            self._late.inc()
+            log.debug(
                 logfmt(
                     "event.late",
                     table=self.spec.name,
@@ -130,7 +145,7 @@ class TableStage:
         await self.sink.send(
             message.tp, self.spec.output, message.key, orjson.dumps(record), message.partition
         )
-        OUTPUTS.labels(table=self.spec.name).inc()
+        self._outputs.inc()
 
     # -- queries (HTTP) ---------------------------------------------------------------------
 

@@ -21,6 +21,22 @@ from streams.local_kafka import BrokerError, LocalKafka
 from streams.logfmt import configure_logging
 
 
+def worker_argv(config: Path | str, port: int, data_dir: Path | str) -> list[str]:
+    """The command that runs one worker in a child process with this interpreter."""
+    return [
+        sys.executable,
+        "-m",
+        "streams.cli",
+        "worker",
+        "-c",
+        str(config),
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
+
+
 def _worker(args: argparse.Namespace) -> int:
     from agents.worker import run_worker
     from streams.pipeline import load_pipeline

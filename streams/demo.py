@@ -10,11 +10,11 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from streams.cli import worker_argv
 from streams.event_generator import GeneratorOptions, generate, user_names
 from streams.local_kafka import LocalKafka
 from streams.logfmt import logfmt
@@ -60,18 +60,7 @@ def run_demo(config: Path, web_port: int = 6066, rate: float = 200.0) -> int:
     asyncio.run(ensure_topics(bootstrap, {topic: 4 for s in pipeline.sources for topic in s.topics}))
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streams.cli",
-            "worker",
-            "-c",
-            str(config),
-            "--port",
-            str(web_port),
-            "--data-dir",
-            ".data/demo",
-        ],
+        worker_argv(config, web_port, ".data/demo"),
         env=env,
         start_new_session=True,
     )

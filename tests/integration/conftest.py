@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.cli import worker_argv
 from streams.local_kafka import LocalKafka
 
 PORT = int(os.environ.get("CONTINUST_TEST_KAFKA_PORT", "19092"))
@@ -98,18 +98,7 @@ def start_worker(kafka: str, tmp_path: Path) -> Iterator[Any]:
         log = tmp_path / f"worker-{port}.log"
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka}
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streams.cli",
-                "worker",
-                "-c",
-                str(pipeline),
-                "--port",
-                str(port),
-                "--data-dir",
-                str(tmp_path / f"data-{port}"),
-            ],
+            worker_argv(pipeline, port, tmp_path / f"data-{port}"),
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             env=env,
