@@ -52,6 +52,10 @@ def transactional_id_for(app_id: str, group: int, partition: int) -> str:
 
 
 class TransactionManager(FaustTransactionManager):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._written: set[str] = set()  # transactional ids with records since their last commit
+
     async def send(
         self,
         topic: str,
@@ -64,7 +68,13 @@ class TransactionManager(FaustTransactionManager):
         transactional_id: str | None = None,
     ) -> Awaitable[RecordMetadata]:
         if transactional_id is None:
-            return await super().send(topic, key, value, partition, timestamp, headers)
+            # Faust's rule, for its own writes (table changelogs, always co-partitioned)
+            partition = self.consumer.key_partition(topic, key, partition)
+            if partition is not None:
+                group = self.app.assignor.group_for_topic(topic)
+                transactional_id = transactional_id_for(self.app.conf.id, group, partition)
+        if transactional_id is not None:
+            self._written.add(transactional_id)
         return await self.producer.send(
             topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
         )
@@ -72,7 +82,29 @@ class TransactionManager(FaustTransactionManager):
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
         await self.producer.buffer.flush()
         await self._ensure_in_transaction(offsets)
-        return await super().commit(offsets, start_new_transaction=start_new_transaction)
+        committed = await super().commit(offsets, start_new_transaction=start_new_transaction)
+        assignor = self.app.assignor
+        for tp in offsets:
+            self._written.discard(
+                transactional_id_for(self.app.conf.id, assignor.group_for_topic(tp.topic), tp.partition)
+            )
+        return committed
+
+    async def commit_writes_without_offsets(self, start_new_transaction: bool = True) -> None:
+        """Commit the transactions that hold records but no offsets: what a partition wrote
+        while no input arrived (stream time moved by the idle timeout). Without this they would
+        stay invisible to ``read_committed`` readers until the partition's next input."""
+        await self.producer.buffer.flush()
+        producers: Mapping[str, Any] = getattr(self.producer, "_transaction_producers", {})
+        for tid in sorted(self._written):
+            producer = producers.get(tid)
+            if producer is None or not producer._txn_manager.is_in_transaction():
+                continue
+            await producer.commit_transaction()
+            log.debug(logfmt("transaction.committed_without_offsets", transactional_id=tid))
+            if start_new_transaction:
+                await producer.begin_transaction()
+        self._written.clear()
 
     async def _ensure_in_transaction(self, offsets: Mapping[TP, int]) -> None:
         """On shutdown Faust commits once with ``start_new_transaction=False`` and then once more
@@ -157,7 +189,11 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class Consumer(faust_aiokafka.Consumer):
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         async with gate_for(self.app).closed():
-            return await super().force_commit(topics, start_new_transaction=start_new_transaction)
+            committed = await super().force_commit(topics, start_new_transaction=start_new_transaction)
+            if self.in_transaction:
+                transactions = cast(TransactionManager, self.transactions)
+                await transactions.commit_writes_without_offsets(start_new_transaction)
+            return committed
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)

@@ -1,25 +1,34 @@
 """Table stage: aggregate a source's repartitioned stream into a windowed table.
 
-State lives in two Faust tables on RocksDB, both changelogged and co-partitioned with the
-repartition topic: ``<table>`` maps a key to its live windows, ``<table>-stream-time`` maps a
-partition to its stream time, so both survive restarts and rebalances. For each event the
-pure rule in :mod:`windows.keyed_state` decides what changes; every changed window is emitted
-to the output topic (``emit = "update"``) on the same partition, in the same transaction.
+The window rules are the pure code of :mod:`windows`: one :class:`PartitionWindows` per
+assigned partition applies each event, moves stream time, and decides which windows close,
+which are emitted and which are deleted. Its state is a :class:`FaustWindowStore` (RocksDB
+plus changelogs, co-partitioned with the repartition topic), so it survives restarts and
+rebalances; the in-memory close schedule is rebuilt from that state whenever the partition is
+assigned again. Every output record goes to the output topic's partition of the same number as
+the input partition, in the transaction that commits the input's offset.
+
+With ``idle_timeout``, a timer moves the stream time of partitions that have received nothing
+for that long by the wall-clock time that passed, under the commit gate and in the partition's
+own transaction, so the last windows of a quiet stream close too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
-from faust.types import EventT
+from faust.types import TP, EventT
 
-from agents.commit_gate import install_gated_agent
+from agents.commit_gate import gate_for, install_gated_agent
 from agents.merge import EVENT_TIME_HEADER, SourceStage
 from agents.sink import Sink
+from agents.table_store import FaustWindowStore
 from streams.codec import JSON, TEXT
 from streams.dead_letters import late_event_headers
 from streams.errors import InvalidEvent
@@ -28,8 +37,8 @@ from streams.metrics import EVENTS_LATE, OUTPUTS, STREAM_TIME
 from streams.partitioning import key_partition
 from streams.pipeline import TableSpec
 from windows.aggregates import InvalidField
-from windows.keyed_state import KeyWindows, WindowState, apply_event, results
-from windows.stream_time import advance, is_closed, is_expired
+from windows.partition import Emission, PartitionWindows, live_windows
+from windows.stream_time import idle_stream_time, is_expired
 
 log = logging.getLogger("continust.table")
 
@@ -47,6 +56,10 @@ def read_repartitioned(message: Any) -> tuple[str, int, dict[str, Any]]:
     if not isinstance(payload, dict):
         raise InvalidEvent("bad_repartition_record", "value is not a JSON object")
     return key, timestamp_ms, payload
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -70,7 +83,11 @@ class TableStage:
             store="rocksdb://",
             schema=faust.Schema(key_serializer=JSON, value_serializer=JSON),
         )
-
+        self.store = FaustWindowStore(self.windows, self.stream_times)
+        self.aggregate = self.spec.aggregate
+        self._partitions: dict[int, PartitionWindows] = {}
+        # partition -> (stream time, wall-clock ms) when it last received a record
+        self._quiet_since: dict[int, tuple[int | None, int]] = {}
         self._late = EVENTS_LATE.labels(table=self.spec.name)
         self._outputs = OUTPUTS.labels(table=self.spec.name)
 
@@ -82,80 +99,127 @@ class TableStage:
             partitions=self.partitions,
         )
         install_gated_agent(self.app, channel, f"continust.table.{self.spec.name}", self.process)
+        self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
+        if self.spec.idle_timeout_ms is not None:
+            interval = max(0.05, min(1.0, self.spec.idle_timeout_ms / 4000))
+            self.app.timer(interval, name=f"continust.idle.{self.spec.name}")(self.advance_idle)
+
+    async def _on_revoked(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Forget the in-memory schedules: whatever partitions come back are recovered from
+        their changelogs first, and their schedules are rebuilt from that state."""
+        self._partitions.clear()
+        self._quiet_since.clear()
+
+    def partition(self, partition: int) -> PartitionWindows:
+        windows = self._partitions.get(partition)
+        if windows is None:
+            self.store.open_partition(partition)
+            windows = PartitionWindows(self.aggregate, self.store, partition)
+            self._partitions[partition] = windows
+            self._quiet_since[partition] = (windows.stream_time, wall_ms())
+            log.info(
+                logfmt(
+                    "table.partition_loaded",
+                    table=self.spec.name,
+                    partition=partition,
+                    stream_time=windows.stream_time,
+                    scheduled=windows.scheduled,
+                )
+            )
+        return windows
 
     async def process(self, event: EventT) -> None:
         message = event.message
+        partition = message.partition
+        windows = self.partition(partition)
+        self._quiet_since[partition] = (windows.stream_time, wall_ms())
         try:
             key, timestamp_ms, payload = read_repartitioned(message)
         except InvalidEvent as exc:
             await self.source.reject(event, exc, table=self.spec.name)
             return
-        stream_time = self.stream_times.get(message.partition)
-        state = KeyWindows.from_json(self.windows.get(key))
         try:
-            outcome = apply_event(
-                state, self.spec.window, self.spec.aggregations, payload, timestamp_ms, stream_time
-            )
+            result = windows.on_event(key, payload, timestamp_ms, message.offset)
         except InvalidField as exc:
             await self.source.reject(event, InvalidEvent("invalid_field", str(exc)), table=self.spec.name)
             return
-        if outcome.late:
-            self._late.inc()
-            log.debug(
-                logfmt(
-                    "event.late",
-                    table=self.spec.name,
-                    key=key,
-                    ts=timestamp_ms,
-                    stream_time=stream_time,
-                    partition=message.partition,
-                    offset=message.offset,
-                )
-            )
-            late_topic = self.source.spec.late_topic
-            if late_topic is not None:
-                late_headers = late_event_headers(self.spec.name, timestamp_ms, stream_time)
-                await self.sink.send(
-                    message.tp, late_topic, message.key, message.value, message.partition, late_headers
-                )
-            if outcome.expired:
-                self.windows[key] = state.to_json()
+        if result.late:
+            await self._late_event(message, key, timestamp_ms, result.stream_time)
             return
-        for window in outcome.changed:
-            window.version += 1
-            if self.spec.output is not None:
-                await self.emit(event, key, window)
-        self.windows[key] = state.to_json()
-        new_time = advance(stream_time, timestamp_ms)
-        if new_time != stream_time:
-            self.stream_times[message.partition] = new_time
-            STREAM_TIME.labels(table=self.spec.name, partition=str(message.partition)).set(new_time)
+        for emission in result.emissions:
+            await self.emit(message.tp, emission)
+        self._quiet_since[partition] = (windows.stream_time, self._quiet_since[partition][1])
+        if windows.stream_time != result.stream_time:
+            STREAM_TIME.labels(table=self.spec.name, partition=str(partition)).set(windows.stream_time or 0)
 
-    async def emit(self, event: EventT, key: str, window: WindowState) -> None:
-        assert self.spec.output is not None
-        record = {
-            "table": self.spec.name,
-            "key": key,
-            "start": window.start,
-            "end": window.end,
-            "version": window.version,
-            "value": results(self.spec.aggregations, self.spec.aggregate_names, window),
-        }
-        message = event.message
-        await self.sink.send(
-            message.tp, self.spec.output, message.key, orjson.dumps(record), message.partition
+    async def _late_event(self, message: Any, key: str, timestamp_ms: int, stream_time: int | None) -> None:
+        self._late.inc()
+        log.debug(
+            logfmt(
+                "event.late",
+                table=self.spec.name,
+                key=key,
+                ts=timestamp_ms,
+                stream_time=stream_time,
+                partition=message.partition,
+                offset=message.offset,
+            )
         )
+        late_topic = self.source.spec.late_topic
+        if late_topic is not None:
+            headers = late_event_headers(self.spec.name, timestamp_ms, stream_time)
+            await self.sink.send(
+                message.tp, late_topic, message.key, message.value, message.partition, headers
+            )
+
+    async def emit(self, source: TP, emission: Emission) -> None:
+        if self.spec.output is None:
+            return
+        record = orjson.dumps(emission.to_record(self.spec.name))
+        await self.sink.send(source, self.spec.output, emission.key.encode(), record, source.partition)
         self._outputs.inc()
+
+    async def advance_idle(self) -> None:
+        """Move the stream time of every assigned partition that has been quiet for the idle
+        timeout (see :func:`windows.stream_time.idle_stream_time`)."""
+        timeout = self.spec.idle_timeout_ms
+        app: Any = self.app
+        if timeout is None or app.should_stop or app.rebalancing or getattr(app, "in_recovery", False):
+            return
+        topic = self.source.repartition
+        assigned = sorted(tp for tp in self.app.assignor.assigned_actives() if tp.topic == topic)
+        async with gate_for(self.app).closed():
+            for tp in assigned:
+                windows = self.partition(tp.partition)
+                stream_time, since = self._quiet_since[tp.partition]
+                target = idle_stream_time(stream_time, since, wall_ms(), timeout)
+                if target is None or windows.stream_time is None or target <= windows.stream_time:
+                    continue
+                emissions = windows.advance_to(target)
+                for emission in emissions:
+                    await self.emit(tp, emission)
+                STREAM_TIME.labels(table=self.spec.name, partition=str(tp.partition)).set(target)
+                if emissions:
+                    log.info(
+                        logfmt(
+                            "table.idle_advance",
+                            table=self.spec.name,
+                            partition=tp.partition,
+                            stream_time=target,
+                            emitted=len(emissions),
+                        )
+                    )
+            await asyncio.sleep(0)
 
     # -- queries (HTTP) ---------------------------------------------------------------------
 
     def query(self, key: str, start_ms: int | None, end_ms: int | None) -> list[dict[str, Any]]:
-        """The key's windows overlapping [start_ms, end_ms), sorted by start; windows past their
-        retention are left out even before they are deleted."""
-        stream_time = self.stream_times.get(key_partition(key.encode(), self.partitions))
+        """The key's windows overlapping [start_ms, end_ms), sorted by (start, end)."""
+        partition = key_partition(key.encode(), self.partitions)
+        stream_time = self.store.get_stream_time(partition)
         spec = self.spec.window
         answer = []
-        for w in sorted(KeyWindows.from_json(self.windows.get(key)).windows.values(), key=lambda w: w.start):
+        for w, closed in live_windows(self.aggregate, self.store.get(partition, key), stream_time):
             if is_expired(w.end, spec.grace_ms, spec.retention_ms, stream_time):
                 continue
             if (start_ms is not None and w.end <= start_ms) or (end_ms is not None and w.start >= end_ms):
@@ -164,8 +228,8 @@ class TableStage:
                 {
                     "start": w.start,
                     "end": w.end,
-                    "closed": is_closed(w.end, spec.grace_ms, stream_time),
-                    "value": results(self.spec.aggregations, self.spec.aggregate_names, w),
+                    "closed": closed,
+                    "value": self.aggregate.value(w),
                     "version": w.version,
                 }
             )

@@ -66,15 +66,16 @@ def run_demo(config: Path, web_port: int = 6066, rate: float = 200.0) -> int:
     )
     try:
         _wait_healthy(web_port, worker)
-        table = pipeline.tables[0]
         users = user_names(3)
         print("\nThe windows are filling. In another terminal:\n")
-        for user in users:
-            print(f"  curl -s http://127.0.0.1:{web_port}/api/tables/{table.name}/{user}")
+        for table in pipeline.tables:
+            for user in users:
+                print(f"  curl -s http://127.0.0.1:{web_port}/api/tables/{table.name}/{user}")
         print(f"  curl -s http://127.0.0.1:{web_port}/health")
         print(f"  curl -s http://127.0.0.1:{web_port}/metrics | grep continust_")
-        if table.output:
-            print(f"\nOutput records are in the topic {table.output!r}. Ctrl-C stops the demo.\n")
+        outputs = [f"{t.output!r} ({t.name}, emit {t.emit})" for t in pipeline.tables if t.output]
+        if outputs:
+            print(f"\nOutput records are in the topics {', '.join(outputs)}. Ctrl-C stops the demo.\n")
         asyncio.run(generate(bootstrap, source, GeneratorOptions(rate=rate)))
     except KeyboardInterrupt:
         print()

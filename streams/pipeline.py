@@ -14,11 +14,11 @@ from typing import Any, NoReturn
 from streams.durations import parse_duration
 from streams.errors import PipelineError
 from windows.aggregates import Aggregation, parse_aggregation
-from windows.spec import TumblingWindows
+from windows.partition import EMITS, WindowedAggregate
+from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, WindowSpec
 
 GUARANTEES = ("exactly_once", "at_least_once")
-EMITS = ("update",)
-WINDOW_TYPES = ("tumbling",)
+WINDOW_TYPES = ("tumbling", "sliding", "session")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -47,13 +47,22 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class TableSpec:
+    """A windowed table: ``emit = "update"`` writes a record to ``output`` for every change of a
+    window, ``"final"`` one record per window when it closes. ``idle_timeout_ms``, when set, lets
+    a partition's stream time follow the wall clock once it has received nothing for that long."""
+
     name: str
     source: str
-    window: TumblingWindows
+    window: WindowSpec
     aggregate_names: tuple[str, ...]
     aggregations: tuple[Aggregation, ...]
     emit: str = "update"
     output: str | None = None
+    idle_timeout_ms: int | None = None
+
+    @property
+    def aggregate(self) -> WindowedAggregate:
+        return WindowedAggregate(self.window, self.aggregations, self.aggregate_names, self.emit)
 
 
 @dataclass(frozen=True)
@@ -196,7 +205,7 @@ def _source(path: Path, index: int, data: Any) -> SourceSpec:
 def _table(path: Path, index: int, data: Any, sources: list[str]) -> TableSpec:
     name = data.get("name") if isinstance(data, Mapping) else None
     r = _Reader(path, f"table {name!r}" if name else f"[[table]] #{index + 1}", data)
-    r.check_keys(("name", "source", "window", "aggregate", "emit", "output"))
+    r.check_keys(("name", "source", "window", "aggregate", "emit", "output", "idle_timeout"))
     table_name = str(r.text("name", name_like=True))
     source = str(r.text("source"))
     if source not in sources:
@@ -214,6 +223,9 @@ def _table(path: Path, index: int, data: Any, sources: list[str]) -> TableSpec:
         except ValueError as exc:
             agg.fail(f"`{out_name}`: {exc}")
     emit = r.choice("emit", EMITS, "update")
+    idle_timeout = r.duration("idle_timeout")
+    if idle_timeout is not None and idle_timeout <= 0:
+        r.fail("`idle_timeout` must be positive (leave it out to turn it off)")
     return TableSpec(
         name=table_name,
         source=source,
@@ -222,20 +234,41 @@ def _table(path: Path, index: int, data: Any, sources: list[str]) -> TableSpec:
         aggregations=tuple(aggregations),
         emit=emit,
         output=r.text("output", required=False, name_like=True),
+        idle_timeout_ms=idle_timeout,
     )
 
 
-def _window(r: _Reader) -> TumblingWindows:
+_WINDOW_KEYS = {
+    "tumbling": ("type", "size", "grace", "retention"),
+    "sliding": ("type", "size", "slide", "grace", "retention"),
+    "session": ("type", "gap", "grace", "retention"),
+}
+_EXAMPLES = {
+    "tumbling": 'size = "1m"',
+    "sliding": 'size = "1m", slide = "10s"',
+    "session": 'gap = "30s"',
+}
+
+
+def _window(r: _Reader) -> WindowSpec:
     kind = r.choice("type", WINDOW_TYPES, "")
-    r.check_keys(("type", "size", "grace", "retention"))
-    size = r.duration("size")
-    if size is None:
-        r.fail('`size` is required, like size = "1m"')
+    r.check_keys(_WINDOW_KEYS[kind])
+
+    def required(key: str) -> int:
+        value = r.duration(key)
+        if value is None:
+            r.fail(f"`{key}` is required for {kind} windows, like {{ type = {kind!r}, {_EXAMPLES[kind]} }}")
+        return value
+
+    grace = int(r.duration("grace", 0) or 0)
+    retention = int(r.duration("retention", 0) or 0)
     try:
-        return TumblingWindows(
-            size_ms=int(size),
-            grace_ms=int(r.duration("grace", 0) or 0),
-            retention_ms=int(r.duration("retention", 0) or 0),
-        )
+        if kind == "tumbling":
+            return TumblingWindows(size_ms=required("size"), grace_ms=grace, retention_ms=retention)
+        if kind == "sliding":
+            return SlidingWindows(
+                size_ms=required("size"), slide_ms=required("slide"), grace_ms=grace, retention_ms=retention
+            )
+        return SessionWindows(gap_ms=required("gap"), grace_ms=grace, retention_ms=retention)
     except ValueError as exc:
         r.fail(f"{kind}: {exc}")

@@ -1,15 +1,18 @@
 """Aggregations over the events of one window.
 
 Each aggregation has a JSON-serialisable *state* and four pure operations:
-``initialize() -> state``, ``add(state, value, timestamp_ms) -> state``,
+``initialize() -> state``, ``add(state, value, timestamp_ms, arrival) -> state``,
 ``merge(a, b) -> state`` (used when session windows merge) and ``result(state) -> value``.
 
 Fields are read from the event payload by :meth:`Aggregation.extract`; a missing field, or a
 value that is not a number (booleans are not numbers), raises :class:`InvalidField` before any
 state changes, so an invalid event never half-updates a window.
 
+``arrival`` orders events that reach one key's windows: any number that grows with arrival
+(the engine uses the record's offset in the keyed partition, so it is the same after a restart).
 ``first(f)`` keeps the value with the smallest timestamp (on a tie, the one that arrived first);
 ``last(f)`` keeps the value with the largest timestamp (on a tie, the one that arrived last).
+Their states carry ``[timestamp_ms, arrival, value]``, so the rule holds when sessions merge.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ class Aggregation(Protocol):
 
     def initialize(self) -> Any: ...
 
-    def add(self, state: Any, value: Any, timestamp_ms: int) -> Any: ...
+    def add(self, state: Any, value: Any, timestamp_ms: int, arrival: int) -> Any: ...
 
     def merge(self, a: Any, b: Any) -> Any: ...
 
@@ -67,7 +70,7 @@ class Count:
     def initialize(self) -> int:
         return 0
 
-    def add(self, state: int, value: Number | None, timestamp_ms: int) -> int:
+    def add(self, state: int, value: Number | None, timestamp_ms: int, arrival: int) -> int:
         return state + 1
 
     def merge(self, a: int, b: int) -> int:
@@ -92,7 +95,7 @@ class Sum(_FieldAggregation):
     def initialize(self) -> Number:
         return 0
 
-    def add(self, state: Number, value: Number, timestamp_ms: int) -> Number:
+    def add(self, state: Number, value: Number, timestamp_ms: int, arrival: int) -> Number:
         return state + value
 
     def merge(self, a: Number, b: Number) -> Number:
@@ -109,7 +112,7 @@ class Min(_FieldAggregation):
     def initialize(self) -> Number | None:
         return None
 
-    def add(self, state: Number | None, value: Number, timestamp_ms: int) -> Number:
+    def add(self, state: Number | None, value: Number, timestamp_ms: int, arrival: int) -> Number:
         return value if state is None or value < state else state
 
     def merge(self, a: Number | None, b: Number | None) -> Number | None:
@@ -128,7 +131,7 @@ class Max(_FieldAggregation):
     def initialize(self) -> Number | None:
         return None
 
-    def add(self, state: Number | None, value: Number, timestamp_ms: int) -> Number:
+    def add(self, state: Number | None, value: Number, timestamp_ms: int, arrival: int) -> Number:
         return value if state is None or value > state else state
 
     def merge(self, a: Number | None, b: Number | None) -> Number | None:
@@ -149,7 +152,7 @@ class Avg(_FieldAggregation):
     def initialize(self) -> list[Number]:
         return [0, 0]
 
-    def add(self, state: list[Number], value: Number, timestamp_ms: int) -> list[Number]:
+    def add(self, state: list[Number], value: Number, timestamp_ms: int, arrival: int) -> list[Number]:
         return [state[0] + value, state[1] + 1]
 
     def merge(self, a: list[Number], b: list[Number]) -> list[Number]:
@@ -161,48 +164,48 @@ class Avg(_FieldAggregation):
 
 @dataclass(frozen=True)
 class First(_FieldAggregation):
-    """State ``[timestamp_ms, value]`` or ``None``; ``merge(a, b)`` treats ``a`` as earlier."""
+    """State ``[timestamp_ms, arrival, value]`` of the earliest event, or ``None``."""
 
     name: str = "first"
 
     def initialize(self) -> list[Any] | None:
         return None
 
-    def add(self, state: list[Any] | None, value: Number, timestamp_ms: int) -> list[Any]:
-        if state is None or timestamp_ms < state[0]:
-            return [timestamp_ms, value]
+    def add(self, state: list[Any] | None, value: Number, timestamp_ms: int, arrival: int) -> list[Any]:
+        if state is None or (timestamp_ms, arrival) < (state[0], state[1]):
+            return [timestamp_ms, arrival, value]
         return state
 
     def merge(self, a: list[Any] | None, b: list[Any] | None) -> list[Any] | None:
         if a is None or b is None:
             return b if a is None else a
-        return b if b[0] < a[0] else a
+        return b if (b[0], b[1]) < (a[0], a[1]) else a
 
     def result(self, state: list[Any] | None) -> Any:
-        return None if state is None else state[1]
+        return None if state is None else state[2]
 
 
 @dataclass(frozen=True)
 class Last(_FieldAggregation):
-    """State ``[timestamp_ms, value]`` or ``None``; ``merge(a, b)`` treats ``b`` as later."""
+    """State ``[timestamp_ms, arrival, value]`` of the latest event, or ``None``."""
 
     name: str = "last"
 
     def initialize(self) -> list[Any] | None:
         return None
 
-    def add(self, state: list[Any] | None, value: Number, timestamp_ms: int) -> list[Any]:
-        if state is None or timestamp_ms >= state[0]:
-            return [timestamp_ms, value]
+    def add(self, state: list[Any] | None, value: Number, timestamp_ms: int, arrival: int) -> list[Any]:
+        if state is None or (timestamp_ms, arrival) > (state[0], state[1]):
+            return [timestamp_ms, arrival, value]
         return state
 
     def merge(self, a: list[Any] | None, b: list[Any] | None) -> list[Any] | None:
         if a is None or b is None:
             return b if a is None else a
-        return a if a[0] > b[0] else b
+        return a if (a[0], a[1]) > (b[0], b[1]) else b
 
     def result(self, state: list[Any] | None) -> Any:
-        return None if state is None else state[1]
+        return None if state is None else state[2]
 
 
 FIELD_AGGREGATIONS: dict[str, Callable[[str], Aggregation]] = {

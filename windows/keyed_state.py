@@ -1,13 +1,21 @@
 """The windows of one key and how one event changes them.
 
-A key's state is the list of its live windows, each with its aggregation states and its
+A key's state is the set of its live windows, each with its aggregation states and its
 ``version`` (the number of output records emitted for it so far). :func:`apply_event` is the
-whole per-event rule, as a pure function:
+whole per-event rule, as a pure function of the key's state, the event and the partition's
+stream time *before* the event:
 
-1. extract every aggregation's field (an invalid event changes nothing: :class:`InvalidField`);
-2. the event updates each of its windows that is still open at the stream time *before* it;
-3. if it updates none, it is late: nothing changes and the caller counts it;
-4. windows that have been closed for longer than the retention are dropped.
+1. every aggregation's field is extracted first; an invalid event changes nothing
+   (:class:`~windows.aggregates.InvalidField`);
+2. tumbling and sliding: the event updates each of its windows that is still open;
+3. session: the event opens ``[t, t + gap)``; the key's open sessions overlapping it are merged
+   with it into one session ``[min start, max end)``, their aggregation states merged; if that
+   merged session is already closed the event updates nothing. A closed session never merges:
+   an event close to it in time may start a new session that overlaps it;
+4. an event that updates no window is late: nothing changes and the caller counts it.
+
+Closing, final emission and deletion after retention are driven by stream time for the whole
+partition, in :mod:`windows.partition`.
 """
 
 from __future__ import annotations
@@ -17,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from windows.aggregates import Aggregation
-from windows.spec import TumblingWindows
-from windows.stream_time import is_closed, is_expired
+from windows.spec import SessionWindows, Window, WindowSpec
+from windows.stream_time import is_closed
 
 
 @dataclass
@@ -29,6 +37,10 @@ class WindowState:
     end: int
     states: list[Any]
     version: int = 0
+
+    @property
+    def window(self) -> Window:
+        return Window(self.start, self.end)
 
     def to_json(self) -> list[Any]:
         return [self.start, self.end, self.version, self.states]
@@ -41,68 +53,117 @@ class WindowState:
 
 @dataclass
 class KeyWindows:
-    """All live windows of one key, by window start."""
+    """All live windows of one key, by ``Window(start, end)``."""
 
-    windows: dict[int, WindowState] = field(default_factory=dict)
+    windows: dict[Window, WindowState] = field(default_factory=dict)
+
+    def in_order(self) -> list[WindowState]:
+        """The windows sorted by (start, end)."""
+        return [self.windows[w] for w in sorted(self.windows)]
 
     def to_json(self) -> list[Any]:
-        return [w.to_json() for w in sorted(self.windows.values(), key=lambda w: w.start)]
+        return [w.to_json() for w in self.in_order()]
 
     @classmethod
     def from_json(cls, raw: Sequence[Any] | None) -> KeyWindows:
         windows = [WindowState.from_json(item) for item in raw or ()]
-        return cls({w.start: w for w in windows})
+        return cls({w.window: w for w in windows})
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one event did: the windows it changed (in start order), or that it was late."""
+    """What one event did to its key: the windows it updated (start order) and which of them it
+    created; for a session, the earlier sessions the updated one replaced. ``late`` when it
+    updated nothing."""
 
     changed: tuple[WindowState, ...]
+    created: tuple[Window, ...]
+    replaced: tuple[Window, ...]
     late: bool
-    expired: int
+
+
+LATE = Outcome(changed=(), created=(), replaced=(), late=True)
 
 
 def apply_event(
     state: KeyWindows,
-    spec: TumblingWindows,
+    spec: WindowSpec,
     aggregations: Sequence[Aggregation],
     payload: Mapping[str, Any],
     timestamp_ms: int,
+    arrival: int,
     stream_time: int | None,
 ) -> Outcome:
     """Apply one event at ``timestamp_ms`` to ``state`` in place, given the partition's stream
-    time before the event. Raises ``InvalidField`` (state untouched) for an invalid event."""
+    time before the event. ``arrival`` orders events of one key (see :mod:`windows.aggregates`).
+    Raises ``InvalidField`` (state untouched) for an invalid event."""
     values = [agg.extract(payload) for agg in aggregations]
+    if isinstance(spec, SessionWindows):
+        return _apply_session(state, spec, aggregations, values, timestamp_ms, arrival, stream_time)
     changed: list[WindowState] = []
+    created: list[Window] = []
     for window in spec.windows_for(timestamp_ms):
         if is_closed(window.end, spec.grace_ms, stream_time):
             continue
-        current = state.windows.get(window.start)
+        current = state.windows.get(window)
         if current is None:
             current = WindowState(window.start, window.end, [a.initialize() for a in aggregations])
-            state.windows[window.start] = current
-        current.states = [
-            agg.add(s, v, timestamp_ms)
-            for agg, s, v in zip(aggregations, current.states, values, strict=False)
-        ]
+            state.windows[window] = current
+            created.append(window)
+        current.states = _add(aggregations, current.states, values, timestamp_ms, arrival)
         changed.append(current)
-    expired = drop_expired(state, spec, stream_time)
-    return Outcome(changed=tuple(changed), late=not changed, expired=expired)
+    if not changed:
+        return LATE
+    return Outcome(changed=tuple(changed), created=tuple(created), replaced=(), late=False)
 
 
-def drop_expired(state: KeyWindows, spec: TumblingWindows, stream_time: int | None) -> int:
-    """Remove the windows whose retention has passed; return how many were removed."""
-    gone = [
-        start
-        for start, w in state.windows.items()
-        if is_expired(w.end, spec.grace_ms, spec.retention_ms, stream_time)
+def _apply_session(
+    state: KeyWindows,
+    spec: SessionWindows,
+    aggregations: Sequence[Aggregation],
+    values: list[Any],
+    timestamp_ms: int,
+    arrival: int,
+    stream_time: int | None,
+) -> Outcome:
+    own = Window(timestamp_ms, timestamp_ms + spec.gap_ms)
+    absorbed = sorted(
+        (
+            w
+            for w in state.windows.values()
+            if w.window.overlaps(own) and not is_closed(w.end, spec.grace_ms, stream_time)
+        ),
+        key=lambda w: w.window,
+    )
+    merged = Window(
+        min([own.start, *(w.start for w in absorbed)]), max([own.end, *(w.end for w in absorbed)])
+    )
+    if is_closed(merged.end, spec.grace_ms, stream_time):
+        return LATE
+    states = [a.initialize() for a in aggregations]
+    for w in absorbed:
+        states = [a.merge(s, o) for a, s, o in zip(aggregations, states, w.states, strict=True)]
+        del state.windows[w.window]
+    session = WindowState(
+        merged.start,
+        merged.end,
+        _add(aggregations, states, values, timestamp_ms, arrival),
+        version=max((w.version for w in absorbed), default=0),
+    )
+    state.windows[merged] = session
+    replaced = tuple(w.window for w in absorbed if w.window != merged)
+    created = () if any(w.window == merged for w in absorbed) else (merged,)
+    return Outcome(changed=(session,), created=created, replaced=replaced, late=False)
+
+
+def _add(
+    aggregations: Sequence[Aggregation], states: list[Any], values: list[Any], timestamp_ms: int, arrival: int
+) -> list[Any]:
+    return [
+        agg.add(s, v, timestamp_ms, arrival) for agg, s, v in zip(aggregations, states, values, strict=True)
     ]
-    for start in gone:
-        del state.windows[start]
-    return len(gone)
 
 
 def results(aggregations: Sequence[Aggregation], names: Sequence[str], window: WindowState) -> dict[str, Any]:
     """The user-facing value of a window: aggregation results by their names in the pipeline."""
-    return {name: agg.result(s) for name, agg, s in zip(names, aggregations, window.states, strict=False)}
+    return {name: agg.result(s) for name, agg, s in zip(names, aggregations, window.states, strict=True)}

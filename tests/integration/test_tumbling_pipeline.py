@@ -4,7 +4,6 @@ read_committed equal a reference computed here; invalid events reach the dead-le
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.request
 from collections import defaultdict
@@ -13,11 +12,10 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.partitioning import key_partition
-from streams.topic_admin import ensure_topics, partition_counts
+from streams.topic_admin import ensure_topics
+from tests.integration.broker_io import free_port, group_offsets, open_transactions, publish, read_all
 from tests.integration.conftest import run, wait_until
 
 SIZE, GRACE = 60_000, 300_000
@@ -43,92 +41,6 @@ aggregate = {{ clicks = "count()", spent = "sum(amount)", biggest = "max(amount)
 emit = "update"
 output = "{out}"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def publish(bootstrap: str, records: list[tuple[str, bytes | None, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for topic, key, value in records:
-            await producer.send(topic, value, key=key)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
-async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    records: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(records) < expected and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for messages in batch.values():
-                records.extend(messages)
-        # anything beyond the expected count would be a duplicate: give it a moment to show up
-        batch = await consumer.getmany(timeout_ms=1500)
-        for messages in batch.values():
-            records.extend(messages)
-    finally:
-        await consumer.stop()
-    return records
-
-
-async def open_transactions(bootstrap: str, topics: list[str]) -> dict[str, tuple[int, int]]:
-    """Partitions whose last stable offset lags the high watermark: a transaction is open."""
-    counts = await partition_counts(bootstrap, topics)
-    tps = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
-    ends = {}
-    for level in ("read_uncommitted", "read_committed"):
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=level)
-        await consumer.start()
-        try:
-            ends[level] = await consumer.end_offsets(tps)
-        finally:
-            await consumer.stop()
-    return {
-        f"{tp.topic}:{tp.partition}": (hw, ends["read_committed"][tp])
-        for tp, hw in ends["read_uncommitted"].items()
-        if hw != ends["read_committed"][tp]
-    }
-
-
-async def group_offsets(
-    bootstrap: str, group: str, topics: list[str]
-) -> tuple[dict[str, int], dict[str, int]]:
-    """The group's committed offsets and the end offsets of ``topics``, as "topic:partition"."""
-    counts = await partition_counts(bootstrap, topics)
-    tps = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
-    finally:
-        await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(tps)
-    finally:
-        await consumer.stop()
-    name = lambda tp: f"{tp.topic}:{tp.partition}"  # noqa: E731
-    return (
-        {name(tp): meta.offset for tp, meta in offsets.items() if meta.offset >= 0},
-        {name(tp): end for tp, end in ends.items() if end > 0},
-    )
 
 
 def diagnose(workers: list[Any], bootstrap: str = "", topics: list[str] | None = None) -> str:

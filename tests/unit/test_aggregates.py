@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from windows.aggregates import InvalidField, parse_aggregation
 
@@ -6,8 +8,8 @@ from windows.aggregates import InvalidField, parse_aggregation
 def run(call: str, events: list[tuple[int, float]]) -> object:
     agg = parse_aggregation(call)
     state = agg.initialize()
-    for ts, value in events:
-        state = agg.add(state, agg.extract({"x": value}), ts)
+    for arrival, (ts, value) in enumerate(events):
+        state = agg.add(state, agg.extract({"x": value}), ts, arrival)
     return agg.result(state)
 
 
@@ -32,15 +34,29 @@ def test_each_aggregation_over_out_of_order_events(call: str, expected: object) 
     assert run(call, EVENTS) == expected
 
 
-@pytest.mark.parametrize("call", ["sum(x)", "min(x)", "max(x)", "avg(x)", "first(x)", "last(x)"])
-def test_merge_of_two_halves_equals_one_pass(call: str) -> None:
+CALLS = ["count()", "sum(x)", "min(x)", "max(x)", "avg(x)", "first(x)", "last(x)"]
+
+
+@pytest.mark.parametrize("call", CALLS)
+@given(
+    events=st.lists(st.tuples(st.integers(0, 5), st.integers(-50, 50)), max_size=12),
+    side=st.lists(st.booleans(), min_size=12, max_size=12),
+    swap=st.booleans(),
+)
+def test_merge_of_any_split_in_either_order_equals_one_pass(
+    call: str, events: list[tuple[int, int]], side: list[bool], swap: bool
+) -> None:
+    """Sessions merge states built from interleaved arrivals; the tie rules of first/last must
+    hold whichever side an event landed on and whichever state is passed first."""
     agg = parse_aggregation(call)
     a, b = agg.initialize(), agg.initialize()
-    for ts, v in EVENTS[:2]:
-        a = agg.add(a, v, ts)
-    for ts, v in EVENTS[2:]:
-        b = agg.add(b, v, ts)
-    assert agg.result(agg.merge(a, b)) == run(call, EVENTS)
+    for arrival, (ts, v) in enumerate(events):
+        if side[arrival]:
+            a = agg.add(a, v, ts, arrival)
+        else:
+            b = agg.add(b, v, ts, arrival)
+    merged = agg.merge(b, a) if swap else agg.merge(a, b)
+    assert agg.result(merged) == run(call, events)
 
 
 @pytest.mark.parametrize("payload", [{}, {"x": "12"}, {"x": None}, {"x": True}, {"x": [1]}])

@@ -5,7 +5,7 @@ import pytest
 from streams.errors import PipelineError
 from streams.pipeline import load_pipeline
 from windows.aggregates import Count, Max, Sum
-from windows.spec import TumblingWindows
+from windows.spec import SessionWindows, SlidingWindows, TumblingWindows
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pipelines.toml"
 
@@ -43,6 +43,9 @@ def test_the_example_pipeline_loads() -> None:
     assert table.aggregate_names == ("clicks", "spent", "biggest")
     assert table.aggregations == (Count(), Sum(field="amount"), Max(field="amount"))
     assert table.emit == "update" and table.output == "clicks-per-user"
+    sessions = pipeline.tables[1]
+    assert sessions.window == SessionWindows(gap_ms=30_000, grace_ms=10_000, retention_ms=3_600_000)
+    assert sessions.emit == "final" and sessions.output == "sessions-per-user"
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -67,14 +70,23 @@ def test_defaults(tmp_path: Path) -> None:
         ('source = "clicks"', 'source = "views"', "table 'per_user'", ["'views'", "known: clicks"]),
         ('size = "1m"', 'size = "1 minute"', "table 'per_user' window", ["`size`", "unit"]),
         ('size = "1m"', 'size = "0s"', "table 'per_user' window", ["positive"]),
-        ('type = "tumbling"', 'type = "hopping"', "table 'per_user' window", ["allowed: tumbling"]),
+        (
+            'type = "tumbling"',
+            'type = "hopping"',
+            "table 'per_user' window",
+            ["allowed: tumbling, sliding, session"],
+        ),
+        ('type = "tumbling"', 'type = "sliding"', "table 'per_user' window", ["`slide` is required"]),
+        ('type = "tumbling"', 'type = "session"', "table 'per_user' window", ["unknown setting 'size'"]),
+        ('size = "1m"', 'size = "1m", gap = "1s"', "table 'per_user' window", ["unknown setting 'gap'"]),
         ('"sum(amount)"', '"median(amount)"', "table 'per_user' aggregate", ["`spent`", "allowed: count()"]),
         (
             'output = "per-user"',
             'output = "per-user"\nemit = "sometimes"',
             "table 'per_user'",
-            ["allowed: update"],
+            ["allowed: update, final"],
         ),
+        ('output = "per-user"', 'output = "per-user"\nidle_timeout = "0s"', "table 'per_user'", ["positive"]),
         ("[app]", '[app]\nprocessing_guarantee = "maybe"', "[app]", ["exactly_once, at_least_once"]),
     ],
 )
@@ -114,3 +126,36 @@ def test_duplicate_table_names_are_rejected(tmp_path: Path) -> None:
     table = VALID[VALID.index("[[table]]") :]
     with pytest.raises(PipelineError, match="used more than once"):
         load_pipeline(write(tmp_path, VALID + table))
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"),
+    [
+        (
+            '{ type = "sliding", size = "1m", slide = "10s", grace = "5s" }',
+            SlidingWindows(size_ms=60_000, slide_ms=10_000, grace_ms=5_000),
+        ),
+        (
+            '{ type = "session", gap = "30s", grace = "5s", retention = "10m" }',
+            SessionWindows(gap_ms=30_000, grace_ms=5_000, retention_ms=600_000),
+        ),
+    ],
+)
+def test_sliding_and_session_windows(tmp_path: Path, window: str, expected: object) -> None:
+    old = '{ type = "tumbling", size = "1m", grace = "10s", retention = "1h" }'
+    text = VALID.replace(old, window).replace('output = "per-user"', 'output = "per-user"\nemit = "final"')
+    table = load_pipeline(write(tmp_path, text)).tables[0]
+    assert table.window == expected
+    assert table.emit == "final" and table.idle_timeout_ms is None
+
+
+def test_slide_larger_than_size_is_rejected(tmp_path: Path) -> None:
+    old = 'type = "tumbling", size = "1m"'
+    text = VALID.replace(old, 'type = "sliding", size = "1m", slide = "2m"')
+    with pytest.raises(PipelineError, match="at most `size`"):
+        load_pipeline(write(tmp_path, text))
+
+
+def test_idle_timeout(tmp_path: Path) -> None:
+    text = VALID.replace('output = "per-user"', 'output = "per-user"\nidle_timeout = "30s"')
+    assert load_pipeline(write(tmp_path, text)).tables[0].idle_timeout_ms == 30_000

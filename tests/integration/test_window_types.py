@@ -1,0 +1,282 @@
+"""Every window type on the real broker, checked against the reference model of the property
+tests (:mod:`tests.unit.test_window_properties`).
+
+The model is fed the keyed stream exactly as the worker saw it: the repartition topic read back
+with read_committed, partition by partition in offset order. Output topics must then hold,
+per partition and in order, exactly the model's emissions; HTTP answers must equal the model's
+live windows; late events are counted per table; a key whose windows all passed their
+retention is tombstoned in the changelog.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams.partitioning import key_partition
+from streams.topic_admin import ensure_topics
+from tests.integration.broker_io import (
+    consumed_everything,
+    consumption,
+    free_port,
+    publish,
+    read_all,
+    read_to_end,
+)
+from tests.integration.conftest import run, wait_until
+from tests.unit.test_window_properties import Reference, ref_value
+
+PARTITIONS = 3
+USERS = ["ann", "ben", "cai", "dee", "eli", "fay"]
+QUIET_USER = "zed"  # active only at the start: every window of it expires, the key is deleted
+
+PIPELINE = """
+[app]
+id = "{app_id}"
+commit_interval = "200ms"
+
+[[source]]
+name = "events"
+topics = ["{src}"]
+key = "user"
+timestamp = "ts"
+
+[[table]]
+name = "sliding"
+source = "events"
+window = {{ type = "sliding", size = "60s", slide = "20s", grace = "10s", retention = "2m" }}
+aggregate = {{ n = "count()", s = "sum(x)", first = "first(x)", last = "last(x)" }}
+emit = "update"
+output = "{prefix}-sliding"
+
+[[table]]
+name = "sessions"
+source = "events"
+window = {{ type = "session", gap = "10s", grace = "5s", retention = "2m" }}
+aggregate = {{ n = "count()", s = "sum(x)", lo = "min(x)", hi = "max(x)", mean = "avg(x)" }}
+emit = "final"
+output = "{prefix}-sessions"
+
+[[table]]
+name = "sessions_update"
+source = "events"
+window = {{ type = "session", gap = "10s", grace = "5s", retention = "2m" }}
+aggregate = {{ n = "count()", last = "last(x)" }}
+emit = "update"
+output = "{prefix}-sessions-update"
+
+[[table]]
+name = "tumbling"
+source = "events"
+window = {{ type = "tumbling", size = "60s", grace = "0s", retention = "1m" }}
+aggregate = {{ n = "count()", first = "first(x)", last = "last(x)" }}
+emit = "final"
+output = "{prefix}-tumbling"
+"""
+
+# name -> (kind, emit, aggregate names, grace, retention, size, slide, gap), as in PIPELINE
+TABLES: dict[str, tuple[str, str, tuple[str, ...], int, int, int, int, int]] = {
+    "sliding": ("sliding", "update", ("n", "s", "first", "last"), 10_000, 120_000, 60_000, 20_000, 0),
+    "sessions": ("session", "final", ("n", "s", "lo", "hi", "mean"), 5_000, 120_000, 0, 0, 10_000),
+    "sessions_update": ("session", "update", ("n", "last"), 5_000, 120_000, 0, 0, 10_000),
+    "tumbling": ("tumbling", "final", ("n", "first", "last"), 0, 60_000, 60_000, 60_000, 0),
+}
+OUTPUT_TOPIC = {
+    "sliding": "sliding",
+    "sessions": "sessions",
+    "sessions_update": "sessions-update",
+    "tumbling": "tumbling",
+}
+
+
+def make_events(t0: int, count: int, seed: int) -> list[tuple[str, int, int]]:
+    """Bursts of activity per user (so sessions open and close), out-of-order timestamps within
+    grace, and some far-late ones."""
+    rng = random.Random(seed)
+    clock, events = t0, []
+    for i in range(count):
+        clock += rng.randint(0, 2_500)
+        if i < 20:
+            user = QUIET_USER if i % 2 else rng.choice(USERS)
+        else:
+            active = (i // 40) % len(USERS)
+            user = USERS[(active + rng.randint(0, 1)) % len(USERS)]
+        roll = rng.random()
+        if roll < 0.08:
+            ts = clock - rng.randint(60_000, 200_000)
+        elif roll < 0.3:
+            ts = clock - rng.randint(0, 20_000)
+        else:
+            ts = clock
+        events.append((user, ts, rng.randint(-5, 20)))
+    return events
+
+
+def records(topic: str, events: list[tuple[str, int, int]]) -> list[tuple[str, bytes | None, bytes]]:
+    return [(topic, u.encode(), orjson.dumps({"user": u, "ts": ts, "x": x})) for u, ts, x in events]
+
+
+def references(
+    bootstrap: str, repartition: str, count_from: dict[int, int]
+) -> dict[tuple[str, int], tuple[Reference, list[Any], int]]:
+    """Per (table, partition): the model after the keyed stream, its emissions in order, and
+    how many events at or after offset ``count_from[partition]`` it found late."""
+    keyed = run(read_to_end(bootstrap, repartition))
+    answer = {}
+    for table, (kind, emit, names, grace, retention, size, slide, gap) in TABLES.items():
+        for partition, messages in keyed.items():
+            ref = Reference(kind, emit, names, grace, retention, size, slide, gap)
+            emissions: list[Any] = []
+            late = 0
+            for m in messages:
+                ts = int(dict(m.headers)["continust-ts"])
+                status, was_late, _before, out = ref.on_event(
+                    m.key.decode(), orjson.loads(m.value), ts, m.offset
+                )
+                assert status == "ok"
+                late += was_late and m.offset >= count_from.get(partition, 0)
+                emissions.extend(out)
+            answer[(table, partition)] = (ref, emissions, late)
+    return answer
+
+
+def as_emission(record: Any) -> tuple[Any, ...]:
+    value = orjson.loads(record.value)
+    assert record.key == value["key"].encode()
+    replaces = tuple(tuple(w) for w in value.get("replaces", ()))
+    return (value["key"], value["start"], value["end"], value["version"], value["value"], replaces)
+
+
+def late_counts(worker: Any) -> dict[str, float]:
+    counts = {}
+    with urllib.request.urlopen(worker.url("/metrics"), timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("continust_late_events_total{"):
+                table = line.split('table="', 1)[1].split('"', 1)[0]
+                counts[table] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def check_against_model(
+    bootstrap: str, app_id: str, prefix: str, worker: Any, started_at: dict[int, int] | None = None
+) -> None:
+    """``started_at``: the repartition offsets at which the worker process started, since its
+    late-event counters start at zero."""
+    refs = references(bootstrap, f"{app_id}-events-repartition", started_at or {})
+    for table, topic in OUTPUT_TOPIC.items():
+        expected = {p: refs[(table, p)][1] for p in range(PARTITIONS)}
+        total = sum(len(e) for e in expected.values())
+        assert total > 0, f"the stream should make {table} emit"
+        if table == "sessions_update":
+            assert any(e[5] for e in expected.values() for e in e), "the stream should merge sessions"
+        outputs = run(read_all(bootstrap, f"{prefix}-{topic}", total))
+        got: dict[int, list[Any]] = {p: [] for p in range(PARTITIONS)}
+        for record in outputs:
+            got[record.partition].append(as_emission(record))
+        for p in range(PARTITIONS):
+            assert got[p] == [tuple(e) for e in expected[p]], f"table {table} partition {p}"
+        if TABLES[table][1] == "final":
+            windows = [(e[0], e[1], e[2]) for p in range(PARTITIONS) for e in got[p]]
+            assert len(windows) == len(set(windows)), f"{table}: a window was emitted twice"
+
+    for table, (_kind, _emit, names, *_rest) in TABLES.items():
+        for user in [*USERS, QUIET_USER]:
+            ref = refs[(table, key_partition(user.encode(), PARTITIONS))][0]
+            want = [
+                {
+                    "start": start,
+                    "end": end,
+                    "closed": ref.closed(end),
+                    "value": ref_value(names, w.events),
+                    "version": w.version,
+                }
+                for (start, end), w in sorted(ref.keys.get(user, {}).items())
+            ]
+            status, body = worker.get(f"/api/tables/{table}/{user}")
+            assert status == 200
+            assert body["windows"] == want, f"table {table} key {user}"
+
+    late = {table: sum(refs[(table, p)][2] for p in range(PARTITIONS)) for table in TABLES}
+    assert all(late.values()), f"the stream should hold late events for every table: {late}"
+    assert late_counts(worker) == late
+
+
+def start_and_wait(start_worker: Any, pipeline: Path, port: int, repartition: str) -> Any:
+    worker = start_worker(pipeline, port)
+
+    def ready() -> bool:
+        if worker.proc.poll() is not None:
+            raise AssertionError(f"worker exited:\n{worker.log_tail()}")
+        try:
+            owned = worker.get("/health")[1]["active_partitions"]
+        except OSError:
+            return False
+        return {f"{repartition}:{i}" for i in range(PARTITIONS)} <= set(owned)
+
+    wait_until(ready, 120, "the worker to own every partition", worker.log_tail)
+    return worker
+
+
+def setup(kafka: str, run_id: str, tmp_path: Path, name: str) -> tuple[str, str, str, Path]:
+    app_id, src, prefix = f"{name}-{run_id}", f"src-{run_id}", f"out-{run_id}"
+    run(ensure_topics(kafka, {src: PARTITIONS}))
+    pipeline = tmp_path / "pipelines.toml"
+    pipeline.write_text(PIPELINE.format(app_id=app_id, src=src, prefix=prefix))
+    return app_id, src, prefix, pipeline
+
+
+def test_every_window_type_matches_the_model(kafka, run_id, start_worker, tmp_path: Path):
+    app_id, src, prefix, pipeline = setup(kafka, run_id, tmp_path, "wt")
+    repartition = f"{app_id}-events-repartition"
+    worker = start_and_wait(start_worker, pipeline, free_port(), repartition)
+    t0 = int(time.time() * 1000) - 7_200_000
+    run(publish(kafka, records(src, make_events(t0, 400, seed=1))))
+    wait_until(
+        lambda: consumed_everything(kafka, app_id, [src, repartition]),
+        120,
+        "the worker to commit all its input",
+        lambda: consumption(kafka, app_id, [src, repartition]) + "\n" + worker.log_tail(),
+    )
+    check_against_model(kafka, app_id, prefix, worker)
+
+    # The quiet key's windows all passed their retention: deleted, and tombstoned in the changelog.
+    changelog = run(read_to_end(kafka, f"{app_id}-tumbling-changelog"))
+    partition = key_partition(QUIET_USER.encode(), PARTITIONS)
+    writes = [m for m in changelog[partition] if m.key == QUIET_USER.encode()]
+    assert writes and writes[-1].value is None, "expected a tombstone as the key's last changelog record"
+
+
+def test_a_restart_mid_stream_continues_exactly(kafka, run_id, start_worker, tmp_path: Path):
+    """Stream time, open windows, retention and final emissions continue across a stop and a
+    start as if the worker had run through: the model, fed the whole keyed stream, agrees."""
+    app_id, src, prefix, pipeline = setup(kafka, run_id, tmp_path, "wr")
+    repartition = f"{app_id}-events-repartition"
+    port = free_port()
+    events = make_events(int(time.time() * 1000) - 7_200_000, 300, seed=2)
+
+    first = start_and_wait(start_worker, pipeline, port, repartition)
+    run(publish(kafka, records(src, events[:150])))
+    wait_until(
+        lambda: consumed_everything(kafka, app_id, [src, repartition]),
+        120,
+        "the first half",
+        lambda: consumption(kafka, app_id, [src, repartition]) + "\n" + first.log_tail(),
+    )
+    first.proc.terminate()
+    assert first.proc.wait(timeout=60) == 0
+    restart_offsets = {p: len(m) for p, m in run(read_to_end(kafka, repartition)).items()}
+
+    second = start_and_wait(start_worker, pipeline, port, repartition)
+    run(publish(kafka, records(src, events[150:])))
+    wait_until(
+        lambda: consumed_everything(kafka, app_id, [src, repartition]),
+        120,
+        "the second half",
+        second.log_tail,
+    )
+    check_against_model(kafka, app_id, prefix, second, started_at=restart_offsets)

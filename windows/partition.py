@@ -1,0 +1,192 @@
+"""One partition of one windowed table: events in, output records and state changes out.
+
+:class:`PartitionWindows` applies :func:`~windows.keyed_state.apply_event` to each event, moves
+the partition's stream time, and does what stream time decides for *every* key of the
+partition, in stream-time order:
+
+* a window closes once stream time >= end + grace. With ``emit = "final"`` its one output
+  record (``version`` 1) is emitted then, and never for a window that has not closed;
+* a closed window is deleted from the store once stream time >= end + grace + retention; a key
+  whose last window is deleted is deleted itself.
+
+With ``emit = "update"`` every change of a window is emitted as it happens, with ``version``
+counting the window's records. A session that absorbs earlier sessions continues from the
+largest of their versions, and its record lists them in ``replaces``.
+
+Windows due at the same stream time are handled in ``(end + grace, key, start, end)`` order, so
+the output sequence of a partition is a function of its input sequence alone. The close
+schedule lives in memory and is rebuilt from the store (:meth:`PartitionWindows.__init__`), so a
+restarted or reassigned partition continues exactly where the committed state left it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from windows.aggregates import Aggregation
+from windows.keyed_state import KeyWindows, WindowState, apply_event, results
+from windows.spec import Window, WindowSpec
+from windows.store import WindowStore
+from windows.stream_time import is_closed
+
+EMITS = ("update", "final")
+_CLOSE, _EXPIRE = 0, 1
+
+
+@dataclass(frozen=True)
+class WindowedAggregate:
+    """What a table computes: the windows, the aggregations with their output names, and when
+    results are emitted (``"update"`` or ``"final"``)."""
+
+    window: WindowSpec
+    aggregations: tuple[Aggregation, ...]
+    names: tuple[str, ...]
+    emit: str = "update"
+
+    def __post_init__(self) -> None:
+        if self.emit not in EMITS:
+            raise ValueError(f"emit {self.emit!r} is not one of {', '.join(EMITS)}")
+        if len(self.aggregations) != len(self.names):
+            raise ValueError("every aggregation needs exactly one name")
+
+    def value(self, window: WindowState) -> dict[str, Any]:
+        return results(self.aggregations, self.names, window)
+
+
+@dataclass(frozen=True)
+class Emission:
+    """One output record: the window of ``key``, its ``version`` and value at that moment, and
+    the earlier sessions it replaces."""
+
+    key: str
+    start: int
+    end: int
+    version: int
+    value: dict[str, Any]
+    replaces: tuple[Window, ...] = ()
+
+    def to_record(self, table: str) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "table": table,
+            "key": self.key,
+            "start": self.start,
+            "end": self.end,
+            "version": self.version,
+            "value": self.value,
+        }
+        if self.replaces:
+            record["replaces"] = [list(w) for w in self.replaces]
+        return record
+
+
+@dataclass(frozen=True)
+class EventResult:
+    """What one event did: its output records in order, and whether it was late (then nothing
+    changed). ``stream_time`` is the partition's stream time before the event."""
+
+    emissions: tuple[Emission, ...]
+    late: bool
+    stream_time: int | None
+
+
+class PartitionWindows:
+    def __init__(self, table: WindowedAggregate, store: WindowStore, partition: int) -> None:
+        self.table = table
+        self.store = store
+        self.partition = partition
+        self.stream_time = store.get_stream_time(partition)
+        self._due: list[tuple[int, int, str, int, int]] = []
+        spec = table.window
+        for key, key_windows in store.items(partition):
+            for w in key_windows.windows.values():
+                if is_closed(w.end, spec.grace_ms, self.stream_time):
+                    self._schedule(_EXPIRE, key, w.window)
+                else:
+                    self._schedule(_CLOSE, key, w.window)
+
+    @property
+    def scheduled(self) -> int:
+        """Entries in the close/expiry schedule (including ones for windows since merged away)."""
+        return len(self._due)
+
+    def on_event(self, key: str, payload: Mapping[str, Any], timestamp_ms: int, arrival: int) -> EventResult:
+        """Apply one event. Raises ``InvalidField`` (nothing changed) for an invalid event."""
+        before = self.stream_time
+        key_windows = self.store.get(self.partition, key) or KeyWindows()
+        outcome = apply_event(
+            key_windows, self.table.window, self.table.aggregations, payload, timestamp_ms, arrival, before
+        )
+        if outcome.late:
+            return EventResult(emissions=(), late=True, stream_time=before)
+        for window in outcome.created:
+            self._schedule(_CLOSE, key, window)
+        emissions: list[Emission] = []
+        if self.table.emit == "update":
+            for w in outcome.changed:
+                w.version += 1
+                emissions.append(
+                    Emission(key, w.start, w.end, w.version, self.table.value(w), outcome.replaced)
+                )
+        touched = {key: key_windows}
+        if before is None or timestamp_ms > before:
+            emissions.extend(self._advance(timestamp_ms, touched))
+        self._save(touched)
+        return EventResult(emissions=tuple(emissions), late=False, stream_time=before)
+
+    def advance_to(self, stream_time: int) -> tuple[Emission, ...]:
+        """Move stream time forward without an event (idle partitions); earlier times are
+        ignored, since stream time never moves back."""
+        if self.stream_time is not None and stream_time <= self.stream_time:
+            return ()
+        touched: dict[str, KeyWindows] = {}
+        emissions = self._advance(stream_time, touched)
+        self._save(touched)
+        return tuple(emissions)
+
+    def _advance(self, stream_time: int, touched: dict[str, KeyWindows]) -> list[Emission]:
+        self.stream_time = stream_time
+        self.store.set_stream_time(self.partition, stream_time)
+        emissions: list[Emission] = []
+        final = self.table.emit == "final"
+        while self._due and self._due[0][0] <= stream_time:
+            _, kind, key, start, end = heapq.heappop(self._due)
+            window = Window(start, end)
+            key_windows = touched.get(key) or self.store.get(self.partition, key)
+            state = None if key_windows is None else key_windows.windows.get(window)
+            if key_windows is None or state is None:  # merged into a later session
+                continue
+            if kind == _CLOSE:
+                self._schedule(_EXPIRE, key, window)
+                if not final:
+                    continue
+                state.version += 1
+                emissions.append(Emission(key, start, end, state.version, self.table.value(state)))
+            else:
+                del key_windows.windows[window]
+            touched[key] = key_windows
+        return emissions
+
+    def _schedule(self, kind: int, key: str, window: Window) -> None:
+        spec = self.table.window
+        due = window.end + spec.grace_ms + (spec.retention_ms if kind == _EXPIRE else 0)
+        heapq.heappush(self._due, (due, kind, key, window.start, window.end))
+
+    def _save(self, touched: dict[str, KeyWindows]) -> None:
+        for key, key_windows in touched.items():
+            if key_windows.windows:
+                self.store.put(self.partition, key, key_windows)
+            else:
+                self.store.delete(self.partition, key)
+
+
+def live_windows(
+    table: WindowedAggregate, key_windows: KeyWindows | None, stream_time: int | None
+) -> Sequence[tuple[WindowState, bool]]:
+    """The key's windows in (start, end) order with whether each is closed."""
+    if key_windows is None:
+        return ()
+    grace = table.window.grace_ms
+    return [(w, is_closed(w.end, grace, stream_time)) for w in key_windows.in_order()]
