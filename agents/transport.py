@@ -8,8 +8,13 @@ another partition (repartitioning) into another partition's transaction. Here:
 * a send that names ``transactional_id`` goes to exactly that producer;
 * a send without one (Faust's table changelog writes, always to the partition of the event being
   processed) keeps Faust's rule, which for co-partitioned topics is the source's producer;
-* before offsets commit, Faust's send buffer is flushed, so changelog records buffered by
-  ``send_soon`` are inside the transaction that commits the offsets they derive from.
+* before offsets commit, Faust's send buffer is drained completely, so changelog records
+  buffered by ``send_soon`` are inside the transaction that commits the offsets they derive
+  from. Faust's own ``flush()`` gives up after 100 ms without progress and does not wait for
+  the record its background task is sending; its producer here uses a buffer that can be
+  drained (:class:`DrainableProducerBuffer`);
+* records written while a partition had no input (stream time moved by the idle timeout) are
+  committed in that partition's transaction at the next commit although no offset moved.
 
 Its consumer
 * commits only through the commit gate (:mod:`agents.commit_gate`);
@@ -36,6 +41,7 @@ import aiokafka.errors as Errors
 from aiokafka.protocol.commit import OffsetFetchRequest
 from faust.transport.consumer import TransactionManager as FaustTransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 from faust.types.tuples import RecordMetadata
 
@@ -49,6 +55,43 @@ def transactional_id_for(app_id: str, group: int, partition: int) -> str:
     """Faust's transactional id of the producer owning input partition ``partition`` of topic
     group ``group``."""
     return f"{app_id}-{group}-{partition}"
+
+
+DRAIN_TIMEOUT_S = 60.0
+
+
+class DrainableProducerBuffer(ProducerBuffer):
+    """Faust's send buffer, counting the record its background task is sending."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._in_flight = 0
+        self._progress = asyncio.Event()
+
+    async def _send_pending(self, fut: Any) -> None:
+        self._in_flight += 1
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self._in_flight -= 1
+            self._progress.set()
+
+    async def drain(self) -> None:
+        """Return once every buffered record has been handed to its producer, in order (the
+        background task sends them; nothing here sends out of turn). Raises ``TimeoutError``
+        when the buffer makes no progress for ``DRAIN_TIMEOUT_S``."""
+        while self.size or self._in_flight:
+            self._progress.clear()
+            await asyncio.wait_for(self._progress.wait(), timeout=DRAIN_TIMEOUT_S)
+
+
+class Producer(faust_aiokafka.Producer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.app.conf.producer_threaded:
+            raise ValueError("continust does not support Faust's producer_threaded setting")
+        self.buffer = DrainableProducerBuffer(loop=self.loop, beacon=self.beacon)
+        self.buffer.app = self.app
 
 
 class TransactionManager(FaustTransactionManager):
@@ -79,8 +122,11 @@ class TransactionManager(FaustTransactionManager):
             topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
         )
 
+    async def _drain(self) -> None:
+        await cast(DrainableProducerBuffer, self.producer.buffer).drain()
+
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
-        await self.producer.buffer.flush()
+        await self._drain()
         await self._ensure_in_transaction(offsets)
         committed = await super().commit(offsets, start_new_transaction=start_new_transaction)
         assignor = self.app.assignor
@@ -94,16 +140,20 @@ class TransactionManager(FaustTransactionManager):
         """Commit the transactions that hold records but no offsets: what a partition wrote
         while no input arrived (stream time moved by the idle timeout). Without this they would
         stay invisible to ``read_committed`` readers until the partition's next input."""
-        await self.producer.buffer.flush()
+        await self._drain()
         producers: Mapping[str, Any] = getattr(self.producer, "_transaction_producers", {})
+        locks: Mapping[str, asyncio.Lock] = getattr(self.producer, "_trn_locks", {})
         for tid in sorted(self._written):
             producer = producers.get(tid)
-            if producer is None or not producer._txn_manager.is_in_transaction():
+            if producer is None:
                 continue
-            await producer.commit_transaction()
-            log.debug(logfmt("transaction.committed_without_offsets", transactional_id=tid))
-            if start_new_transaction:
-                await producer.begin_transaction()
+            async with locks.get(tid) or asyncio.Lock():
+                if not producer._txn_manager.is_in_transaction():
+                    continue
+                await producer.commit_transaction()
+                log.debug(logfmt("transaction.committed_without_offsets", transactional_id=tid))
+                if start_new_transaction:
+                    await producer.begin_transaction()
         self._written.clear()
 
     async def _ensure_in_transaction(self, offsets: Mapping[TP, int]) -> None:
@@ -201,4 +251,5 @@ class Consumer(faust_aiokafka.Consumer):
 
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+    Producer = Producer
     TransactionManager = TransactionManager
