@@ -166,7 +166,9 @@ class LocalKafka:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         log.info(logfmt("kafka.storage.format", dir=self.data_dir, cluster_id=cluster_id))
         proc = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file)),
+            self._java(
+                "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(self.config_file)
+            ),
             capture_output=True,
             text=True,
         )

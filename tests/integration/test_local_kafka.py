@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
 import sys
+import uuid
 
+import streams.local_kafka as local_kafka
 from streams.local_kafka import LocalKafka, answers_requests
 
 
@@ -49,3 +52,20 @@ def test_start_is_idempotent_and_stop_stops_only_its_own_broker(kafka: str) -> N
         shutil.rmtree(broker.data_dir, ignore_errors=True)
         for path in (broker.config_file, broker.log_file, broker.pid_file):
             path.unlink(missing_ok=True)
+
+
+def test_storage_formats_with_a_cluster_id_that_starts_with_a_dash(kafka, monkeypatch) -> None:
+    """Cluster ids are URL-safe base64, so one in 64 starts with '-'; the storage tool must not
+    read it as an option."""
+    raw = bytes([0xFB]) + uuid.uuid4().bytes[1:]
+    monkeypatch.setattr(local_kafka.uuid, "uuid4", lambda: uuid.UUID(bytes=raw))
+    assert base64.urlsafe_b64encode(raw).decode().startswith("-")
+    broker = LocalKafka.from_env(port=int(kafka.rsplit(":", 1)[1]) + 200)
+    try:
+        broker.write_config()
+        broker.format_storage()
+        meta = (broker.data_dir / "meta.properties").read_text()
+        assert f"cluster.id={base64.urlsafe_b64encode(raw).decode().rstrip('=')}" in meta
+    finally:
+        shutil.rmtree(broker.data_dir, ignore_errors=True)
+        broker.config_file.unlink(missing_ok=True)
