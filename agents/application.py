@@ -14,7 +14,6 @@ from agents.merge import SourceStage, repartition_topic
 from agents.sensor import MetricsSensor
 from agents.sink import Sink
 from agents.windowed import TableStage
-from streams.codec import register_codecs
 from streams.dead_letters import dead_letter_topic
 from streams.errors import PipelineError
 from streams.http_api import register_http_api
@@ -107,7 +106,6 @@ class PipelineApp:
 
 
 def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> PipelineApp:
-    register_codecs()
     brokers = ";".join(settings.bootstrap_servers.split(","))
     app = faust.App(
         settings.app_id,
@@ -127,7 +125,9 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         web_port=settings.web_port,
         canonical_url=f"http://{settings.web_host}:{settings.web_port}",
         autodiscover=False,
-        table_standby_replicas=0,
+        table_standby_replicas=settings.table_standby_replicas,
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_ms / 1000 / 6),
     )
     app.sensors.add(MetricsSensor())
     exactly_once = settings.processing_guarantee == "exactly_once"

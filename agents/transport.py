@@ -122,6 +122,11 @@ class TransactionManager(FaustTransactionManager):
             topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
         )
 
+    @property
+    def uncommitted_writes(self) -> bool:
+        """Whether some producer sent records that no commit has covered yet."""
+        return bool(self._written)
+
     async def _drain(self) -> None:
         await cast(DrainableProducerBuffer, self.producer.buffer).drain()
 

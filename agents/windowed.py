@@ -29,7 +29,6 @@ from agents.commit_gate import gate_for, install_gated_agent
 from agents.merge import EVENT_TIME_HEADER, SourceStage
 from agents.sink import Sink
 from agents.table_store import FaustWindowStore
-from streams.codec import JSON, TEXT
 from streams.dead_letters import late_event_headers
 from streams.errors import InvalidEvent
 from streams.logfmt import logfmt
@@ -71,18 +70,18 @@ class TableStage:
     partitions: int
 
     def __post_init__(self) -> None:
-        self.windows: Any = self.app.Table(
-            self.spec.name,
-            partitions=self.partitions,
-            store="rocksdb://",
-            schema=faust.Schema(key_serializer=TEXT, value_serializer=JSON),
-        )
-        self.stream_times: Any = self.app.Table(
-            f"{self.spec.name}-stream-time",
-            partitions=self.partitions,
-            store="rocksdb://",
-            schema=faust.Schema(key_serializer=JSON, value_serializer=JSON),
-        )
+        # bytes: FaustWindowStore encodes keys and values itself, and Faust's recovery must not
+        # decode them (a table's changelog serializer comes from its key and value types, and is
+        # JSON unless the type is bytes)
+        raw: dict[str, Any] = {
+            "partitions": self.partitions,
+            "store": "rocksdb://",
+            "key_type": bytes,
+            "value_type": bytes,
+            "schema": faust.Schema(key_serializer="raw", value_serializer="raw"),
+        }
+        self.windows: Any = self.app.Table(self.spec.name, **raw)
+        self.stream_times: Any = self.app.Table(f"{self.spec.name}-stream-time", **raw)
         self.store = FaustWindowStore(self.windows, self.stream_times)
         self.aggregate = self.spec.aggregate
         self._partitions: dict[int, PartitionWindows] = {}

@@ -9,11 +9,14 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import faust
+from faust.types.enums import ProcessingGuarantee
 
 from agents.application import prepare
+from agents.local_state import LocalState
+from agents.transport import TransactionManager
 from streams.logfmt import logfmt
 from streams.pipeline import Pipeline
 from streams.settings import Settings
@@ -97,9 +100,24 @@ def dump_consumer(app: faust.App) -> None:
         )
 
 
+def committed_everything(app: Any, code: int) -> bool:
+    """Whether the worker stopped cleanly with every write it made committed."""
+    if code != 0:
+        return False
+    if app.conf.processing_guarantee != ProcessingGuarantee.EXACTLY_ONCE:
+        return True
+    try:
+        transactions = app.consumer.transactions
+    except Exception:  # never started
+        return True
+    return not cast(TransactionManager, transactions).uncommitted_writes
+
+
 def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -> NoReturn:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     built = prepare(pipeline, settings)
+    local_state = LocalState(data_dir=settings.data_dir, table_dir=Path(built.app.conf.tabledir))
+    local_state.open()
     log.info(
         logfmt(
             "worker.start",
@@ -136,6 +154,7 @@ def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -
     # By now Faust has committed, left the group and closed the stores. Its consumer thread
     # (a non-daemon thread running its own event loop) sometimes never stops, which would keep
     # the process alive forever, so the process ends here.
+    local_state.close(committed_everything(built.app, code))
     log.info(logfmt("worker.exit", code=code))
     logging.shutdown()
     os._exit(code)

@@ -28,6 +28,8 @@ class AppSpec:
     processing_guarantee: str | None = None
     commit_interval_ms: int | None = None
     max_future_ms: int | None = None
+    table_standby_replicas: int | None = None
+    session_timeout_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -165,18 +167,35 @@ def _array(top: _Reader, key: str) -> list[Any]:
 
 
 def _app(r: _Reader) -> AppSpec:
-    r.check_keys(("id", "processing_guarantee", "commit_interval", "max_future"))
+    r.check_keys(
+        (
+            "id",
+            "processing_guarantee",
+            "commit_interval",
+            "max_future",
+            "table_standby_replicas",
+            "session_timeout",
+        )
+    )
     guarantee = r.data.get("processing_guarantee")
     if guarantee is not None and guarantee not in GUARANTEES:
         r.fail(f"`processing_guarantee` = {guarantee!r}; allowed: {', '.join(GUARANTEES)}")
     commit_interval = r.duration("commit_interval")
     if commit_interval is not None and commit_interval <= 0:
         r.fail("`commit_interval` must be positive")
+    standbys = r.data.get("table_standby_replicas")
+    if standbys is not None and (isinstance(standbys, bool) or not isinstance(standbys, int) or standbys < 0):
+        r.fail(f"`table_standby_replicas` must be a whole number, 0 or more, got {standbys!r}")
+    session_timeout = r.duration("session_timeout")
+    if session_timeout is not None and session_timeout < 6_000:
+        r.fail("`session_timeout` must be at least 6s, the broker's minimum")
     return AppSpec(
         id=str(r.text("id", name_like=True)),
         processing_guarantee=guarantee,
         commit_interval_ms=commit_interval,
         max_future_ms=r.duration("max_future"),
+        table_standby_replicas=standbys,
+        session_timeout_ms=session_timeout,
     )
 
 

@@ -21,11 +21,20 @@ class Settings:
     processing_guarantee: str = "exactly_once"
     commit_interval_ms: int = 1_000
     max_future_ms: int = 3_600_000
+    table_standby_replicas: int = 0
+    session_timeout_ms: int = 45_000
 
     def __post_init__(self) -> None:
         if self.processing_guarantee not in GUARANTEES:
             raise ValueError(
                 f"processing guarantee {self.processing_guarantee!r}; allowed: {', '.join(GUARANTEES)}"
+            )
+        if self.table_standby_replicas < 0:
+            raise ValueError(f"table_standby_replicas must be 0 or more, got {self.table_standby_replicas}")
+        if self.session_timeout_ms < 6_000:
+            raise ValueError(
+                f"session_timeout must be at least 6s (the broker's minimum), "
+                f"got {self.session_timeout_ms} ms"
             )
 
     @classmethod
@@ -40,6 +49,8 @@ class Settings:
             web_port=int(env.get("CONTINUST_WEB_PORT", s.web_port)),
             processing_guarantee=env.get("CONTINUST_PROCESSING_GUARANTEE", s.processing_guarantee),
             commit_interval_ms=parse_duration(env.get("CONTINUST_COMMIT_INTERVAL", s.commit_interval_ms)),
+            table_standby_replicas=int(env.get("CONTINUST_TABLE_STANDBY_REPLICAS", s.table_standby_replicas)),
+            session_timeout_ms=parse_duration(env.get("CONTINUST_SESSION_TIMEOUT", s.session_timeout_ms)),
         )
 
     def with_pipeline(self, pipeline: Pipeline) -> Settings:
@@ -50,4 +61,10 @@ class Settings:
             processing_guarantee=app.processing_guarantee or self.processing_guarantee,
             commit_interval_ms=app.commit_interval_ms or self.commit_interval_ms,
             max_future_ms=app.max_future_ms if app.max_future_ms is not None else self.max_future_ms,
+            table_standby_replicas=(
+                app.table_standby_replicas
+                if app.table_standby_replicas is not None
+                else self.table_standby_replicas
+            ),
+            session_timeout_ms=app.session_timeout_ms or self.session_timeout_ms,
         )

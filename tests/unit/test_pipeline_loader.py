@@ -88,6 +88,8 @@ def test_defaults(tmp_path: Path) -> None:
         ),
         ('output = "per-user"', 'output = "per-user"\nidle_timeout = "0s"', "table 'per_user'", ["positive"]),
         ("[app]", '[app]\nprocessing_guarantee = "maybe"', "[app]", ["exactly_once, at_least_once"]),
+        ("[app]", "[app]\ntable_standby_replicas = -1", "[app]", ["0 or more"]),
+        ("[app]", '[app]\nsession_timeout = "1s"', "[app]", ["at least 6s"]),
     ],
 )
 def test_errors_name_the_file_the_place_the_problem_and_what_is_allowed(

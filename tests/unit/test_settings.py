@@ -44,3 +44,17 @@ def test_defaults_then_environment_then_pipeline_file() -> None:
 def test_an_unknown_guarantee_is_refused() -> None:
     with pytest.raises(ValueError, match="exactly_once, at_least_once"):
         Settings.from_env({"CONTINUST_PROCESSING_GUARANTEE": "best_effort"})
+
+
+def test_standby_replicas_and_session_timeout() -> None:
+    from_env = Settings.from_env(
+        {"CONTINUST_TABLE_STANDBY_REPLICAS": "2", "CONTINUST_SESSION_TIMEOUT": "10s"}
+    )
+    assert (from_env.table_standby_replicas, from_env.session_timeout_ms) == (2, 10_000)
+    pipeline = {**PIPELINE, "app": {"id": "shop", "table_standby_replicas": 1, "session_timeout": "6s"}}
+    merged = from_env.with_pipeline(parse_pipeline(pipeline))
+    assert (merged.table_standby_replicas, merged.session_timeout_ms) == (1, 6_000)
+    pipeline = {**PIPELINE, "app": {"id": "shop", "table_standby_replicas": 0}}
+    assert from_env.with_pipeline(parse_pipeline(pipeline)).table_standby_replicas == 0
+    with pytest.raises(ValueError, match="at least 6s"):
+        Settings.from_env({"CONTINUST_SESSION_TIMEOUT": "1s"})
