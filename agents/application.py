@@ -13,7 +13,7 @@ from faust.assignor import PartitionAssignor
 from agents.merge import SourceStage, repartition_topic
 from agents.sensor import MetricsSensor
 from agents.sink import Sink
-from agents.windowed import TableStage
+from agents.windowed import TableStage, install_keyed_agent
 from streams.dead_letters import dead_letter_topic
 from streams.errors import PipelineError
 from streams.http_api import register_http_api
@@ -155,6 +155,10 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         )
         tstage.install()
         built.tables[table.name] = tstage
+    for name, source in built.sources.items():
+        stages = [t for t in built.tables.values() if t.spec.source == name]
+        if stages:
+            install_keyed_agent(app, source, stages, plan.source_partitions[name])
     register_http_api(app, built)
     return built
 

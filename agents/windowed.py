@@ -61,6 +61,28 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def install_keyed_agent(
+    app: faust.App, source: SourceStage, stages: list[TableStage], partitions: int
+) -> None:
+    """One agent per keyed stream, handing each event to every table of the source in turn.
+
+    Under ``exactly_once`` the writes of all tables for an event and the event's offset must
+    commit together. With one agent per table, each table would consume the stream at its own
+    pace, and a commit could carry one table's outputs for an event whose offset cannot commit
+    yet because another table has not processed it; after a crash that event would be processed
+    again by every table. Here an event is processed by all tables and acknowledged as one step.
+    """
+
+    async def process(event: EventT) -> None:
+        for stage in stages:
+            await stage.process(event)
+
+    channel = app.topic(
+        source.repartition, key_serializer="raw", value_serializer="raw", partitions=partitions
+    )
+    install_gated_agent(app, channel, f"continust.tables.{source.spec.name}", process)
+
+
 @dataclass
 class TableStage:
     app: faust.App
@@ -91,13 +113,8 @@ class TableStage:
         self._outputs = OUTPUTS.labels(table=self.spec.name)
 
     def install(self) -> None:
-        channel = self.app.topic(
-            self.source.repartition,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=self.partitions,
-        )
-        install_gated_agent(self.app, channel, f"continust.table.{self.spec.name}", self.process)
+        """Register the stage's rebalance handler and idle timer; its events come from the one
+        agent of its source (:func:`install_keyed_agent`)."""
         self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
         if self.spec.idle_timeout_ms is not None:
             interval = max(0.05, min(1.0, self.spec.idle_timeout_ms / 4000))
