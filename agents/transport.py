@@ -242,6 +242,32 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class Consumer(faust_aiokafka.Consumer):
+    def _new_offset(self, tp: TP) -> int | None:
+        """The offset to commit for ``tp``: one past the highest acknowledged offset that lies
+        below every record delivered to the agents and not yet acknowledged.
+
+        Faust's own rule looks for a run of consecutive acknowledged offsets starting right after
+        the last commit, and returns nothing while the first one is more than one offset away.
+        In a transactional topic that is common (commit markers, and the records of aborted
+        transactions a ``read_committed`` consumer skips, after a crash), and its gap tracking
+        misses the first record after a restart or a rebalance. The offset then stays behind for
+        good while the partition's transaction keeps committing the outputs of later records, and
+        a restart processes them again: duplicates. Records are delivered in offset order and
+        each agent processes them in order, so every delivered record below the lowest one in
+        flight has been processed by all agents."""
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        in_flight = [m.offset for m in list(self._unacked_messages) if m.tp == tp]
+        limit = min(in_flight, default=None)
+        done = [offset for offset in acked if limit is None or offset < limit]
+        if not done:
+            return None
+        new_offset = max(done) + 1
+        acked[:] = sorted(offset for offset in acked if offset >= new_offset)
+        self._acked_index[tp].difference_update(done)
+        return new_offset
+
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         async with gate_for(self.app).closed():
             committed = await super().force_commit(topics, start_new_transaction=start_new_transaction)

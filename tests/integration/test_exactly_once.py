@@ -15,8 +15,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.integration.broker_io import consumed_everything, consumption, free_port, publish
 from tests.integration.conftest import run, wait_until
 from tests.integration.test_window_types import (
@@ -59,11 +57,6 @@ def two_hours_ago() -> int:
     return int(time.time() * 1000) - 7_200_000
 
 
-@pytest.mark.skip(
-    reason="open defect (issue 4): after a SIGKILL, Faust's committable offset for the repartition "
-    "topic lags behind the records whose outputs its transaction commits, so a restart repeats or "
-    "skips records"
-)
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(kafka, run_id, start_worker, tmp_path: Path):
     """Each kill lands while the worker is processing a chunk: after it has read some of the
     chunk and (in most kills) before it has committed all of it."""
@@ -133,10 +126,6 @@ def test_a_worker_that_lost_its_data_directory_rebuilds_it(kafka, run_id, start_
     check_against_model(kafka, app_id, prefix, worker, count_late=False)
 
 
-@pytest.mark.skip(
-    reason="open defect (issue 4): on SIGTERM under load Faust's wait_empty can wait for a record "
-    "delivered to several table agents that were already stopped"
-)
 def test_sigterm_under_load_exits_cleanly_and_in_time(kafka, run_id, start_worker, tmp_path: Path):
     app_id, src, prefix, pipeline = setup(kafka, run_id, tmp_path, "term", FAST_FAILOVER)
     repartition = f"{app_id}-events-repartition"
