@@ -15,6 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.integration.broker_io import consumed_everything, consumption, free_port, publish
 from tests.integration.conftest import run, wait_until
 from tests.integration.test_window_types import (
