@@ -148,7 +148,9 @@ class TableStage:
         message = event.message
         partition = message.partition
         windows = self.partition(partition)
-        self._quiet_since[partition] = (windows.stream_time, wall_ms())
+        idle = self.spec.idle_timeout_ms is not None
+        if idle:  # any record, valid or not, ends the partition's quiet
+            self._quiet_since[partition] = (windows.stream_time, wall_ms())
         try:
             key, timestamp_ms, payload = read_repartitioned(message)
         except InvalidEvent as exc:
@@ -164,7 +166,8 @@ class TableStage:
             return
         for emission in result.emissions:
             await self.emit(message.tp, emission)
-        self._quiet_since[partition] = (windows.stream_time, self._quiet_since[partition][1])
+        if idle:
+            self._quiet_since[partition] = (windows.stream_time, self._quiet_since[partition][1])
         if windows.stream_time != result.stream_time:
             STREAM_TIME.labels(table=self.spec.name, partition=str(partition)).set(windows.stream_time or 0)
 
