@@ -1,13 +1,18 @@
-"""The commit gate: a transaction never commits in the middle of an event.
+"""The commit gate: a transaction never commits in the middle of a batch.
 
-Faust commits on a timer, concurrently with the agents. An event whose records were already
-sent but whose offset was not yet acknowledged would have its records committed without its
-offset; after a crash or a stop, it is processed again and its records appear twice. Faust also
-cancels agents mid-event on shutdown, with the same effect.
+Faust commits on a timer, concurrently with the processing. A record whose outputs were already
+sent but whose offset was not yet acknowledged would have its outputs committed without its
+offset; after a crash or a stop, it is processed again and its outputs appear twice. Faust also
+cancels its fetch loop mid-batch on shutdown, with the same effect.
 
-Every event is therefore processed and acknowledged as one step under a lock, shielded from
-cancellation, and the consumer takes the same lock for the whole commit (offsets computed and
-transaction committed), so a commit sees each event either not started or sent and acknowledged.
+Every batch (the records one fetch returned for one partition) is therefore processed and
+acknowledged as one step under a lock, shielded from cancellation, and the consumer takes the
+same lock for the whole commit (state written back, offsets computed, transaction committed),
+so a commit sees each batch either not started or sent and acknowledged.
+
+A record the consumer delivers a second time while its partition stays assigned (Faust rewinds
+partitions it has already resumed, see :meth:`agents.transport.Consumer.perform_seek`) is
+acknowledged without being processed again: its first processing is in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,26 +23,39 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from faust.types import EventT
+from faust.types import Message
 
 
 class CommitGate:
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
+        #: called under the gate before every commit, to write what stages hold back
+        self.before_commit: list[Callable[[], object]] = []
 
-    async def process(self, event: EventT, handler: Callable[[EventT], Awaitable[None]]) -> None:
-        """Run ``handler(event)`` and acknowledge the event, as one step no commit interleaves
-        with and no cancellation interrupts."""
-        message = event.message
-        name = f"continust.event:{message.topic}:{message.partition}:{message.offset}"
-        task = asyncio.ensure_future(self._process(event, handler))
-        task.set_name(name)
+    async def process_batch(
+        self, app: Any, messages: list[Message], handler: Callable[[list[Message]], Awaitable[None]]
+    ) -> None:
+        """Run ``handler`` on the records of one partition that a fetch returned, and acknowledge
+        them, as one step no commit interleaves with and no cancellation interrupts.
+
+        Records fetched before a rebalance (an older generation, or while the flow is stopped)
+        are dropped unacknowledged: the seek after the rebalance reads them again. Records an
+        agent already processed in this assignment are acknowledged without processing."""
+        task = asyncio.ensure_future(self._process_batch(app, messages, handler))
         await asyncio.shield(task)
 
-    async def _process(self, event: EventT, handler: Callable[[EventT], Awaitable[None]]) -> None:
+    async def _process_batch(
+        self, app: Any, messages: list[Message], handler: Callable[[list[Message]], Awaitable[None]]
+    ) -> None:
         async with self._lock:
-            await handler(event)
-            event.ack()
+            consumer = app.consumer
+            generation = app.consumer_generation_id
+            if not app.flow_control.is_active() or not consumer.flow_active:
+                return
+            fresh = [m for m in messages if m.generation_id == generation and not consumer.is_repeat(m)]
+            if fresh:
+                await handler(fresh)
+                consumer.ack_processed(fresh)
 
     @asynccontextmanager
     async def closed(self) -> AsyncIterator[None]:
@@ -46,19 +64,30 @@ class CommitGate:
             yield
 
 
-def install_gated_agent(
-    app: Any, channel: Any, name: str, handler: Callable[[EventT], Awaitable[None]]
-) -> None:
-    """Register an agent on ``channel`` that hands each event to ``handler`` through the app's
-    gate and acknowledges it itself (the stream's automatic acks are off)."""
+BatchHandler = Callable[[list[Message]], Awaitable[None]]
 
-    async def agent(stream: Any) -> None:
-        gate = gate_for(app)
-        async for event in stream.noack().events():
-            await gate.process(event, handler)
 
-    agent.__qualname__ = agent.__name__ = name.rsplit(".", 1)[-1]
-    app.agent(channel, name=name)(agent)
+def install_batch_handler(app: Any, channel: Any, handler: BatchHandler) -> None:
+    """Subscribe the app to the topics of ``channel`` and have the consumer hand their records to
+    ``handler`` a fetch at a time, per partition and in offset order, through the app's gate
+    (:meth:`agents.transport.Consumer._drain_messages`). No Faust stream or agent is involved:
+    Faust's per-event path (a channel put, a stream step and an ack per record) costs more than
+    the whole aggregation."""
+    app.topics.add(channel)
+    routes = batch_routes_for(app)
+    for topic in channel.topics:
+        routes[topic] = handler
+
+
+_ROUTES: weakref.WeakKeyDictionary[Any, dict[str, BatchHandler]] = weakref.WeakKeyDictionary()
+
+
+def batch_routes_for(app: Any) -> dict[str, BatchHandler]:
+    """Topic name -> the handler its records are delivered to in batches."""
+    routes = _ROUTES.get(app)
+    if routes is None:
+        routes = _ROUTES[app] = {}
+    return routes
 
 
 _GATES: weakref.WeakKeyDictionary[Any, CommitGate] = weakref.WeakKeyDictionary()

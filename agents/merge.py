@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 
 import faust
-from faust.types import EventT
+from faust.types import Message
 
-from agents.commit_gate import install_gated_agent
+from agents.commit_gate import install_batch_handler
 from agents.sink import Sink
 from streams.dead_letters import DeadLetter
 from streams.envelope import decode_event
@@ -49,37 +49,36 @@ class SourceStage:
 
     def install(self) -> None:
         channel = self.app.topic(*self.spec.topics, key_serializer="raw", value_serializer="raw")
-        install_gated_agent(self.app, channel, f"continust.source.{self.spec.name}", self.process)
+        install_batch_handler(self.app, channel, self.process_batch)
 
-    async def process(self, event: EventT) -> None:
-        message = event.message
-        self._events_in.inc()
-        record_ts_ms = round(message.timestamp * 1000)
-        try:
-            envelope = decode_event(
+    async def process_batch(self, messages: list[Message]) -> None:
+        """Repartition the records of one input partition, in offset order."""
+        self._events_in.inc(len(messages))
+        now_ms = time.time_ns() // 1_000_000
+        for message in messages:
+            try:
+                envelope = decode_event(
+                    message.value,
+                    key_field=self.spec.key,
+                    timestamp_field=self.spec.timestamp,
+                    record_timestamp_ms=round(message.timestamp * 1000),
+                    now_ms=now_ms,
+                    max_future_ms=self.max_future_ms,
+                )
+            except InvalidEvent as exc:
+                await self.reject(message, exc)
+                continue
+            key = envelope.key.encode()
+            await self.sink.send(
+                message.tp,
+                self.repartition,
+                key,
                 message.value,
-                key_field=self.spec.key,
-                timestamp_field=self.spec.timestamp,
-                record_timestamp_ms=record_ts_ms,
-                now_ms=time.time_ns() // 1_000_000,
-                max_future_ms=self.max_future_ms,
+                key_partition(key, self.partitions),
+                [(EVENT_TIME_HEADER, str(envelope.timestamp_ms).encode())],
             )
-        except InvalidEvent as exc:
-            await self.reject(event, exc)
-            return
-        key = envelope.key.encode()
-        partition = key_partition(key, self.partitions)
-        await self.sink.send(
-            message.tp,
-            self.repartition,
-            key,
-            message.value,
-            partition,
-            [(EVENT_TIME_HEADER, str(envelope.timestamp_ms).encode())],
-        )
 
-    async def reject(self, event: EventT, exc: InvalidEvent, table: str = "") -> None:
-        message = event.message
+    async def reject(self, message: Message, exc: InvalidEvent, table: str = "") -> None:
         letter = DeadLetter(
             reason=exc.reason,
             detail=exc.detail,

@@ -45,7 +45,7 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 from faust.types.tuples import RecordMetadata
 
-from agents.commit_gate import gate_for
+from agents.commit_gate import batch_routes_for, gate_for
 from streams.logfmt import logfmt
 
 log = logging.getLogger("continust.transport")
@@ -134,6 +134,13 @@ class TransactionManager(FaustTransactionManager):
         await self._drain()
         await self._ensure_in_transaction(offsets)
         committed = await super().commit(offsets, start_new_transaction=start_new_transaction)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                logfmt(
+                    "transaction.commit",
+                    offsets=",".join(f"{tp.topic}:{tp.partition}={o}" for tp, o in sorted(offsets.items())),
+                )
+            )
         assignor = self.app.assignor
         for tp in offsets:
             self._written.discard(
@@ -215,6 +222,16 @@ async def fetch_committed(consumer: Any, tps: list[TP], timeout_s: float = 60.0)
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    async def _seek_wait(self, consumer: Any, partitions: Mapping[TP, int | None]) -> None:
+        """Faust's recovery seeks changelog partitions to the offsets it read before; when a
+        rebalance lands during recovery, partitions added since have none (``None``), and the
+        seek crashed the worker. No known offset means reading the changelog from its start."""
+        unknown = sorted(f"{tp.topic}:{tp.partition}" for tp, o in partitions.items() if o is None or o < 0)
+        if unknown:
+            log.info(logfmt("recovery.seek_from_start", partitions=",".join(unknown)))
+        fixed = {tp: (o if o is not None and o >= 0 else 0) for tp, o in partitions.items()}
+        await super()._seek_wait(consumer, fixed)
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
         return await self.call_thread(self._seek_to_committed)
 
@@ -242,6 +259,119 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class Consumer(faust_aiokafka.Consumer):
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # per partition, the highest offset an agent processed since the partition was assigned
+        self._processed: dict[TP, int] = {}
+
+    def is_repeat(self, message: Any) -> bool:
+        """Whether an agent already processed the record of ``message`` since its partition was
+        assigned (records of a partition are processed in offset order)."""
+        return bool(message.offset <= self._processed.get(message.tp, -1))
+
+    def ack(self, message: Any) -> bool:
+        """Count ``message`` as processed only if an agent took it from its stream, once.
+
+        Faust's streams also acknowledge the records they skip: those fetched before a rebalance
+        or while the flow was stopped, which the seek after the rebalance reads again. Counted,
+        such a record lets the committed offset pass records nobody processed (a crash then
+        loses them), and its second delivery waits for an acknowledgement that can never count,
+        so the offset stops moving. A repeated delivery (:meth:`is_repeat`) is acknowledged
+        without counting for the same reason."""
+        if not self.app.topics.acks_enabled_for(message.topic):
+            return bool(super().ack(message))
+        if not message.tracked:
+            message.acked = True
+            return False
+        if self.is_repeat(message) or message.offset in self._acked_index[message.tp]:
+            message.acked = True
+            self._unacked_messages.discard(message)
+            log.info(
+                logfmt(
+                    "consumer.repeat_skipped",
+                    tp=f"{message.topic}:{message.partition}",
+                    offset=message.offset,
+                )
+            )
+            return False
+        acked = bool(super().ack(message))
+        if acked:
+            self._processed[message.tp] = message.offset
+        return acked
+
+    def ack_processed(self, messages: list[Any]) -> None:
+        """Acknowledge records of one partition that an agent processed, in offset order (the
+        batch path's :meth:`ack`)."""
+        tp = messages[0].tp
+        committed = self._committed_offset[tp]
+        offsets = [m.offset for m in messages if committed is None or m.offset >= committed]
+        for m in messages:
+            m.tracked = m.acked = True
+        if not offsets:
+            return
+        self._acked_index[tp].update(offsets)
+        self._acked[tp].extend(offsets)
+        self._n_acked += len(offsets)
+        self._processed[tp] = offsets[-1]
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Faust's fetch loop, handing the records of batch-delivered topics
+        (:func:`agents.commit_gate.install_batch_handler`) to their handler a fetch at a time,
+        per partition; records of other topics take Faust's per-message path."""
+        routes = batch_routes_for(self.app)
+        if not routes:
+            await super()._drain_messages(fetcher)
+            return
+        gate = gate_for(self.app)
+        callback = self.callback
+        read_offset = self._read_offset
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                await asyncio.sleep(0)
+                if self.should_stop:
+                    break
+                batches: dict[TP, list[Any]] = {}
+                async for tp, message in self.getmany(timeout=1.0):
+                    r_offset = read_offset.get(tp)
+                    if r_offset is not None and message.offset < r_offset:
+                        continue
+                    read_offset[tp] = message.offset
+                    if message.topic in routes:
+                        batches.setdefault(tp, []).append(message)
+                    else:
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                for tp, messages in batches.items():
+                    await gate.process_batch(self.app, messages, routes[tp.topic])
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        for tp in revoked:
+            self._processed.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
+
+    async def perform_seek(self) -> None:
+        """Rewind to the committed offsets, without delivering again what agents processed.
+
+        Faust resumes the stream partitions before it seeks them to their committed offsets
+        (``Recovery._resume_streams``), so records fetched in between are processed, and then
+        delivered again after the seek: every output of theirs twice. Their outputs are in the
+        partition's open transaction and their acknowledgements commit with it, so the seek
+        keeps the read position past them."""
+        await super().perform_seek()
+        for tp, offset in self._processed.items():
+            read = self._read_offset.get(tp)
+            if read is None or read <= offset:
+                self._read_offset[tp] = offset + 1
+
     def _new_offset(self, tp: TP) -> int | None:
         """The offset to commit for ``tp``: one past the highest acknowledged offset that lies
         below every record delivered to the agents and not yet acknowledged.
@@ -269,7 +399,10 @@ class Consumer(faust_aiokafka.Consumer):
         return new_offset
 
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
-        async with gate_for(self.app).closed():
+        gate = gate_for(self.app)
+        async with gate.closed():
+            for write_back in gate.before_commit:
+                write_back()
             committed = await super().force_commit(topics, start_new_transaction=start_new_transaction)
             if self.in_transaction:
                 transactions = cast(TransactionManager, self.transactions)

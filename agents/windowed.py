@@ -23,9 +23,9 @@ from typing import Any, cast
 
 import faust
 import orjson
-from faust.types import TP, EventT
+from faust.types import TP, Message
 
-from agents.commit_gate import gate_for, install_gated_agent
+from agents.commit_gate import gate_for, install_batch_handler
 from agents.merge import EVENT_TIME_HEADER, SourceStage
 from agents.sink import Sink
 from agents.table_store import FaustWindowStore
@@ -38,6 +38,7 @@ from streams.pipeline import TableSpec
 from windows.aggregates import InvalidField
 from windows.partition import Emission, PartitionWindows, live_windows
 from windows.stream_time import idle_stream_time, is_expired
+from windows.write_back import WriteBackStore
 
 log = logging.getLogger("continust.table")
 
@@ -73,14 +74,14 @@ def install_keyed_agent(
     again by every table. Here an event is processed by all tables and acknowledged as one step.
     """
 
-    async def process(event: EventT) -> None:
+    async def process_batch(messages: list[Message]) -> None:
         for stage in stages:
-            await stage.process(event)
+            await stage.process_batch(messages)
 
     channel = app.topic(
         source.repartition, key_serializer="raw", value_serializer="raw", partitions=partitions
     )
-    install_gated_agent(app, channel, f"continust.tables.{source.spec.name}", process)
+    install_batch_handler(app, channel, process_batch)
 
 
 @dataclass
@@ -104,7 +105,8 @@ class TableStage:
         }
         self.windows: Any = self.app.Table(self.spec.name, **raw)
         self.stream_times: Any = self.app.Table(f"{self.spec.name}-stream-time", **raw)
-        self.store = FaustWindowStore(self.windows, self.stream_times)
+        self.tables_store = FaustWindowStore(self.windows, self.stream_times)
+        self.store = WriteBackStore(self.tables_store)
         self.aggregate = self.spec.aggregate
         self._partitions: dict[int, PartitionWindows] = {}
         # partition -> (stream time, wall-clock ms) when it last received a record
@@ -116,6 +118,7 @@ class TableStage:
         """Register the stage's rebalance handler and idle timer; its events come from the one
         agent of its source (:func:`install_keyed_agent`)."""
         self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
+        gate_for(self.app).before_commit.append(self.store.flush)
         if self.spec.idle_timeout_ms is not None:
             interval = max(0.05, min(1.0, self.spec.idle_timeout_ms / 4000))
             self.app.timer(interval, name=f"continust.idle.{self.spec.name}")(self.advance_idle)
@@ -125,11 +128,12 @@ class TableStage:
         their changelogs first, and their schedules are rebuilt from that state."""
         self._partitions.clear()
         self._quiet_since.clear()
+        self.store.forget()
 
     def partition(self, partition: int) -> PartitionWindows:
         windows = self._partitions.get(partition)
         if windows is None:
-            self.store.open_partition(partition)
+            self.tables_store.open_partition(partition)
             windows = PartitionWindows(self.aggregate, self.store, partition)
             self._partitions[partition] = windows
             self._quiet_since[partition] = (windows.stream_time, wall_ms())
@@ -144,32 +148,34 @@ class TableStage:
             )
         return windows
 
-    async def process(self, event: EventT) -> None:
-        message = event.message
-        partition = message.partition
+    async def process_batch(self, messages: list[Message]) -> None:
+        """Apply the records of one partition of the keyed stream, in offset order."""
+        partition = messages[0].partition
         windows = self.partition(partition)
-        idle = self.spec.idle_timeout_ms is not None
-        if idle:  # any record, valid or not, ends the partition's quiet
+        before = windows.stream_time
+        for message in messages:
+            await self._process(windows, message)
+        if self.spec.idle_timeout_ms is not None:  # any record, valid or not, ends the quiet
             self._quiet_since[partition] = (windows.stream_time, wall_ms())
+        if windows.stream_time != before:
+            STREAM_TIME.labels(table=self.spec.name, partition=str(partition)).set(windows.stream_time or 0)
+
+    async def _process(self, windows: PartitionWindows, message: Message) -> None:
         try:
             key, timestamp_ms, payload = read_repartitioned(message)
         except InvalidEvent as exc:
-            await self.source.reject(event, exc, table=self.spec.name)
+            await self.source.reject(message, exc, table=self.spec.name)
             return
         try:
             result = windows.on_event(key, payload, timestamp_ms, message.offset)
         except InvalidField as exc:
-            await self.source.reject(event, InvalidEvent("invalid_field", str(exc)), table=self.spec.name)
+            await self.source.reject(message, InvalidEvent("invalid_field", str(exc)), table=self.spec.name)
             return
         if result.late:
             await self._late_event(message, key, timestamp_ms, result.stream_time)
             return
         for emission in result.emissions:
             await self.emit(message.tp, emission)
-        if idle:
-            self._quiet_since[partition] = (windows.stream_time, self._quiet_since[partition][1])
-        if windows.stream_time != result.stream_time:
-            STREAM_TIME.labels(table=self.spec.name, partition=str(partition)).set(windows.stream_time or 0)
 
     async def _late_event(self, message: Any, key: str, timestamp_ms: int, stream_time: int | None) -> None:
         self._late.inc()

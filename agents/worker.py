@@ -84,6 +84,9 @@ def dump_consumer(app: faust.App) -> None:
         return
     active = consumer._active_partitions or set()
     paused = consumer._paused_partitions
+    in_flight: dict[Any, list[int]] = {}
+    for message in list(consumer._unacked_messages):
+        in_flight.setdefault(message.tp, []).append(message.offset)
     for tp in sorted(assignment.tps):
         state = assignment.state_value(tp)
         log.warning(
@@ -96,6 +99,9 @@ def dump_consumer(app: faust.App) -> None:
                 faust_active=tp in active,
                 faust_paused=tp in paused,
                 read_offset=consumer._read_offset.get(tp),
+                committed=consumer._committed_offset.get(tp),
+                acked=",".join(map(str, list(consumer._acked.get(tp, []))[-5:])),
+                in_flight=",".join(map(str, sorted(in_flight.get(tp, []))[:5])),
             )
         )
 

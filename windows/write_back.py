@@ -1,0 +1,108 @@
+"""A write-back cache in front of a :class:`~windows.store.WindowStore`.
+
+Between two commits a key's windows change once per event; its store (RocksDB and a changelog
+record each time) needs only the last state. :class:`WriteBackStore` keeps the keys read or
+written since the last :meth:`~WriteBackStore.flush` in memory and writes each changed key and
+stream time once per flush, in the order they first changed. Reads see the cached state.
+
+The owner flushes before every commit (the changelog records must be in the transaction that
+commits the offsets of the events behind them) and drops the cache of a partition it loses
+(:meth:`~WriteBackStore.forget`): unflushed changes belong to a transaction that never commits.
+Memory is bounded by the keys touched between two flushes, since a flush empties the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from windows.keyed_state import KeyWindows
+from windows.store import WindowStore
+
+_ABSENT = None
+
+
+class WriteBackStore:
+    def __init__(self, inner: WindowStore) -> None:
+        self.inner = inner
+        # partition -> key -> windows (None: no windows); insertion order = first change order
+        self._keys: dict[int, dict[str, KeyWindows | None]] = {}
+        self._dirty: dict[int, dict[str, None]] = {}
+        self._stream_times: dict[int, int | None] = {}
+        self._stream_time_dirty: set[int] = set()
+
+    def get(self, partition: int, key: str) -> KeyWindows | None:
+        keys = self._keys.setdefault(partition, {})
+        if key in keys:
+            return keys[key]
+        windows = self.inner.get(partition, key)
+        keys[key] = windows
+        return windows
+
+    def put(self, partition: int, key: str, windows: KeyWindows) -> None:
+        self._keys.setdefault(partition, {})[key] = windows
+        self._dirty.setdefault(partition, {})[key] = None
+
+    def delete(self, partition: int, key: str) -> None:
+        self._keys.setdefault(partition, {})[key] = _ABSENT
+        self._dirty.setdefault(partition, {})[key] = None
+
+    def items(self, partition: int) -> Iterator[tuple[str, KeyWindows]]:
+        cached = self._keys.get(partition, {})
+        for key, windows in self.inner.items(partition):
+            if key not in cached:
+                yield key, windows
+        for key, maybe in list(cached.items()):
+            if maybe is not None and maybe.windows:
+                yield key, maybe
+
+    def get_stream_time(self, partition: int) -> int | None:
+        if partition in self._stream_times:
+            return self._stream_times[partition]
+        stream_time = self.inner.get_stream_time(partition)
+        self._stream_times[partition] = stream_time
+        return stream_time
+
+    def set_stream_time(self, partition: int, stream_time: int) -> None:
+        self._stream_times[partition] = stream_time
+        self._stream_time_dirty.add(partition)
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._stream_time_dirty) or any(self._dirty.values())
+
+    def flush(self) -> int:
+        """Write every changed key and stream time to the inner store, then empty the cache.
+        Returns the number of writes."""
+        writes = 0
+        for partition, dirty in self._dirty.items():
+            keys = self._keys.get(partition, {})
+            for key in dirty:
+                windows = keys.get(key)
+                if windows is None or not windows.windows:
+                    self.inner.delete(partition, key)
+                else:
+                    self.inner.put(partition, key, windows)
+                writes += 1
+        for partition in sorted(self._stream_time_dirty):
+            stream_time = self._stream_times[partition]
+            if stream_time is not None:
+                self.inner.set_stream_time(partition, stream_time)
+                writes += 1
+        self._keys.clear()
+        self._dirty.clear()
+        self._stream_times.clear()
+        self._stream_time_dirty.clear()
+        return writes
+
+    def forget(self, partition: int | None = None) -> None:
+        """Drop the cached state (of one partition, or all) without writing it."""
+        if partition is None:
+            self._keys.clear()
+            self._dirty.clear()
+            self._stream_times.clear()
+            self._stream_time_dirty.clear()
+            return
+        self._keys.pop(partition, None)
+        self._dirty.pop(partition, None)
+        self._stream_times.pop(partition, None)
+        self._stream_time_dirty.discard(partition)
