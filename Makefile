@@ -3,9 +3,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit test-integration lint format kafka-up kafka-down kafka-status clean
+.PHONY: help venv demo test test-unit test-integration bench lint format kafka-up kafka-down kafka-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
@@ -18,6 +20,11 @@ $(STAMP): pyproject.toml
 	@echo "event=setup.install extras=dev"
 	@$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	@echo "event=setup.install extras=dev,bench"
+	@$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
 
 venv: $(STAMP) ## create the virtualenv and install continust with its dev tools
 
@@ -41,6 +48,9 @@ test-unit: $(STAMP) ## the unit tests only (no broker)
 
 test-integration: $(STAMP) ## the integration tests only (real broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m integration tests
+
+bench: $(STAMP) $(BENCH_STAMP) ## throughput and latency against the raw consumer, Faust and Quix Streams (docs/benchmarks.md; BENCH_ARGS="--events 200000")
+	@$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(STAMP) ## ruff and mypy
 	@$(BIN)/ruff check .

@@ -1,0 +1,67 @@
+"""The benchmark's input: N JSON events ``{"user", "ts", "amount"}``, deterministic for a seed.
+
+Contract:
+
+- ``user`` is one of ``keys`` names (``user-0000`` ...) and is also the record key, so Kafka's
+  default partitioner puts all events of a user on one partition.
+- ``ts`` (epoch ms, event time) advances by ``spacing_ms`` per event from an epoch-aligned start
+  in the past, so the run spans ``N * spacing_ms`` of event time (many 10 s windows). A fifth of
+  the events are earlier than that clock by 1 ms to ``grace_ms - 1`` ms: out of order, but never
+  late for a window with that grace, because every partition's stream time is at most the
+  clock of the latest event produced.
+- Users are active in alternating halves: during each ``burst_ms`` of event time only the users
+  of one parity send events, so each user's activity has gaps longer than a 30 s session gap
+  (sessions open and close) while tumbling and sliding windows fill.
+- ``amount`` is a number with two decimals in [0.5, 500].
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import orjson
+
+
+class Event(NamedTuple):
+    user: str
+    ts: int
+    amount: float
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    count: int
+    keys: int = 1000
+    spacing_ms: int = 1
+    grace_ms: int = 5_000
+    burst_ms: int = 40_000
+    seed: int = 5
+
+    def start_ms(self, now_ms: int) -> int:
+        """An event-time start such that the last event is a minute before ``now_ms`` (events
+        must not be ahead of the wall clock), aligned to the minute."""
+        start = now_ms - self.count * self.spacing_ms - 60_000
+        return start - start % 60_000
+
+    def users(self) -> list[str]:
+        return [f"user-{i:04d}" for i in range(self.keys)]
+
+    def events(self, start_ms: int) -> Iterator[Event]:
+        """The events in production order."""
+        rng = random.Random(self.seed)
+        users = self.users()
+        halves = [users[0::2], users[1::2] or users]
+        for i in range(self.count):
+            clock = start_ms + i * self.spacing_ms
+            active = halves[((clock - start_ms) // self.burst_ms) % 2]
+            user = active[rng.randrange(len(active))]
+            ts = clock - rng.randrange(1, self.grace_ms) if rng.random() < 0.2 else clock
+            yield Event(user, ts, round(rng.uniform(0.5, 500.0), 2))
+
+
+def encode(event: Event) -> tuple[bytes, bytes]:
+    """The Kafka record key and value of an event."""
+    return event.user.encode(), orjson.dumps({"user": event.user, "ts": event.ts, "amount": event.amount})

@@ -1,0 +1,45 @@
+"""Preloading the input topic: create it fresh with the run's partition count and produce the
+events in order (:mod:`bench.producing`), logging progress."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+
+from bench.events import Event
+from bench.producing import send_events
+from bench.topics import create_topic
+from streams.logfmt import logfmt
+
+log = logging.getLogger("continust.bench")
+
+CHUNK = 20_000
+
+
+async def preload(bootstrap: str, topic: str, partitions: int, events: Sequence[Event]) -> None:
+    await create_topic(bootstrap, topic, partitions)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=512 * 1024)
+    await producer.start()
+    started = last_log = time.monotonic()
+    try:
+        for first in range(0, len(events), CHUNK):
+            await send_events(producer, topic, partitions, events[first : first + CHUNK])
+            done = min(first + CHUNK, len(events))
+            if time.monotonic() - last_log >= 2 or done == len(events):
+                last_log = time.monotonic()
+                elapsed = last_log - started
+                log.info(
+                    logfmt(
+                        "bench.preload.progress",
+                        topic=topic,
+                        produced=done,
+                        of=len(events),
+                        pct=round(100 * done / len(events)),
+                        rate=round(done / elapsed) if elapsed else 0,
+                    )
+                )
+    finally:
+        await producer.stop()

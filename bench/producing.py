@@ -1,0 +1,36 @@
+"""Producing events fast and in order: records are grouped into one aiokafka batch per
+partition (Kafka's default partitioner on the ``user`` key, as the Java clients and aiokafka
+compute it), and the batches of a call are sent in order, so every partition receives its
+events in the order given."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from bench.events import Event, encode
+from streams.partitioning import key_partition
+
+
+async def send_events(
+    producer: AIOKafkaProducer, topic: str, partitions: int, events: Iterable[Event]
+) -> None:
+    """Send ``events`` and wait until the broker has acknowledged all of them."""
+    batches: dict[int, Any] = {}
+    deliveries = []
+    for event in events:
+        key, value = encode(event)
+        partition = key_partition(key, partitions)
+        batch = batches.get(partition)
+        if batch is None:
+            batch = batches[partition] = producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = batches[partition] = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+    for partition, batch in batches.items():
+        deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+    await asyncio.gather(*deliveries)

@@ -1,0 +1,229 @@
+"""The benchmark's report: a plain-text table for the terminal and ``docs/benchmarks.md``
+(tables, chart, machine, method and how to reproduce). Both are built from the summaries only."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.latency import LatencyResult
+from bench.summary import ContenderSummary
+
+HEADERS = (
+    "contender",
+    "window",
+    "events/s (median)",
+    "min-max",
+    "CPU µs/event",
+    "vs limit",
+    "vs quix",
+    "vs faust",
+    "peak RSS",
+    "state on disk",
+)
+LATENCY_HEADERS = ("contender", "input rate", "achieved", "p50", "p99", "outputs readable")
+
+
+@dataclass(frozen=True)
+class RunDescription:
+    """What was run, for the report's header."""
+
+    date: str
+    events: int
+    keys: int
+    partitions: int
+    repetitions: int
+    span_s: float
+    command: str
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n / 2**10:,.0f} KiB"
+
+
+def _ratio(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 10:
+        return f"{value:,.0f}x"
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.2g}x"
+
+
+def throughput_rows(summaries: Sequence[ContenderSummary]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for s in summaries:
+        if s.status != "ok":
+            shown = "FAILED" if s.status == "failed" else s.status.upper()
+            rows.append((s.contender, s.window, shown, *(["-"] * (len(HEADERS) - 3))))
+            continue
+        ratios = dict(s.ratios)
+        rows.append(
+            (
+                s.contender,
+                s.window,
+                f"{s.median_eps:,.0f}",
+                f"{s.min_eps:,.0f}-{s.max_eps:,.0f}",
+                f"{s.cpu_us_per_event:,.1f}",
+                _ratio(ratios.get("limit")),
+                _ratio(ratios.get("quix")),
+                _ratio(ratios.get("faust")),
+                _mib(s.peak_rss_bytes),
+                _mib(s.state_bytes) if s.state_bytes else "-",
+            )
+        )
+    return rows
+
+
+def problem_lines(summaries: Sequence[ContenderSummary], latencies: Sequence[LatencyResult]) -> list[str]:
+    """Why a contender has no figures, or why its latency is incomplete: one line each."""
+    lines = [f"{s.contender}: {s.status}, {s.detail}" for s in summaries if s.status != "ok"]
+    lines += [
+        f"{r.contender} latency: {r.detail}"
+        if r.status == "ok"
+        else f"{r.contender} latency: {r.status}, {r.detail}"
+        for r in latencies
+        if r.detail
+    ]
+    return lines
+
+
+def _ms(value: float, limit_s: float) -> str:
+    if math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return f"> {limit_s:.0f} s after the end"
+    return f"{value:,.0f} ms"
+
+
+def latency_rows(results: Sequence[LatencyResult], drain_s: float) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for r in results:
+        if r.status != "ok":
+            rows.append((r.contender, f"{r.rate:,}/s", r.status.upper(), "-", "-", "-"))
+            continue
+        rows.append(
+            (
+                r.contender,
+                f"{r.rate:,}/s for {r.seconds:.0f} s",
+                f"{r.achieved_rate:,.0f}/s",
+                _ms(r.percentile(0.5), drain_s),
+                _ms(r.percentile(0.99), drain_s),
+                f"{r.readable:,} of {r.produced:,}",
+            )
+        )
+    return rows
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out.extend("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows)
+    return "\n".join(out)
+
+
+def write_markdown(
+    path: Path,
+    run: RunDescription,
+    summaries: Sequence[ContenderSummary],
+    latencies: Sequence[LatencyResult],
+    drain_s: float,
+    machine: dict[str, str],
+    chart: Path | None,
+) -> None:
+    parts = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m bench`); every figure below is from the run of "
+        f"{run.date}. Issue 5 sets the targets.",
+        "",
+        f"**The job**: {run.events:,} JSON events `{{user, ts, amount}}` preloaded into one topic of "
+        f"{run.partitions} partitions, {run.keys:,} keys (the record key is `user`), event time spanning "
+        f"{run.span_s:,.0f} s, slightly out of order (never beyond the 5 s grace). Per key and window: the "
+        "count of events and the sum of `amount`. Each contender ran "
+        f"{run.repetitions} times, alternating with the others, each time with a fresh consumer group, "
+        "state directory and output topic. Every run's results were checked against the reference "
+        "aggregation computed from the events; a contender with a wrong result is shown as FAILED and "
+        "not timed.",
+        "",
+        "## Throughput",
+        "",
+        markdown_table(HEADERS, throughput_rows(summaries)),
+        "",
+    ]
+    problems = problem_lines(summaries, latencies)
+    if problems:
+        parts += ["Problems:", "", *(f"- {line}" for line in problems), ""]
+    if chart is not None:
+        parts += [f"![events per second per contender]({chart.name})", ""]
+    if latencies:
+        parts += [
+            "## End-to-end latency",
+            "",
+            "Input produced at a fixed rate while the contender runs; latency of an output record = "
+            "when it became readable with `read_committed` - when the latest input event it reflects "
+            "was handed to the producer. Percentiles are over all produced events; an event whose "
+            f"output was not readable {drain_s:.0f} s after production stopped counts as infinitely late.",
+            "",
+            markdown_table(LATENCY_HEADERS, latency_rows(latencies, drain_s)),
+            "",
+        ]
+    parts += [
+        "## Contenders",
+        "",
+        "- `limit`: raw aiokafka consumer, `getmany` batches, orjson, a Python dict of per-key "
+        "per-window count and sum: no state store, no commits, no output. The ceiling.",
+        "- `faust`: a plain faust-streaming app, windowed `Table` (tumbling 10 s, by the event's `ts`) "
+        "on the RocksDB store (rocksdict), updated event by event; at-least-once (Faust's default).",
+        '- `quix`: Quix Streams `Application`, RocksDB state, `processing_guarantee="exactly-once"`, '
+        'tumbling 10 s window (grace 5 s) by `ts`, `.agg(n=Count(), total=Sum("amount")).current()` '
+        "to an output topic; Quix's default commit interval (5 s).",
+        "- `continust-*`: a continust worker (`streams.cli worker`) on a pipeline with one source keyed "
+        'by `user`, timestamp `ts`, one table `aggregate = { n = "count()", total = "sum(amount)" }`, '
+        '`emit = "update"`, an output topic, exactly_once (commit interval 1 s); windows tumbling 10 s '
+        "grace 5 s, sliding 60 s every 10 s grace 5 s (6 windows per event), session gap 30 s grace 5 s.",
+        "",
+        "## What is measured",
+        "",
+        "- **events/s**: input events over the time from the contender's first processed event to its "
+        "last (for continust: until its consumer group has committed all of the input and repartition "
+        "topics, so up to one commit interval after the last event). Startup, group join and result "
+        "checking are not timed. Median of the runs, with min-max.",
+        "- **CPU µs/event**: user + system CPU time of the contender's process over the same interval, "
+        "per input event (the broker's CPU is not counted).",
+        "- **vs limit / quix / faust**: median events/s divided by that contender's median.",
+        "- **peak RSS**: the process's `VmHWM`; the largest over the runs.",
+        "- **state on disk**: the contender's state directory after it stopped (median).",
+        "",
+        "## Machine",
+        "",
+        markdown_table(("", ""), [(k, v) for k, v in machine.items()]),
+        "",
+        "The machine is shared: other work (such as a test suite) running at the same time lowers "
+        "the figures.",
+        "",
+        "## Reproduce",
+        "",
+        "```sh",
+        "make bench        # defaults: 1,000,000 events, 1000 keys, 8 partitions, 3 repetitions",
+        'make bench BENCH_ARGS="--events 100000 --repetitions 1"   # a shorter run',
+        "```",
+        "",
+        "`make bench` creates the virtualenv with the `bench` extra (Quix Streams and matplotlib), "
+        "starts the local broker on 127.0.0.1:9092 unless one answers there (and stops it afterwards), "
+        "and writes this file and the chart. Options: `.venv/bin/python -m bench --help` (`--events`, "
+        "`--repetitions`, `--contenders`, `--port`, `--latency-rate`, ...). This run:",
+        "",
+        "```sh",
+        run.command,
+        "```",
+        "",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts))
