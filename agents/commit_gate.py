@@ -21,50 +21,64 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from faust.types import Message
+from faust.types import TP
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Records of one partition from one fetch, in offset order, as aiokafka returns them
+    (``ConsumerRecord``: ``topic``, ``partition``, ``offset``, ``timestamp`` in epoch ms,
+    ``key``, ``value``, ``headers``), with the consumer generation they were fetched in."""
+
+    tp: TP
+    generation_id: int
+    records: list[Any]
+
+
+BatchHandler = Callable[[Batch], Awaitable[None]]
 
 
 class CommitGate:
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
-        #: called under the gate before every commit, to write what stages hold back
-        self.before_commit: list[Callable[[], object]] = []
+        #: awaited under the gate before every commit, to write what stages hold back
+        self.before_commit: list[Callable[[], Awaitable[object]]] = []
 
-    async def process_batch(
-        self, app: Any, messages: list[Message], handler: Callable[[list[Message]], Awaitable[None]]
-    ) -> None:
+    async def process_batch(self, app: Any, batch: Batch, handler: BatchHandler) -> None:
         """Run ``handler`` on the records of one partition that a fetch returned, and acknowledge
         them, as one step no commit interleaves with and no cancellation interrupts.
 
         Records fetched before a rebalance (an older generation, or while the flow is stopped)
         are dropped unacknowledged: the seek after the rebalance reads them again. Records an
         agent already processed in this assignment are acknowledged without processing."""
-        task = asyncio.ensure_future(self._process_batch(app, messages, handler))
+        task = asyncio.ensure_future(self._process_batch(app, batch, handler))
         await asyncio.shield(task)
 
-    async def _process_batch(
-        self, app: Any, messages: list[Message], handler: Callable[[list[Message]], Awaitable[None]]
-    ) -> None:
+    async def _process_batch(self, app: Any, batch: Batch, handler: BatchHandler) -> None:
         async with self._lock:
             consumer = app.consumer
-            generation = app.consumer_generation_id
+            if batch.generation_id != app.consumer_generation_id:
+                return
             if not app.flow_control.is_active() or not consumer.flow_active:
                 return
-            fresh = [m for m in messages if m.generation_id == generation and not consumer.is_repeat(m)]
-            if fresh:
-                await handler(fresh)
-                consumer.ack_processed(fresh)
+            records = batch.records
+            processed = consumer.processed_offset(batch.tp)
+            if records[0].offset <= processed:
+                records = [r for r in records if r.offset > processed]
+                if not records:
+                    return
+                batch = Batch(batch.tp, batch.generation_id, records)
+            await handler(batch)
+            consumer.ack_processed(batch.tp, [r.offset for r in records])
 
     @asynccontextmanager
     async def closed(self) -> AsyncIterator[None]:
         """Hold off event processing (for the duration of a commit)."""
         async with self._lock:
             yield
-
-
-BatchHandler = Callable[[list[Message]], Awaitable[None]]
 
 
 def install_batch_handler(app: Any, channel: Any, handler: BatchHandler) -> None:

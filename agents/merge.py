@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import faust
-from faust.types import Message
+from faust.types import TP
 
-from agents.commit_gate import install_batch_handler
+from agents.commit_gate import Batch, install_batch_handler
 from agents.sink import Sink
 from streams.dead_letters import DeadLetter
 from streams.envelope import decode_event
@@ -51,42 +52,48 @@ class SourceStage:
         channel = self.app.topic(*self.spec.topics, key_serializer="raw", value_serializer="raw")
         install_batch_handler(self.app, channel, self.process_batch)
 
-    async def process_batch(self, messages: list[Message]) -> None:
+    async def process_batch(self, batch: Batch) -> None:
         """Repartition the records of one input partition, in offset order."""
-        self._events_in.inc(len(messages))
+        records, tp = batch.records, batch.tp
+        self._events_in.inc(len(records))
         now_ms = time.time_ns() // 1_000_000
-        for message in messages:
+        add, repartition, partitions = self.sink.add, self.repartition, self.partitions
+        key_field, timestamp_field, max_future_ms = self.spec.key, self.spec.timestamp, self.max_future_ms
+        for record in records:
             try:
                 envelope = decode_event(
-                    message.value,
-                    key_field=self.spec.key,
-                    timestamp_field=self.spec.timestamp,
-                    record_timestamp_ms=round(message.timestamp * 1000),
+                    record.value,
+                    key_field=key_field,
+                    timestamp_field=timestamp_field,
+                    record_timestamp_ms=record.timestamp,
                     now_ms=now_ms,
-                    max_future_ms=self.max_future_ms,
+                    max_future_ms=max_future_ms,
                 )
             except InvalidEvent as exc:
-                await self.reject(message, exc)
+                self.reject(tp, record, exc)
                 continue
             key = envelope.key.encode()
-            await self.sink.send(
-                message.tp,
-                self.repartition,
+            add(
+                tp,
+                repartition,
                 key,
-                message.value,
-                key_partition(key, self.partitions),
+                record.value,
+                key_partition(key, partitions),
                 [(EVENT_TIME_HEADER, str(envelope.timestamp_ms).encode())],
             )
+        await self.sink.flush()
 
-    async def reject(self, message: Message, exc: InvalidEvent, table: str = "") -> None:
+    def reject(self, tp: TP, record: Any, exc: InvalidEvent, table: str = "") -> None:
+        """Queue ``record`` (of input partition ``tp``) for the dead-letter topic with its reason
+        (sent at the batch's flush), count and log it."""
         letter = DeadLetter(
             reason=exc.reason,
             detail=exc.detail,
             source=self.spec.name,
             table=table,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=record.offset,
         )
         EVENTS_INVALID.labels(source=self.spec.name, table=table, reason=exc.reason).inc()
         log.warning(
@@ -95,9 +102,9 @@ class SourceStage:
                 source=self.spec.name,
                 table=table,
                 reason=exc.reason,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=record.offset,
             )
         )
-        await self.sink.send(message.tp, self.dead_letters, message.key, message.value, 0, letter.headers())
+        self.sink.add(tp, self.dead_letters, record.key, record.value, 0, letter.headers())

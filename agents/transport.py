@@ -45,7 +45,7 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 from faust.types.tuples import RecordMetadata
 
-from agents.commit_gate import batch_routes_for, gate_for
+from agents.commit_gate import Batch, batch_routes_for, gate_for
 from streams.logfmt import logfmt
 
 log = logging.getLogger("continust.transport")
@@ -121,6 +121,11 @@ class TransactionManager(FaustTransactionManager):
         return await self.producer.send(
             topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
         )
+
+    def mark_written(self, transactional_id: str) -> None:
+        """Record that ``transactional_id``'s producer got records outside :meth:`send` (batches
+        from :class:`agents.sink.Sink`), so the next commit covers them."""
+        self._written.add(transactional_id)
 
     @property
     def uncommitted_writes(self) -> bool:
@@ -299,14 +304,16 @@ class Consumer(faust_aiokafka.Consumer):
             self._processed[message.tp] = message.offset
         return acked
 
-    def ack_processed(self, messages: list[Any]) -> None:
-        """Acknowledge records of one partition that an agent processed, in offset order (the
+    def processed_offset(self, tp: TP) -> int:
+        """The highest offset of ``tp`` an agent processed since it was assigned (-1: none)."""
+        return self._processed.get(tp, -1)
+
+    def ack_processed(self, tp: TP, offsets: list[int]) -> None:
+        """Acknowledge records of one partition that a stage processed, in offset order (the
         batch path's :meth:`ack`)."""
-        tp = messages[0].tp
         committed = self._committed_offset[tp]
-        offsets = [m.offset for m in messages if committed is None or m.offset >= committed]
-        for m in messages:
-            m.tracked = m.acked = True
+        if committed is not None and offsets[0] < committed:
+            offsets = [o for o in offsets if o >= committed]
         if not offsets:
             return
         self._acked_index[tp].update(offsets)
@@ -317,7 +324,13 @@ class Consumer(faust_aiokafka.Consumer):
     async def _drain_messages(self, fetcher: Any) -> None:
         """Faust's fetch loop, handing the records of batch-delivered topics
         (:func:`agents.commit_gate.install_batch_handler`) to their handler a fetch at a time,
-        per partition; records of other topics take Faust's per-message path."""
+        per partition, as aiokafka returned them; records of other topics take Faust's
+        per-message path.
+
+        This is Faust's ``getmany`` with its per-record work (an async generator step, the
+        generation and flow checks, the highwater and a ``Message`` object per record) done
+        once per partition and fetch; the gate checks generation and flow again under its lock
+        (:meth:`agents.commit_gate.CommitGate.process_batch`)."""
         routes = batch_routes_for(self.app)
         if not routes:
             await super()._drain_messages(fetcher)
@@ -327,23 +340,40 @@ class Consumer(faust_aiokafka.Consumer):
         read_offset = self._read_offset
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
+        monitor = self.app.monitor
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 await asyncio.sleep(0)
                 if self.should_stop:
                     break
-                batches: dict[TP, list[Any]] = {}
-                async for tp, message in self.getmany(timeout=1.0):
-                    r_offset = read_offset.get(tp)
-                    if r_offset is not None and message.offset < r_offset:
+                records, active = await self._wait_next_records(1.0)
+                if records is None or self.should_stop:
+                    continue
+                if not self.flow_active:  # as Faust's getmany: back to the committed offsets
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:
+                        log.warning(logfmt("consumer.seek_failed", error=repr(exc)))
+                    continue
+                generation = self.app.consumer_generation_id
+                for tp, fetched in records.items():
+                    if not (active is None or tp in active or tp in self._buffered_partitions):
                         continue
-                    read_offset[tp] = message.offset
-                    if message.topic in routes:
-                        batches.setdefault(tp, []).append(message)
-                    else:
-                        await self.wait_first(callback(message), self.suspend_flow.wait())
-                for tp, messages in batches.items():
-                    await gate.process_batch(self.app, messages, routes[tp.topic])
+                    monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    r_offset = read_offset.get(tp)
+                    if r_offset is not None and fetched and fetched[0].offset < r_offset:
+                        fetched = [r for r in fetched if r.offset >= r_offset]
+                    if not fetched:
+                        continue
+                    read_offset[tp] = fetched[-1].offset
+                    handler = routes.get(tp.topic)
+                    if handler is not None:
+                        await gate.process_batch(self.app, Batch(tp, generation, fetched), handler)
+                        continue
+                    for record in fetched:
+                        await self.wait_first(
+                            callback(self._to_message(tp, record)), self.suspend_flow.wait()
+                        )
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return
@@ -402,7 +432,7 @@ class Consumer(faust_aiokafka.Consumer):
         gate = gate_for(self.app)
         async with gate.closed():
             for write_back in gate.before_commit:
-                write_back()
+                await write_back()
             committed = await super().force_commit(topics, start_new_transaction=start_new_transaction)
             if self.in_transaction:
                 transactions = cast(TransactionManager, self.transactions)

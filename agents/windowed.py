@@ -15,7 +15,6 @@ own transaction, so the last windows of a quiet stream close too.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -23,9 +22,9 @@ from typing import Any, cast
 
 import faust
 import orjson
-from faust.types import TP, Message
+from faust.types import TP
 
-from agents.commit_gate import gate_for, install_batch_handler
+from agents.commit_gate import Batch, gate_for, install_batch_handler
 from agents.merge import EVENT_TIME_HEADER, SourceStage
 from agents.sink import Sink
 from agents.table_store import FaustWindowStore
@@ -43,14 +42,14 @@ from windows.write_back import WriteBackStore
 log = logging.getLogger("continust.table")
 
 
-def read_repartitioned(message: Any) -> tuple[str, int, dict[str, Any]]:
+def read_repartitioned(record: Any) -> tuple[str, int, dict[str, Any]]:
     """Key, event time and payload of a record of the repartition topic. The source stage
     writes only valid records there; anything else (a foreign producer) is an invalid event,
     not a crash."""
     try:
-        timestamp_ms = int(dict(message.headers or ())[EVENT_TIME_HEADER])
-        key = message.key.decode()
-        payload = orjson.loads(message.value)
+        timestamp_ms = int(dict(record.headers or ())[EVENT_TIME_HEADER])
+        key = record.key.decode()
+        payload = orjson.loads(record.value)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise InvalidEvent("bad_repartition_record", repr(exc)) from None
     if not isinstance(payload, dict):
@@ -74,9 +73,10 @@ def install_keyed_agent(
     again by every table. Here an event is processed by all tables and acknowledged as one step.
     """
 
-    async def process_batch(messages: list[Message]) -> None:
+    async def process_batch(batch: Batch) -> None:
         for stage in stages:
-            await stage.process_batch(messages)
+            stage.process_batch(batch)
+        await source.sink.flush()
 
     channel = app.topic(
         source.repartition, key_serializer="raw", value_serializer="raw", partitions=partitions
@@ -118,7 +118,7 @@ class TableStage:
         """Register the stage's rebalance handler and idle timer; its events come from the one
         agent of its source (:func:`install_keyed_agent`)."""
         self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
-        gate_for(self.app).before_commit.append(self.store.flush)
+        gate_for(self.app).before_commit.append(self.before_commit)
         if self.spec.idle_timeout_ms is not None:
             interval = max(0.05, min(1.0, self.spec.idle_timeout_ms / 4000))
             self.app.timer(interval, name=f"continust.idle.{self.spec.name}")(self.advance_idle)
@@ -129,6 +129,17 @@ class TableStage:
         self._partitions.clear()
         self._quiet_since.clear()
         self.store.forget()
+
+    async def before_commit(self) -> None:
+        """Under the commit gate, inside the transaction about to commit: emit the windows
+        changed since the last commit (``emit = "update"``), then write the changed state to
+        RocksDB and the changelogs."""
+        topic = self.source.repartition
+        for partition in sorted(self._partitions):
+            for emission in self._partitions[partition].emit_updates():
+                self.emit(TP(topic, partition), emission)
+        await self.sink.flush()
+        self.store.flush()
 
     def partition(self, partition: int) -> PartitionWindows:
         windows = self._partitions.get(partition)
@@ -148,36 +159,39 @@ class TableStage:
             )
         return windows
 
-    async def process_batch(self, messages: list[Message]) -> None:
-        """Apply the records of one partition of the keyed stream, in offset order."""
-        partition = messages[0].partition
-        windows = self.partition(partition)
+    def process_batch(self, batch: Batch) -> None:
+        """Apply the records of one partition of the keyed stream, in offset order; the records
+        they produce are queued on the sink, which the caller flushes."""
+        tp = batch.tp
+        windows = self.partition(tp.partition)
         before = windows.stream_time
-        for message in messages:
-            await self._process(windows, message)
+        for record in batch.records:
+            self._process(windows, tp, record)
         if self.spec.idle_timeout_ms is not None:  # any record, valid or not, ends the quiet
-            self._quiet_since[partition] = (windows.stream_time, wall_ms())
+            self._quiet_since[tp.partition] = (windows.stream_time, wall_ms())
         if windows.stream_time != before:
-            STREAM_TIME.labels(table=self.spec.name, partition=str(partition)).set(windows.stream_time or 0)
+            STREAM_TIME.labels(table=self.spec.name, partition=str(tp.partition)).set(
+                windows.stream_time or 0
+            )
 
-    async def _process(self, windows: PartitionWindows, message: Message) -> None:
+    def _process(self, windows: PartitionWindows, tp: TP, record: Any) -> None:
         try:
-            key, timestamp_ms, payload = read_repartitioned(message)
+            key, timestamp_ms, payload = read_repartitioned(record)
         except InvalidEvent as exc:
-            await self.source.reject(message, exc, table=self.spec.name)
+            self.source.reject(tp, record, exc, table=self.spec.name)
             return
         try:
-            result = windows.on_event(key, payload, timestamp_ms, message.offset)
+            result = windows.on_event(key, payload, timestamp_ms, record.offset)
         except InvalidField as exc:
-            await self.source.reject(message, InvalidEvent("invalid_field", str(exc)), table=self.spec.name)
+            self.source.reject(tp, record, InvalidEvent("invalid_field", str(exc)), table=self.spec.name)
             return
         if result.late:
-            await self._late_event(message, key, timestamp_ms, result.stream_time)
+            self._late_event(tp, record, key, timestamp_ms, result.stream_time)
             return
         for emission in result.emissions:
-            await self.emit(message.tp, emission)
+            self.emit(tp, emission)
 
-    async def _late_event(self, message: Any, key: str, timestamp_ms: int, stream_time: int | None) -> None:
+    def _late_event(self, tp: TP, record: Any, key: str, timestamp_ms: int, stream_time: int | None) -> None:
         self._late.inc()
         log.debug(
             logfmt(
@@ -186,22 +200,20 @@ class TableStage:
                 key=key,
                 ts=timestamp_ms,
                 stream_time=stream_time,
-                partition=message.partition,
-                offset=message.offset,
+                partition=tp.partition,
+                offset=record.offset,
             )
         )
         late_topic = self.source.spec.late_topic
         if late_topic is not None:
             headers = late_event_headers(self.spec.name, timestamp_ms, stream_time)
-            await self.sink.send(
-                message.tp, late_topic, message.key, message.value, message.partition, headers
-            )
+            self.sink.add(tp, late_topic, record.key, record.value, tp.partition, headers)
 
-    async def emit(self, source: TP, emission: Emission) -> None:
+    def emit(self, source: TP, emission: Emission) -> None:
         if self.spec.output is None:
             return
         record = orjson.dumps(emission.to_record(self.spec.name))
-        await self.sink.send(source, self.spec.output, emission.key.encode(), record, source.partition)
+        self.sink.add(source, self.spec.output, emission.key.encode(), record, source.partition)
         self._outputs.inc()
 
     async def advance_idle(self) -> None:
@@ -222,7 +234,7 @@ class TableStage:
                     continue
                 emissions = windows.advance_to(target)
                 for emission in emissions:
-                    await self.emit(tp, emission)
+                    self.emit(tp, emission)
                 STREAM_TIME.labels(table=self.spec.name, partition=str(tp.partition)).set(target)
                 if emissions:
                     log.info(
@@ -234,7 +246,7 @@ class TableStage:
                             emitted=len(emissions),
                         )
                     )
-            await asyncio.sleep(0)
+            await self.sink.flush()
 
     # -- queries (HTTP) ---------------------------------------------------------------------
 

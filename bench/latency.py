@@ -5,12 +5,14 @@ While the contender runs on a fresh input topic, events are produced at ``rate``
 ``seconds`` (in 10 ms ticks, event time = the wall clock, a fifth of them up to the grace
 earlier), and the output topic is read with ``read_committed`` as records become readable.
 
-The latency of an output record is the time it became readable minus the produce time of the
-latest input event it reflects: the record of window ``w`` of key ``k`` with count ``n`` reflects
-the ``n``-th event of ``k`` in ``w`` in partition order (all events of a key are on one partition,
-produced in order). Every produced event is the latest event of exactly one record, so the
-percentiles are over the produced events; an event whose record has not become readable within
-the drain limit after production stopped counts as infinitely late (shown as "> limit").
+The latency of an event is the time the first output record reflecting it became readable
+minus the time it was handed to the producer: the record of window ``w`` of key ``k`` with count
+``n`` reflects the first ``n`` events of ``k`` in ``w`` in partition order (all events of a key
+are on one partition, produced in order). Quix writes a record per event; continust under
+``emit = "update"`` one per changed window per commit, which reflects every event since the
+previous one (:func:`event_latencies`). The percentiles are over the produced events; an event
+that no readable record reflects within the drain limit after production stopped counts as
+infinitely late (shown as "> limit").
 
 Before the timed production, one warm-up event per input partition (keys ``warmup-*``, not
 measured) must come out the other side, so group joining and startup are not measured.
@@ -77,6 +79,30 @@ class LatencyResult:
             return math.nan
         ordered = sorted(self.latencies_ms) + [math.inf] * (self.produced - len(self.latencies_ms))
         return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def event_latencies(
+    arrivals: dict[OutputKey, float], sent_at: dict[tuple[str, int], list[float]]
+) -> list[float]:
+    """Milliseconds from each produced event (``sent_at``: per (key, window start), the produce
+    times in order) to the first readable record with a count reaching it (``arrivals``: when
+    each (key, window start, count) became readable); events no record reaches are left out."""
+    counts: dict[tuple[str, int], list[tuple[int, float]]] = {}
+    for (key, start, n), arrived in arrivals.items():
+        counts.setdefault((key, start), []).append((n, arrived))
+    latencies: list[float] = []
+    for window, times in sent_at.items():
+        records = sorted(counts.get(window, ()))
+        earliest = math.inf  # readable time of the first record with a count >= the event's index
+        reach: list[float] = [math.inf] * len(times)
+        for n, arrived in reversed(records):
+            earliest = min(earliest, arrived)
+            for i in range(min(n, len(times)) - 1, -1, -1):
+                if reach[i] <= earliest:
+                    break
+                reach[i] = earliest
+        latencies.extend(1000 * (r - t) for r, t in zip(reach, times, strict=True) if r != math.inf)
+    return latencies
 
 
 class _Outputs:
@@ -234,9 +260,12 @@ async def _run(
     result.produced = produced
     result.achieved_rate = produced / (time.monotonic() - started)
 
-    expected = produced + len(warmup)
     drain_end = time.monotonic() + drain_s
-    while len(outputs.arrivals) < expected and time.monotonic() < drain_end and proc.returncode is None:
+    while (
+        len(event_latencies(outputs.arrivals, sent_at)) < produced
+        and time.monotonic() < drain_end
+        and proc.returncode is None
+    ):
         await asyncio.sleep(0.2)
         if time.monotonic() - last_log >= 2:
             last_log = time.monotonic()
@@ -244,14 +273,12 @@ async def _run(
                 logfmt(
                     "bench.latency.drain",
                     contender=result.contender,
-                    readable=len(outputs.arrivals),
-                    of=expected,
+                    records=len(outputs.arrivals),
+                    reflected=len(event_latencies(outputs.arrivals, sent_at)),
+                    of=produced,
                 )
             )
-    for (key, start, n), arrived in outputs.arrivals.items():
-        times = sent_at.get((key, start))
-        if times is not None and 0 < n <= len(times):
-            result.latencies_ms.append(1000 * (arrived - times[n - 1]))
+    result.latencies_ms = event_latencies(outputs.arrivals, sent_at)
     result.readable = len(result.latencies_ms)
     if result.readable < produced:
         missing = produced - result.readable

@@ -23,7 +23,7 @@ HEADERS = (
     "peak RSS",
     "state on disk",
 )
-LATENCY_HEADERS = ("contender", "input rate", "achieved", "p50", "p99", "outputs readable")
+LATENCY_HEADERS = ("contender", "input rate", "achieved", "p50", "p99", "events with a readable output")
 
 
 @dataclass(frozen=True)
@@ -166,10 +166,11 @@ def write_markdown(
         parts += [
             "## End-to-end latency",
             "",
-            "Input produced at a fixed rate while the contender runs; latency of an output record = "
-            "when it became readable with `read_committed` - when the latest input event it reflects "
-            "was handed to the producer. Percentiles are over all produced events; an event whose "
-            f"output was not readable {drain_s:.0f} s after production stopped counts as infinitely late.",
+            "Input produced at a fixed rate while the contender runs; latency of an event = when the "
+            "first output record reflecting it (its window's record with a count reaching it) became "
+            "readable with `read_committed` - when the event was handed to the producer. Percentiles "
+            "are over all produced events; an event with no readable output "
+            f"{drain_s:.0f} s after production stopped counts as infinitely late.",
             "",
             markdown_table(LATENCY_HEADERS, latency_rows(latencies, drain_s)),
             "",
@@ -183,11 +184,15 @@ def write_markdown(
         "on the RocksDB store (rocksdict), updated event by event; at-least-once (Faust's default).",
         '- `quix`: Quix Streams `Application`, RocksDB state, `processing_guarantee="exactly-once"`, '
         'tumbling 10 s window (grace 5 s) by `ts`, `.agg(n=Count(), total=Sum("amount")).current()` '
-        "to an output topic; Quix's default commit interval (5 s).",
+        "to an output topic, one record per event (Quix has no per-commit coalescing); Quix's default "
+        "commit interval (5 s).",
         "- `continust-*`: a continust worker (`streams.cli worker`) on a pipeline with one source keyed "
         'by `user`, timestamp `ts`, one table `aggregate = { n = "count()", total = "sum(amount)" }`, '
-        '`emit = "update"`, an output topic, exactly_once (commit interval 1 s); windows tumbling 10 s '
-        "grace 5 s, sliding 60 s every 10 s grace 5 s (6 windows per event), session gap 30 s grace 5 s.",
+        '`emit = "update"` (per commit, one record per changed window with its latest value, as Kafka '
+        "Streams' record cache does), an output topic, exactly_once (commit interval 1 s); every event "
+        "is repartitioned by `user` through the source's repartition topic, then aggregated; windows "
+        "tumbling 10 s grace 5 s, sliding 60 s every 10 s grace 5 s (6 windows per event), session gap "
+        "30 s grace 5 s.",
         "",
         "## What is measured",
         "",

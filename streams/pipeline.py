@@ -49,8 +49,9 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A windowed table: ``emit = "update"`` writes a record to ``output`` for every change of a
-    window, ``"final"`` one record per window when it closes. ``idle_timeout_ms``, when set, lets
+    """A windowed table: ``emit = "update"`` writes to ``output`` one record per window changed
+    since the last commit, with its latest value; ``"change"`` one record per change as it
+    happens; ``"final"`` one record per window when it closes. ``idle_timeout_ms``, when set, lets
     a partition's stream time follow the wall clock once it has received nothing for that long."""
 
     name: str

@@ -9,9 +9,17 @@ partition, in stream-time order:
 * a closed window is deleted from the store once stream time >= end + grace + retention; a key
   whose last window is deleted is deleted itself.
 
-With ``emit = "update"`` every change of a window is emitted as it happens, with ``version``
-counting the window's records. A session that absorbs earlier sessions continues from the
-largest of their versions, and its record lists them in ``replaces``.
+``version`` counts the records emitted for a window, so a consumer sees 1..n without a gap.
+
+* ``emit = "update"`` coalesces like Kafka Streams' record cache: a changed window is only
+  marked, and :meth:`PartitionWindows.emit_updates` (called once per commit) emits one record per
+  window changed since the last call, with its latest value, in the order the windows first
+  changed. A window changed and deleted between two commits still gets its record.
+* ``emit = "change"`` emits every change as it happens, one record per change.
+
+A session that absorbs earlier sessions continues from the largest of their versions, and its
+record lists in ``replaces`` the absorbed sessions a consumer has seen (under ``"update"``, the
+ones emitted before; a session created and absorbed between two commits was never emitted).
 
 Windows due at the same stream time are handled in ``(end + grace, key, start, end)`` order, so
 the output sequence of a partition is a function of its input sequence alone. The close
@@ -32,14 +40,14 @@ from windows.spec import Window, WindowSpec
 from windows.store import WindowStore
 from windows.stream_time import is_closed
 
-EMITS = ("update", "final")
+EMITS = ("update", "change", "final")
 _CLOSE, _EXPIRE = 0, 1
 
 
 @dataclass(frozen=True)
 class WindowedAggregate:
     """What a table computes: the windows, the aggregations with their output names, and when
-    results are emitted (``"update"`` or ``"final"``)."""
+    results are emitted (``"update"``, ``"change"`` or ``"final"``)."""
 
     window: WindowSpec
     aggregations: tuple[Aggregation, ...]
@@ -99,6 +107,9 @@ class PartitionWindows:
         self.partition = partition
         self.stream_time = store.get_stream_time(partition)
         self._due: list[tuple[int, int, str, int, int]] = []
+        # emit = "update": windows changed since the last emit_updates, in first-change order,
+        # with the sessions their record replaces
+        self._updated: dict[tuple[str, Window], tuple[WindowState, tuple[Window, ...]]] = {}
         spec = table.window
         for key, key_windows in store.items(partition):
             for w in key_windows.windows.values():
@@ -124,17 +135,67 @@ class PartitionWindows:
         for window in outcome.created:
             self._schedule(_CLOSE, key, window)
         emissions: list[Emission] = []
-        if self.table.emit == "update":
+        if self.table.emit == "change":
             for w in outcome.changed:
                 w.version += 1
                 emissions.append(
                     Emission(key, w.start, w.end, w.version, self.table.value(w), outcome.replaced)
                 )
+        elif self.table.emit == "update":
+            self._mark_updated(key, outcome.changed, outcome.replaced)
         touched = {key: key_windows}
         if before is None or timestamp_ms > before:
             emissions.extend(self._advance(timestamp_ms, touched))
         self._save(touched)
         return EventResult(emissions=tuple(emissions), late=False, stream_time=before)
+
+    @property
+    def updated(self) -> int:
+        """Windows changed since the last :meth:`emit_updates` (``emit = "update"``)."""
+        return len(self._updated)
+
+    def _mark_updated(self, key: str, changed: Sequence[WindowState], replaced: Sequence[Window]) -> None:
+        updated = self._updated
+        carried: list[Window] = []
+        for window in replaced:
+            pending = updated.pop((key, window), None)
+            if pending is not None:
+                carried.extend(pending[1])
+                if pending[0].version > 0:
+                    carried.append(window)
+            else:
+                carried.append(window)  # emitted at an earlier commit: the consumer holds it
+        if not carried:  # tumbling, sliding, and sessions that absorb nothing
+            for w in changed:
+                entry = (key, Window(w.start, w.end))
+                prior = updated.get(entry)
+                updated[entry] = (w, () if prior is None else prior[1])
+            return
+        for w in changed:
+            entry = (key, Window(w.start, w.end))
+            prior = updated.get(entry)
+            replaces = tuple(carried) if prior is None else prior[1] + tuple(carried)
+            updated[entry] = (w, replaces)
+
+    def emit_updates(self) -> tuple[Emission, ...]:
+        """One record per window changed since the last call, with its latest value, in the order
+        the windows first changed; each counts one more ``version``, which is saved."""
+        if not self._updated:
+            return ()
+        emissions: list[Emission] = []
+        touched: dict[str, KeyWindows] = {}
+        for (key, window), (state, replaces) in self._updated.items():
+            state.version += 1
+            emissions.append(
+                Emission(key, state.start, state.end, state.version, self.table.value(state), replaces)
+            )
+            key_windows = touched.get(key) or self.store.get(self.partition, key)
+            if key_windows is not None and window in key_windows.windows:  # not deleted since
+                key_windows.windows[window] = state  # the latest state, with its new version
+                touched[key] = key_windows
+        self._updated.clear()
+        self._save(touched)
+        return tuple(emissions)
 
     def advance_to(self, stream_time: int) -> tuple[Emission, ...]:
         """Move stream time forward without an event (idle partitions); earlier times are

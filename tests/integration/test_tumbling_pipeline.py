@@ -15,7 +15,14 @@ import pytest
 
 from streams.partitioning import key_partition
 from streams.topic_admin import ensure_topics
-from tests.integration.broker_io import free_port, group_offsets, open_transactions, publish, read_all
+from tests.integration.broker_io import (
+    free_port,
+    group_offsets,
+    open_transactions,
+    publish,
+    read_all,
+    read_to_end,
+)
 from tests.integration.conftest import run, wait_until
 
 SIZE, GRACE = 60_000, 300_000
@@ -67,7 +74,8 @@ def diagnose(workers: list[Any], bootstrap: str = "", topics: list[str] | None =
 
 def reference(events: list[tuple[str, int, float]]) -> dict[str, list[dict[str, Any]]]:
     """Windows per user from accepted events (the test publishes no late event except the one
-    it checks separately), with closed flags from each partition's stream time."""
+    it checks separately), with closed flags from each partition's stream time. ``version`` is
+    the number of changes: ``emit = "update"`` emits at most that many records."""
     by_window: dict[tuple[str, int], list[float]] = defaultdict(list)
     stream_time: dict[int, int] = {}
     for user, ts, amount in events:
@@ -85,6 +93,55 @@ def reference(events: list[tuple[str, int, float]]) -> dict[str, list[dict[str, 
                 "version": len(amounts),
             }
         )
+    return answer
+
+
+Outputs = tuple[dict[tuple[str, int], list[int]], dict[tuple[str, int], dict[str, Any]]]
+
+
+def read_outputs(bootstrap: str, topic: str, partitions: int = 3) -> Outputs:
+    """The committed output records: per (key, window start) the versions in offset order, and
+    the last record."""
+    versions: dict[tuple[str, int], list[int]] = defaultdict(list)
+    last: dict[tuple[str, int], dict[str, Any]] = {}
+    for partition, records in run(read_to_end(bootstrap, topic)).items():
+        for record in records:
+            value = orjson.loads(record.value)
+            assert record.key == value["key"].encode()
+            assert partition == key_partition(record.key, partitions), "output not co-partitioned"
+            versions[(value["key"], value["start"])].append(value["version"])
+            last[(value["key"], value["start"])] = value
+    return versions, last
+
+
+def outputs_agree(outputs: Outputs, expected: dict[str, list[dict[str, Any]]]) -> bool:
+    """Whether every window's last record carries the reference value."""
+    _versions, last = outputs
+    return all(
+        (user, w["start"]) in last and last[(user, w["start"])]["value"] == w["value"]
+        for user, windows in expected.items()
+        for w in windows
+    )
+
+
+def check_outputs(
+    outputs: Outputs, expected: dict[str, list[dict[str, Any]]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Per window: versions 1..n in order, no gap and no repeat, at most one per change, and the
+    last record equal to the reference. Returns the reference with the emitted versions, as the
+    HTTP API answers it."""
+    versions, last = outputs
+    assert set(last) == {(user, w["start"]) for user, windows in expected.items() for w in windows}
+    answer: dict[str, list[dict[str, Any]]] = {}
+    for user, windows in expected.items():
+        answer[user] = []
+        for w in windows:
+            seen = versions[(user, w["start"])]
+            assert seen == list(range(1, len(seen) + 1)), f"{user} {w['start']}: versions {seen}"
+            assert len(seen) <= w["version"], "more records than changes"
+            got = last[(user, w["start"])]
+            assert (got["end"], got["value"]) == (w["end"], w["value"])
+            answer[user].append({**w, "version": seen[-1]})
     return answer
 
 
@@ -136,10 +193,14 @@ def test_merged_topics_two_workers_http_and_read_committed_output(
         (web, b"bob", orjson.dumps({"user": "bob", "ts": t0, "amount": "lots"})),
     ]
     run(publish(kafka, records))
-    outputs = run(read_all(kafka, out, 120))
-    assert len(outputs) == 120, f"expected 120 output records, got {len(outputs)}\n" + diagnose(
-        workers, kafka, [web, app, repartition, out, f"{app_id}-clicks_per_user-changelog"]
+    expected = reference(events)
+    wait_until(
+        lambda: outputs_agree(read_outputs(kafka, out), expected),
+        60,
+        "the output records to reach the reference",
+        lambda: diagnose(workers, kafka, [web, app, repartition, out, f"{app_id}-clicks_per_user-changelog"]),
     )
+    check_outputs(read_outputs(kafka, out), expected)
 
     # Phase 2: alice's stream time moves 10 minutes on; then an event for her first window is late.
     advance = ("alice", t0 + 600_000, 1.0)
@@ -153,25 +214,10 @@ def test_merged_topics_two_workers_http_and_read_committed_output(
             ],
         )
     )
-    outputs = run(read_all(kafka, out, 121))
     expected = reference(events)
-
+    wait_until(lambda: outputs_agree(read_outputs(kafka, out), expected), 60, "the advancing event's record")
     # Output topic, read_committed: per window versions 1..n, no gap, no repeat; last = reference.
-    assert len(outputs) == 121
-    versions: dict[tuple[str, int], list[int]] = defaultdict(list)
-    last: dict[tuple[str, int], dict[str, Any]] = {}
-    for record in outputs:
-        value = orjson.loads(record.value)
-        assert record.key == value["key"].encode()
-        assert record.partition == key_partition(record.key, 3), "output not co-partitioned"
-        versions[(value["key"], value["start"])].append(value["version"])
-        last[(value["key"], value["start"])] = value
-    for user, windows in expected.items():
-        for w in windows:
-            seen = sorted(versions[(user, w["start"])])
-            assert seen == list(range(1, w["version"] + 1))
-            got = last[(user, w["start"])]
-            assert (got["end"], got["value"], got["version"]) == (w["end"], w["value"], w["version"])
+    expected = check_outputs(read_outputs(kafka, out), expected)
 
     # HTTP: both workers answer every key the same, whichever owns it.
     def late_events() -> float:
@@ -258,7 +304,9 @@ def test_a_restarted_worker_recovers_its_state_and_continues(kafka, run_id, star
     first = start_worker(pipeline, port)
     wait_until(lambda: ready(first), 120, "the worker", first.log_tail)
     run(publish(kafka, records(events[:30])))
-    assert len(run(read_all(kafka, out, 30))) == 30
+    wait_until(
+        lambda: outputs_agree(read_outputs(kafka, out, 2), reference(events[:30])), 60, "the first outputs"
+    )
     first.proc.terminate()
     assert first.proc.wait(timeout=60) == 0
     # A clean stop commits everything it read: the group's offsets are at the end of its inputs.
@@ -268,16 +316,15 @@ def test_a_restarted_worker_recovers_its_state_and_continues(kafka, run_id, star
     second = start_worker(pipeline, port)
     wait_until(lambda: ready(second), 120, "the restarted worker", second.log_tail)
     run(publish(kafka, records(events[30:])))
-    outputs = run(read_all(kafka, out, 60))
-    assert len(outputs) == 60, diagnose([second])
-    versions: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for record in outputs:
-        value = orjson.loads(record.value)
-        versions[(value["key"], value["start"])].append(value["version"])
     expected = reference(events)
+    wait_until(
+        lambda: outputs_agree(read_outputs(kafka, out, 2), expected),
+        60,
+        "the outputs",
+        lambda: diagnose([second]),
+    )
+    answer = check_outputs(read_outputs(kafka, out, 2), expected)
     for user in USERS[:3]:
         assert second.get(f"/api/tables/clicks_per_user/{user}")[1]["windows"] == [
-            {**w, "closed": False} for w in expected[user]
+            {**w, "closed": False} for w in answer[user]
         ]
-        for w in expected[user]:
-            assert sorted(versions[(user, w["start"])]) == list(range(1, w["version"] + 1))

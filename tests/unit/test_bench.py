@@ -11,7 +11,7 @@ import orjson
 
 from bench.events import Event, EventPlan
 from bench.jobs.markers import parse
-from bench.latency import LatencyResult
+from bench.latency import LatencyResult, event_latencies
 from bench.outputs import ContinustOutputs, QuixOutputs
 from bench.run import RunResult
 from bench.summary import summarize
@@ -111,6 +111,25 @@ def test_latency_percentiles_count_unreadable_events_as_infinitely_late():
     result = LatencyResult("x", rate=10, seconds=1, produced=4, latencies_ms=[10.0, 20.0, 30.0])
     assert result.percentile(0.5) == 20.0
     assert math.isinf(result.percentile(0.99))
+
+
+def test_a_record_reflects_every_event_of_its_window_up_to_its_count():
+    # key a, window 0: events sent at 1.0, 1.1, 1.2, 1.3; records with counts 2 (readable at 2.0)
+    # and 4 (readable at 3.0): events 1-2 wait for the first, 3-4 for the second. Key b: its only
+    # event has no record yet, so it is left out.
+    sent = {("a", 0): [1.0, 1.1, 1.2, 1.3], ("b", 0): [1.0]}
+    got = event_latencies({("a", 0, 2): 2.0, ("a", 0, 4): 3.0}, sent)
+    assert [round(x) for x in got] == [1000, 900, 1800, 1700]
+    # one record per event (Quix): each event waits for its own record
+    per_event = event_latencies({("b", 0, 1): 1.5}, sent)
+    assert [round(x) for x in per_event] == [500]
+    # a later record that became readable earlier than a lower count still reaches back
+    assert [round(x) for x in event_latencies({("a", 0, 1): 5.0, ("a", 0, 4): 2.0}, sent)] == [
+        1000,
+        900,
+        800,
+        700,
+    ]
 
 
 def test_summary_ratios_and_failed_contenders():

@@ -84,7 +84,7 @@ def test_defaults(tmp_path: Path) -> None:
             'output = "per-user"',
             'output = "per-user"\nemit = "sometimes"',
             "table 'per_user'",
-            ["allowed: update, final"],
+            ["allowed: update, change, final"],
         ),
         ('output = "per-user"', 'output = "per-user"\nidle_timeout = "0s"', "table 'per_user'", ["positive"]),
         ("[app]", '[app]\nprocessing_guarantee = "maybe"', "[app]", ["exactly_once, at_least_once"]),

@@ -74,7 +74,7 @@ def test_invalid_event_changes_nothing() -> None:
     assert state.to_json() == before
 
 
-def table(spec: TumblingWindows | SlidingWindows | SessionWindows, emit: str = "update") -> WindowedAggregate:
+def table(spec: TumblingWindows | SlidingWindows | SessionWindows, emit: str = "change") -> WindowedAggregate:
     return WindowedAggregate(
         window=spec,
         aggregations=(parse_aggregation("count()"), parse_aggregation("sum(x)")),

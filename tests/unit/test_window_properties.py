@@ -36,7 +36,7 @@ CALLS = {
     "last": "last(x)",
 }
 KINDS = ("tumbling", "sliding", "session")
-EMITS = ("update", "final")
+EMITS = ("change", "final")  # emit = "update" coalesces "change" per commit: section 8
 KEYS = ("a", "b", "c")
 PROBE = "probe"  # a key no generated event uses
 FAR = 10**6  # a stream time past every generated window's end + grace + retention
@@ -168,7 +168,7 @@ class Reference:
                 changed.append(ref)
         self.keys[key] = windows
         out: list[Em] = []
-        if self.emit == "update":
+        if self.emit == "change":
             for w in changed:
                 w.version += 1
                 out.append((key, w.start, w.end, w.version, ref_value(self.names, w.events), replaces))
@@ -518,7 +518,7 @@ def test_invalid_events_change_nothing(kind: str, data: st.DataObject) -> None:
 
 
 def test_count_only_table_accepts_any_payload() -> None:
-    table = Config("tumbling", "update", ("n",), grace=0, retention=0, size=10).table()
+    table = Config("tumbling", "change", ("n",), grace=0, retention=0, size=10).table()
     pw = PartitionWindows(table, InMemoryWindowStore(), 0)
     assert plain(pw.on_event("a", {}, 1, 0).emissions) == [("a", 0, 10, 1, {"n": 1}, ())]
     assert plain(pw.on_event("a", {"x": "bad"}, 2, 1).emissions) == [("a", 0, 10, 2, {"n": 2}, ())]
@@ -637,7 +637,7 @@ def test_write_back_cache_with_commits_and_crashes_continues_exactly(
 def test_write_back_cache_writes_each_changed_key_once_per_flush() -> None:
     inner = InMemoryWindowStore()
     cached = WriteBackStore(inner)
-    table = Config("tumbling", "update", ("n",), grace=0, retention=0, size=10).table()
+    table = Config("tumbling", "change", ("n",), grace=0, retention=0, size=10).table()
     pw = PartitionWindows(table, cached, 0)
     for arrival in range(5):
         pw.on_event("k", {}, 3, arrival)
@@ -645,3 +645,112 @@ def test_write_back_cache_writes_each_changed_key_once_per_flush() -> None:
     assert cached.flush() == 2  # the key and the stream time
     assert table.value(next(iter(inner.get(0, "k").windows.values()))) == {"n": 5}
     assert cached.flush() == 0
+
+
+# --------------------------------------------------------------------------------------------
+# 8. emit = "update": one record per changed window per commit, versions without a gap
+# --------------------------------------------------------------------------------------------
+
+
+class Coalesced:
+    """The reference for ``emit = "update"``, built on the per-change records of ``"change"``
+    (checked against the model above): between two commits, each window's changes become one
+    record with its latest value, in the order the windows first changed; ``version`` counts the
+    records of a window (a session continues from the largest version it absorbed), and
+    ``replaces`` names the absorbed sessions that a record was ever emitted for."""
+
+    def __init__(self) -> None:
+        self.versions: dict[tuple[str, int, int], int] = {}  # records emitted per window
+        self.pending: dict[tuple[str, int, int], tuple[dict[str, Any], list[tuple[int, int]]]] = {}
+
+    def change(self, em: Em) -> None:
+        key, start, end, _version, value, replaces = em
+        carried: list[tuple[int, int]] = []
+        base = self.versions.get((key, start, end), 0)
+        for r in replaces:
+            gone = (key, *r)
+            prior = self.pending.pop(gone, None)  # type: ignore[call-overload]
+            emitted = self.versions.pop(gone, 0)  # type: ignore[call-overload]
+            base = max(base, emitted)
+            if prior is not None:
+                carried.extend(prior[1])
+            if prior is None or emitted > 0:
+                carried.append(r)
+        self.versions[(key, start, end)] = base
+        held = self.pending.get((key, start, end))
+        self.pending[(key, start, end)] = (value, (held[1] if held else []) + carried)
+
+    def commit(self) -> list[Em]:
+        out: list[Em] = []
+        for (key, start, end), (value, replaces) in self.pending.items():
+            version = self.versions[(key, start, end)] = self.versions.get((key, start, end), 0) + 1
+            out.append((key, start, end, version, value, tuple(replaces)))
+        self.pending.clear()
+        return out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@FAST
+@given(data=st.data())
+def test_update_emits_one_record_per_changed_window_per_commit(kind: str, data: st.DataObject) -> None:
+    """``emit = "update"`` on a write-back store, with ``emit_updates`` and ``flush`` at random
+    commits, and crashes that lose the cache and replay the ops since the last commit on a
+    restarted engine: the committed records equal the per-change records coalesced at the same
+    commits, each window's versions run 1..n, and the store equals the per-change engine's apart
+    from the versions."""
+    cfg = data.draw(configs(kind, "update"), label="config")
+    ops = data.draw(streams(advances=True), label="ops")
+    changes = PartitionWindows(dataclasses.replace(cfg, emit="change").table(), InMemoryWindowStore(), 0)
+    coalesced = Coalesced()
+
+    per_op = [engine_step(changes, op, i)[3] for i, op in enumerate(ops)]  # per-change records
+    inner = InMemoryWindowStore()
+    cached = WriteBackStore(inner)
+    pw = PartitionWindows(cfg.table(), cached, 0)
+    committed: list[Em] = []
+    expected: list[Em] = []
+    i, crashes, last_commit = 0, 0, 0
+    while i < len(ops):
+        got = engine_step(pw, ops[i], i)
+        assert got[3] == [], "emit = update emits nothing before the commit"
+        i += 1
+        action = data.draw(st.sampled_from(["go", "go", "commit", "crash"]), label=f"after #{i}")
+        if action == "commit" or i == len(ops):
+            committed.extend(plain(pw.emit_updates()))
+            for records in per_op[last_commit:i]:
+                for em in records:
+                    coalesced.change(em)
+            expected.extend(coalesced.commit())
+            cached.flush()
+            assert pw.updated == 0 and not cached.dirty
+            last_commit = i
+        elif action == "crash" and crashes < 3:
+            crashes += 1
+            cached.forget()
+            i = last_commit  # the ops since the last commit are applied again
+            pw = PartitionWindows(cfg.table(), cached, 0)
+    assert committed == expected
+    versions: dict[tuple[str, int, int], list[int]] = {}
+    for key, start, end, version, *_ in committed:
+        versions.setdefault((key, start, end), []).append(version)
+    for window, seen in versions.items():
+        assert seen == list(range(seen[0], seen[0] + len(seen))), window
+    ref_view = {k: {(w.start, w.end): w.states for w in kw.in_order()} for k, kw in changes.store.items(0)}
+    got_view = {k: {(w.start, w.end): w.states for w in kw.in_order()} for k, kw in inner.items(0)}
+    assert got_view == ref_view
+
+
+def test_update_example_a_session_absorbed_before_its_first_record() -> None:
+    """Sessions (gap 10): [0,10) is emitted at a commit; [20,30) opens and, before the next
+    commit, [15,25) joins both into [0,30). One record: version 2, replacing only [0,10), the
+    one session the consumer has seen."""
+    table = Config("session", "update", ("n",), grace=100, retention=0, gap=10).table()
+    pw = PartitionWindows(table, InMemoryWindowStore(), 0)
+    pw.on_event("a", {}, 0, 0)
+    pw.on_event("a", {}, 3, 1)
+    assert plain(pw.emit_updates()) == [("a", 0, 13, 1, {"n": 2}, ())]
+    pw.on_event("a", {}, 20, 2)
+    pw.on_event("a", {}, 21, 3)
+    pw.on_event("a", {}, 12, 4)
+    assert plain(pw.emit_updates()) == [("a", 0, 31, 2, {"n": 5}, ((0, 13),))]
+    assert pw.emit_updates() == ()
