@@ -45,9 +45,19 @@ async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
             f"{', '.join(missing)} do not exist on {settings.bootstrap_servers}; create them first",
         )
     per_source = {s.name: max(counts[t] for t in s.topics) for s in pipeline.sources}
+    for s in pipeline.sources:
+        if s.partitioned_by_key and len({counts[t] for t in s.topics}) > 1:
+            sizes = ", ".join(f"{t}: {counts[t]}" for t in s.topics)
+            raise PipelineError(
+                pipeline.path,
+                f"source {s.name!r}",
+                f"partitioned_by_key = true needs every topic to have the same number of partitions "
+                f"({sizes}); give them the same number or leave partitioned_by_key out (repartition)",
+            )
     create: dict[str, int] = {}
     for s in pipeline.sources:
-        create[repartition_topic(settings.app_id, s.name)] = per_source[s.name]
+        if not s.partitioned_by_key:
+            create[repartition_topic(settings.app_id, s.name)] = per_source[s.name]
         create[dead_letter_topic(settings.app_id, s.dead_letter_topic)] = 1
         if s.late_topic:
             create[s.late_topic] = per_source[s.name]
@@ -143,7 +153,8 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
             max_future_ms=settings.max_future_ms,
             partitions=plan.source_partitions[spec.name],
         )
-        stage.install()
+        if not spec.partitioned_by_key:
+            stage.install()
         built.sources[spec.name] = stage
     for table in pipeline.tables:
         tstage = TableStage(

@@ -1,9 +1,10 @@
-"""Table stage: aggregate a source's repartitioned stream into a windowed table.
+"""Table stage: aggregate a source's keyed stream (its repartition topic, or its own topics when
+they are partitioned by key) into a windowed table.
 
 The window rules are the pure code of :mod:`windows`: one :class:`PartitionWindows` per
 assigned partition applies each event, moves stream time, and decides which windows close,
 which are emitted and which are deleted. Its state is a :class:`FaustWindowStore` (RocksDB
-plus changelogs, co-partitioned with the repartition topic), so it survives restarts and
+plus changelogs, co-partitioned with the keyed stream), so it survives restarts and
 rebalances; the in-memory close schedule is rebuilt from that state whenever the partition is
 assigned again. Every output record goes to the output topic's partition of the same number as
 the input partition, in the transaction that commits the input's offset.
@@ -25,7 +26,7 @@ import orjson
 from faust.types import TP
 
 from agents.commit_gate import Batch, gate_for, install_batch_handler
-from agents.merge import EVENT_TIME_HEADER, SourceStage
+from agents.merge import KeyedEvent, SourceStage
 from agents.sink import Sink
 from agents.table_store import FaustWindowStore
 from streams.dead_letters import late_event_headers
@@ -40,21 +41,6 @@ from windows.stream_time import idle_stream_time, is_expired
 from windows.write_back import WriteBackStore
 
 log = logging.getLogger("continust.table")
-
-
-def read_repartitioned(record: Any) -> tuple[str, int, dict[str, Any]]:
-    """Key, event time and payload of a record of the repartition topic. The source stage
-    writes only valid records there; anything else (a foreign producer) is an invalid event,
-    not a crash."""
-    try:
-        timestamp_ms = int(dict(record.headers or ())[EVENT_TIME_HEADER])
-        key = record.key.decode()
-        payload = orjson.loads(record.value)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise InvalidEvent("bad_repartition_record", repr(exc)) from None
-    if not isinstance(payload, dict):
-        raise InvalidEvent("bad_repartition_record", "value is not a JSON object")
-    return key, timestamp_ms, payload
 
 
 def wall_ms() -> int:
@@ -74,13 +60,17 @@ def install_keyed_agent(
     """
 
     async def process_batch(batch: Batch) -> None:
+        events = source.keyed_events(batch)
         for stage in stages:
-            stage.process_batch(batch)
+            stage.process_events(batch.tp, events)
         await source.sink.flush()
 
-    channel = app.topic(
-        source.repartition, key_serializer="raw", value_serializer="raw", partitions=partitions
-    )
+    if source.spec.partitioned_by_key:  # the source's own topics, which exist already
+        channel = app.topic(*source.keyed_topics, key_serializer="raw", value_serializer="raw")
+    else:
+        channel = app.topic(
+            source.repartition, key_serializer="raw", value_serializer="raw", partitions=partitions
+        )
     install_batch_handler(app, channel, process_batch)
 
 
@@ -134,7 +124,7 @@ class TableStage:
         """Under the commit gate, inside the transaction about to commit: emit the windows
         changed since the last commit (``emit = "update"``), then write the changed state to
         RocksDB and the changelogs."""
-        topic = self.source.repartition
+        topic = self.source.keyed_topics[0]
         for partition in sorted(self._partitions):
             for emission in self._partitions[partition].emit_updates():
                 self.emit(TP(topic, partition), emission)
@@ -159,37 +149,29 @@ class TableStage:
             )
         return windows
 
-    def process_batch(self, batch: Batch) -> None:
-        """Apply the records of one partition of the keyed stream, in offset order; the records
+    def process_events(self, tp: TP, events: list[KeyedEvent]) -> None:
+        """Apply the events of one partition of the keyed stream, in offset order; the records
         they produce are queued on the sink, which the caller flushes."""
-        tp = batch.tp
         windows = self.partition(tp.partition)
         before = windows.stream_time
-        for record in batch.records:
-            self._process(windows, tp, record)
+        for record, key, timestamp_ms, payload in events:
+            try:
+                result = windows.on_event(key, payload, timestamp_ms, record.offset)
+            except InvalidField as exc:
+                problem = InvalidEvent("invalid_field", str(exc))
+                self.source.reject(tp, record, problem, table=self.spec.name)
+                continue
+            if result.late:
+                self._late_event(tp, record, key, timestamp_ms, result.stream_time)
+                continue
+            for emission in result.emissions:
+                self.emit(tp, emission)
         if self.spec.idle_timeout_ms is not None:  # any record, valid or not, ends the quiet
             self._quiet_since[tp.partition] = (windows.stream_time, wall_ms())
         if windows.stream_time != before:
             STREAM_TIME.labels(table=self.spec.name, partition=str(tp.partition)).set(
                 windows.stream_time or 0
             )
-
-    def _process(self, windows: PartitionWindows, tp: TP, record: Any) -> None:
-        try:
-            key, timestamp_ms, payload = read_repartitioned(record)
-        except InvalidEvent as exc:
-            self.source.reject(tp, record, exc, table=self.spec.name)
-            return
-        try:
-            result = windows.on_event(key, payload, timestamp_ms, record.offset)
-        except InvalidField as exc:
-            self.source.reject(tp, record, InvalidEvent("invalid_field", str(exc)), table=self.spec.name)
-            return
-        if result.late:
-            self._late_event(tp, record, key, timestamp_ms, result.stream_time)
-            return
-        for emission in result.emissions:
-            self.emit(tp, emission)
 
     def _late_event(self, tp: TP, record: Any, key: str, timestamp_ms: int, stream_time: int | None) -> None:
         self._late.inc()
@@ -223,7 +205,7 @@ class TableStage:
         app: Any = self.app
         if timeout is None or app.should_stop or app.rebalancing or getattr(app, "in_recovery", False):
             return
-        topic = self.source.repartition
+        topic = self.source.keyed_topics[0]
         assigned = sorted(tp for tp in self.app.assignor.assigned_actives() if tp.topic == topic)
         async with gate_for(self.app).closed():
             for tp in assigned:

@@ -7,7 +7,11 @@ containing the run id, so repetitions never share state and the run's topics can
 - ``limit``, ``faust``, ``quix`` are :mod:`bench.jobs` programs that announce their own
   progress (``started``, ``done``) on stdout;
 - ``continust-*`` is a continust worker (``streams.cli worker``) on a pipeline file written
-  here; the harness watches its consumer group (:mod:`bench.consumption`) instead.
+  here; the harness watches its metrics and consumer group (:mod:`bench.consumption`) instead.
+  The input's records are keyed by ``user`` (Kafka's default partitioner), so the pipeline
+  declares its source ``partitioned_by_key`` and the tables read the input directly, as Quix
+  and Faust do; ``continust-tumbling-repartition`` repartitions it first, as a source whose
+  topics are not partitioned by the key field must.
 """
 
 from __future__ import annotations
@@ -176,6 +180,7 @@ name = "events"
 topics = ["{topic}"]
 key = "user"
 timestamp = "ts"
+partitioned_by_key = {partitioned_by_key}
 
 [[table]]
 name = "bench"
@@ -208,19 +213,30 @@ class Continust:
 
     name: str
     shape: WindowShape
+    partitioned_by_key: bool = True
     writes_results: bool = False
 
     def pipeline_file(self, plan: RunPlan) -> Path:
         return plan.workdir / "pipelines.toml"
 
     def repartition_topic(self, plan: RunPlan) -> str:
+        """The source's repartition topic (absent when the source is partitioned by key)."""
         return f"{plan.name}-events-repartition"
+
+    @staticmethod
+    def web_port(launch: Launch) -> int:
+        """The HTTP port of the worker ``launch`` starts."""
+        return int(launch.argv[launch.argv.index("--port") + 1])
 
     def launch(self, plan: RunPlan) -> Launch:
         config = self.pipeline_file(plan)
         config.write_text(
             PIPELINE.format(
-                app_id=plan.name, topic=plan.topic, window=window_toml(self.shape), output=plan.output_topic
+                app_id=plan.name,
+                topic=plan.topic,
+                window=window_toml(self.shape),
+                output=plan.output_topic,
+                partitioned_by_key=str(self.partitioned_by_key).lower(),
             )
         )
         argv = worker_argv(config, free_port(), plan.state_dir)
@@ -243,6 +259,7 @@ CONTENDERS: dict[str, Contender] = {
         Continust("continust-tumbling", TUMBLING),
         Continust("continust-sliding", SLIDING),
         Continust("continust-session", SESSION),
+        Continust("continust-tumbling-repartition", TUMBLING, partitioned_by_key=False),
     )
 }
 """Every contender by name, in the order a repetition runs them."""

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import shutil
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,10 +61,24 @@ class RunResult:
         return 1e6 * self.cpu_seconds / self.events if self.events else 0.0
 
 
-async def _watch_group(contender: Continust, plan: RunPlan, markers: asyncio.Queue[dict[str, Any]]) -> None:
-    """``started`` once the worker writes its first repartitioned record; ``progress`` with the
-    group's committed offsets of the input (``events``) and of the repartition topic (``keyed``,
-    counting commit markers too); ``done`` once the group has committed every record of both."""
+def events_read(port: int) -> float:
+    """The worker's ``continust_events_total`` (events its source stage has taken from a fetch);
+    0 while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            lines = r.read().decode().splitlines()
+    except OSError:
+        return 0.0
+    return sum(float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith("continust_events_total{"))
+
+
+async def _watch_group(
+    contender: Continust, plan: RunPlan, port: int, markers: asyncio.Queue[dict[str, Any]]
+) -> None:
+    """``started`` once the worker has taken its first events (its metrics, on ``port``);
+    ``progress`` with the group's committed offsets of the input (``events``) and of the
+    repartition topic if any (``keyed``, counting commit markers too); ``done`` once the group
+    has committed every record of both."""
     repartition = contender.repartition_topic(plan)
     watch = GroupWatch(plan.bootstrap, plan.name)
     await watch.start()
@@ -73,7 +88,7 @@ async def _watch_group(contender: Continust, plan: RunPlan, markers: asyncio.Que
             await asyncio.sleep(0.1 if not started else 0.25)
             try:
                 if not started:
-                    if await watch.written(repartition) > 0:
+                    if await asyncio.to_thread(events_read, port) > 0:
                         started = True
                         markers.put_nowait({"bench": "started"})
                     continue
@@ -105,7 +120,9 @@ async def run_contender(
         proc = await start_child(launch, log_file)
         tasks = [asyncio.create_task(pump_markers(proc, log_file, markers))]
         if isinstance(contender, Continust):
-            tasks.append(asyncio.create_task(_watch_group(contender, plan, markers)))
+            tasks.append(
+                asyncio.create_task(_watch_group(contender, plan, contender.web_port(launch), markers))
+            )
         launched = time.monotonic()
         try:
             await _follow(contender, plan, proc, markers, result, launched, timeout_s)

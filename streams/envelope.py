@@ -7,17 +7,15 @@ field and the event time, or raises :class:`InvalidEvent` with a reason code:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from streams.errors import InvalidEvent
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):  # a tuple: built once per event, cheaper than a dataclass
     key: str
     timestamp_ms: int
     payload: dict[str, Any]

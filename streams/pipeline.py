@@ -37,7 +37,13 @@ class SourceSpec:
     """Topics merged into one stream, keyed by the payload field ``key``; event time from the
     payload field ``timestamp`` (epoch ms or ISO-8601), or from the Kafka record when unset.
     Invalid records go to ``dead_letter_topic``; late events, when ``late_topic`` is set, go
-    there unchanged."""
+    there unchanged.
+
+    ``partitioned_by_key``: the producers already put every record on the partition of its key
+    field (Kafka's default partitioner on the field's text, which a producer keying records by
+    the field does), so the tables read the topics directly instead of a repartition topic.
+    Every topic must then have the same number of partitions; a record on another partition is
+    a dead letter (``wrong_partition``)."""
 
     name: str
     topics: tuple[str, ...]
@@ -45,6 +51,7 @@ class SourceSpec:
     timestamp: str | None = None
     dead_letter_topic: str | None = None
     late_topic: str | None = None
+    partitioned_by_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,12 @@ class _Reader:
             self.fail(f"`{key}` must be a non-empty string, got {value!r}")
         if name_like and not _NAME.match(value):
             self.fail(f"`{key}` = {value!r} may hold only letters, digits, '.', '_' and '-'")
+        return value
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(f"`{key}` must be true or false, got {value!r}")
         return value
 
     def duration(self, key: str, default: int | None = None) -> int | None:
@@ -203,7 +216,9 @@ def _app(r: _Reader) -> AppSpec:
 def _source(path: Path, index: int, data: Any) -> SourceSpec:
     name = data.get("name") if isinstance(data, Mapping) else None
     r = _Reader(path, f"source {name!r}" if name else f"[[source]] #{index + 1}", data)
-    r.check_keys(("name", "topics", "key", "timestamp", "dead_letter_topic", "late_topic"))
+    r.check_keys(
+        ("name", "topics", "key", "timestamp", "dead_letter_topic", "late_topic", "partitioned_by_key")
+    )
     topics = r.data.get("topics")
     if not isinstance(topics, list) or not topics or not all(isinstance(t, str) and t for t in topics):
         r.fail('`topics` must be a non-empty list of topic names, like ["web-clicks", "app-clicks"]')
@@ -219,6 +234,7 @@ def _source(path: Path, index: int, data: Any) -> SourceSpec:
         timestamp=r.text("timestamp", required=False),
         dead_letter_topic=r.text("dead_letter_topic", required=False, name_like=True),
         late_topic=r.text("late_topic", required=False, name_like=True),
+        partitioned_by_key=r.flag("partitioned_by_key"),
     )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from windows.aggregates import Aggregation
 from windows.spec import SessionWindows, Window, WindowSpec
@@ -70,8 +70,7 @@ class KeyWindows:
         return cls({w.window: w for w in windows})
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):  # a tuple: built once per event, cheaper than a dataclass
     """What one event did to its key: the windows it updated (start order) and which of them it
     created; for a session, the earlier sessions the updated one replaced. ``late`` when it
     updated nothing."""
@@ -102,13 +101,14 @@ def apply_event(
         return _apply_session(state, spec, aggregations, values, timestamp_ms, arrival, stream_time)
     changed: list[WindowState] = []
     created: list[Window] = []
+    windows, grace = state.windows, spec.grace_ms
     for window in spec.windows_for(timestamp_ms):
-        if is_closed(window.end, spec.grace_ms, stream_time):
+        if stream_time is not None and stream_time >= window.end + grace:  # is_closed, inlined
             continue
-        current = state.windows.get(window)
+        current = windows.get(window)
         if current is None:
             current = WindowState(window.start, window.end, [a.initialize() for a in aggregations])
-            state.windows[window] = current
+            windows[window] = current
             created.append(window)
         current.states = _add(aggregations, current.states, values, timestamp_ms, arrival)
         changed.append(current)

@@ -31,6 +31,16 @@ async def publish(bootstrap: str, records: list[tuple[str, bytes | None, bytes]]
         await producer.stop()
 
 
+async def publish_to(bootstrap: str, topic: str, partition: int, key: bytes | None, value: bytes) -> None:
+    """One record on an explicit partition (whatever its key would choose)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, partition=partition)
+    finally:
+        await producer.stop()
+
+
 async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
     consumer = AIOKafkaConsumer(
         topic,
@@ -127,11 +137,15 @@ async def unread_records(bootstrap: str, group: str, topics: list[str]) -> dict[
     """Per "topic:partition", the committed records at or after the group's committed offset
     (a transactionally written topic ends in a commit marker, so offsets alone cannot tell)."""
     committed, ends = await group_offsets(bootstrap, group, topics)
+    unread: dict[str, int] = {}
+    if all(committed.get(name, 0) >= end for name, end in ends.items()):
+        return unread
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
     )
     await consumer.start()
-    unread: dict[str, int] = {}
+    # aiokafka's stop() raises CancelledError when its group task has not run yet
+    await asyncio.sleep(0)
     try:
         for name, end in ends.items():
             topic, partition = name.rsplit(":", 1)

@@ -16,9 +16,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.integration.broker_io import consumed_everything, consumption, free_port, publish, read_to_end
+import orjson
+import pytest
+
+from streams.partitioning import key_partition
+from tests.integration.broker_io import (
+    consumed_everything,
+    consumption,
+    free_port,
+    publish,
+    publish_to,
+    read_to_end,
+)
 from tests.integration.conftest import run, wait_until
 from tests.integration.test_window_types import (
+    PARTITIONS,
     check_against_model,
     make_events,
     records,
@@ -76,14 +88,21 @@ def two_hours_ago() -> int:
     return int(time.time() * 1000) - 7_200_000
 
 
-def test_sigkill_at_random_moments_loses_and_duplicates_nothing(kafka, run_id, start_worker, tmp_path: Path):
+@pytest.mark.parametrize("partitioned_by_key", [False, True], ids=["repartitioned", "partitioned_by_key"])
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
+    kafka, run_id, start_worker, tmp_path: Path, partitioned_by_key: bool
+):
     """Each kill lands while the worker is processing a chunk: after it has read some of the
-    chunk and (in most kills) before it has committed all of it."""
-    app_id, src, prefix, pipeline = setup(kafka, run_id, tmp_path, "kill", FAST_FAILOVER)
-    repartition = f"{app_id}-events-repartition"
-    topics = [src, repartition]
+    chunk and (in most kills) before it has committed all of it. With ``partitioned_by_key``
+    the tables read the source topic (keyed by ``user``), in one stage, so the kills come
+    sooner; there are three of them, and one record on the wrong partition is a dead letter."""
+    extra = "partitioned_by_key = true" if partitioned_by_key else ""
+    app_id, src, prefix, pipeline = setup(kafka, run_id, tmp_path, "kill", FAST_FAILOVER, source_extra=extra)
+    repartition = src if partitioned_by_key else f"{app_id}-events-repartition"  # the keyed stream
+    topics = [src] if partitioned_by_key else [src, repartition]
+    latest_kill_s = 0.1 if partitioned_by_key else 0.3
     rng = random.Random(run_id)
-    events = make_events(two_hours_ago(), 3_600, seed=3)
+    events = make_events(two_hours_ago(), 2_400 if partitioned_by_key else 3_600, seed=3)
     chunks = [events[i : i + 600] for i in range(0, len(events), 600)]
     port = free_port()
     worker = start_and_wait(start_worker, pipeline, port, repartition)
@@ -92,18 +111,28 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(kafka, run_id, s
         run(publish(kafka, records(src, chunk)))
         reading = worker
         wait_until(lambda: events_read(reading) > 0, 120, "the worker to read the chunk", reading.log_tail)  # noqa: B023
-        time.sleep(rng.uniform(0.0, 0.3))
+        time.sleep(rng.uniform(0.0, latest_kill_s))
         worker.proc.send_signal(signal.SIGKILL)
         worker.proc.wait(timeout=30)
         mid_stream += not consumed_everything(kafka, app_id, topics)
         worker = start_and_wait(start_worker, pipeline, port, repartition)
         assert "stores=rebuilt" in last_state_open(worker)
-    assert len(chunks) - 1 >= 5
-    assert mid_stream >= 3, f"only {mid_stream} of the kills came before the chunk was committed"
+    kills = len(chunks) - 1
+    assert kills >= 3
+    assert mid_stream >= kills - 2, f"only {mid_stream} of the kills came before the chunk was committed"
     run(publish(kafka, records(src, chunks[-1])))
+    if partitioned_by_key:
+        misplaced = orjson.dumps({"user": "ann", "ts": two_hours_ago(), "x": 1})
+        run(publish_to(kafka, src, (key_partition(b"ann", PARTITIONS) + 1) % PARTITIONS, b"ann", misplaced))
     wait_consumed(kafka, app_id, topics, [worker])
-    check_keyed_stream_exact(kafka, src, repartition)
-    check_against_model(kafka, app_id, prefix, worker, count_late=False)
+    if not partitioned_by_key:
+        check_keyed_stream_exact(kafka, src, repartition)
+    check_against_model(kafka, app_id, prefix, worker, count_late=False, keyed=repartition)
+    if partitioned_by_key:
+        letters = run(read_to_end(kafka, f"{app_id}-dead-letters"))
+        assert [(r.value, dict(r.headers)["continust-reason"]) for r in letters[0]] == [
+            (misplaced, b"wrong_partition")
+        ]
 
 
 def test_workers_joining_and_leaving_mid_stream(kafka, run_id, start_worker, tmp_path: Path):

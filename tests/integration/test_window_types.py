@@ -49,6 +49,7 @@ name = "events"
 topics = ["{src}"]
 key = "user"
 timestamp = "ts"
+{source_extra}
 
 [[table]]
 name = "sliding"
@@ -125,28 +126,42 @@ def records(topic: str, events: list[tuple[str, int, int]]) -> list[tuple[str, b
     return [(topic, u.encode(), orjson.dumps({"user": u, "ts": ts, "x": x})) for u, ts, x in events]
 
 
+def keyed_events(bootstrap: str, keyed: str) -> dict[int, list[tuple[str, Any, int, int]]]:
+    """The keyed stream as the tables see it, per partition: (key, payload, event time, offset).
+    ``keyed`` is the repartition topic (event time in a header), or the source topic of a source
+    partitioned by key, whose records on another partition than their key's are dead letters."""
+    answer: dict[int, list[tuple[str, Any, int, int]]] = {}
+    for partition, messages in run(read_to_end(bootstrap, keyed)).items():
+        answer[partition] = []
+        for m in messages:
+            payload = orjson.loads(m.value)
+            headers = dict(m.headers)
+            if "continust-ts" in headers:
+                answer[partition].append((m.key.decode(), payload, int(headers["continust-ts"]), m.offset))
+            elif key_partition(payload["user"].encode(), PARTITIONS) == partition:
+                answer[partition].append((payload["user"], payload, payload["ts"], m.offset))
+    return answer
+
+
 def references(
-    bootstrap: str, repartition: str, count_from: dict[int, int]
+    bootstrap: str, keyed: str, count_from: dict[int, int]
 ) -> dict[tuple[str, int], tuple[Reference, list[Any], int]]:
     """Per (table, partition): the model after the keyed stream, its emissions in order, and
     how many events at or after offset ``count_from[partition]`` it found late."""
-    keyed = run(read_to_end(bootstrap, repartition))
+    stream = keyed_events(bootstrap, keyed)
     answer = {}
     for table, (kind, emit, names, grace, retention, size, slide, gap) in TABLES.items():
-        for partition, messages in keyed.items():
+        for partition, events in stream.items():
             # emit = "update" is checked against the per-change records (match_commits)
             ref = Reference(
                 kind, "change" if emit == "update" else emit, names, grace, retention, size, slide, gap
             )
             emissions: list[Any] = []
             late = 0
-            for m in messages:
-                ts = int(dict(m.headers)["continust-ts"])
-                status, was_late, _before, out = ref.on_event(
-                    m.key.decode(), orjson.loads(m.value), ts, m.offset
-                )
+            for key, payload, ts, offset in events:
+                status, was_late, _before, out = ref.on_event(key, payload, ts, offset)
                 assert status == "ok"
-                late += was_late and m.offset >= count_from.get(partition, 0)
+                late += was_late and offset >= count_from.get(partition, 0)
                 emissions.extend(out)
             answer[(table, partition)] = (ref, emissions, late)
     return answer
@@ -208,11 +223,13 @@ def check_against_model(
     worker: Any,
     started_at: dict[int, int] | None = None,
     count_late: bool = True,
+    keyed: str | None = None,
 ) -> None:
-    """``started_at``: the repartition offsets at which the worker process started, since its
+    """``started_at``: the keyed stream's offsets at which the worker process started, since its
     late-event counters start at zero; ``count_late=False`` when they cannot be known (several
-    workers, or a killed one)."""
-    refs = references(bootstrap, f"{app_id}-events-repartition", started_at or {})
+    workers, or a killed one). ``keyed``: the keyed stream's topic, when it is not the
+    repartition topic (a source partitioned by key)."""
+    refs = references(bootstrap, keyed or f"{app_id}-events-repartition", started_at or {})
     emitted: dict[tuple[str, str, int, int], int] = {}  # the last version of each window's records
     for table, topic in OUTPUT_TOPIC.items():
         expected = {p: refs[(table, p)][1] for p in range(PARTITIONS)}
@@ -295,12 +312,14 @@ def start_and_wait(
 
 
 def setup(
-    kafka: str, run_id: str, tmp_path: Path, name: str, app_extra: str = ""
+    kafka: str, run_id: str, tmp_path: Path, name: str, app_extra: str = "", source_extra: str = ""
 ) -> tuple[str, str, str, Path]:
     app_id, src, prefix = f"{name}-{run_id}", f"src-{run_id}", f"out-{run_id}"
     run(ensure_topics(kafka, {src: PARTITIONS}))
     pipeline = tmp_path / "pipelines.toml"
-    pipeline.write_text(PIPELINE.format(app_id=app_id, src=src, prefix=prefix, app_extra=app_extra))
+    pipeline.write_text(
+        PIPELINE.format(app_id=app_id, src=src, prefix=prefix, app_extra=app_extra, source_extra=source_extra)
+    )
     return app_id, src, prefix, pipeline
 
 

@@ -48,10 +48,16 @@ def test_the_example_pipeline_loads() -> None:
     assert sessions.emit == "final" and sessions.output == "sessions-per-user"
 
 
+def test_a_source_partitioned_by_key(tmp_path: Path) -> None:
+    text = VALID.replace('key = "user"\n', 'key = "user"\npartitioned_by_key = true\n')
+    assert load_pipeline(write(tmp_path, text)).sources[0].partitioned_by_key is True
+
+
 def test_defaults(tmp_path: Path) -> None:
     text = VALID.replace('timestamp = "ts"\n', "").replace(', grace = "10s", retention = "1h"', "")
     pipeline = load_pipeline(write(tmp_path, text))
     assert pipeline.sources[0].timestamp is None
+    assert pipeline.sources[0].partitioned_by_key is False
     assert pipeline.tables[0].window == TumblingWindows(size_ms=60_000, grace_ms=0, retention_ms=0)
 
 
@@ -88,6 +94,7 @@ def test_defaults(tmp_path: Path) -> None:
         ),
         ('output = "per-user"', 'output = "per-user"\nidle_timeout = "0s"', "table 'per_user'", ["positive"]),
         ("[app]", '[app]\nprocessing_guarantee = "maybe"', "[app]", ["exactly_once, at_least_once"]),
+        ('key = "user"', 'key = "user"\npartitioned_by_key = "yes"', "source 'clicks'", ["true or false"]),
         ("[app]", "[app]\ntable_standby_replicas = -1", "[app]", ["0 or more"]),
         ("[app]", '[app]\nsession_timeout = "1s"', "[app]", ["at least 6s"]),
     ],

@@ -3,8 +3,7 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from agents.merge import EVENT_TIME_HEADER
-from agents.windowed import read_repartitioned
+from agents.merge import EVENT_TIME_HEADER, read_repartitioned
 from streams.errors import InvalidEvent
 
 
@@ -14,7 +13,8 @@ def record(key: bytes | None = b"alice", value: bytes | None = b'{"amount": 1}',
 
 
 def test_a_record_written_by_the_source_stage_reads_back() -> None:
-    assert read_repartitioned(record()) == ("alice", 1700, {"amount": 1})
+    r = record()
+    assert read_repartitioned(r) == (r, "alice", 1700, {"amount": 1})
 
 
 @pytest.mark.parametrize(

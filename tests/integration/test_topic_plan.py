@@ -1,0 +1,63 @@
+"""The topic checks a worker makes before it starts, against the real broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.application import plan_topics
+from streams.errors import PipelineError
+from streams.pipeline import load_pipeline
+from streams.settings import Settings
+from streams.topic_admin import ensure_topics, partition_counts
+from tests.integration.conftest import run
+
+PIPELINE = """
+[app]
+id = "{app_id}"
+
+[[source]]
+name = "clicks"
+topics = ["{web}", "{app}"]
+key = "user"
+{extra}
+
+[[table]]
+name = "per_user"
+source = "clicks"
+window = {{ type = "tumbling", size = "1m" }}
+aggregate = {{ n = "count()" }}
+output = "{out}"
+"""
+
+
+def plan(kafka: str, tmp_path: Path, run_id: str, extra: str, web_partitions: int) -> tuple[str, str]:
+    app_id, web, app = f"plan-{run_id}", f"web-{run_id}", f"app-{run_id}"
+    run(ensure_topics(kafka, {web: web_partitions, app: 3}))
+    path = tmp_path / "pipelines.toml"
+    path.write_text(PIPELINE.format(app_id=app_id, web=web, app=app, out=f"out-{run_id}", extra=extra))
+    pipeline = load_pipeline(path)
+    run(plan_topics(pipeline, Settings(bootstrap_servers=kafka, app_id=app_id)))
+    return app_id, web
+
+
+def test_a_source_partitioned_by_key_needs_topics_of_one_size(kafka, run_id, tmp_path: Path):
+    with pytest.raises(PipelineError) as err:
+        plan(kafka, tmp_path, run_id, "partitioned_by_key = true", web_partitions=2)
+    assert err.value.where == "source 'clicks'"
+    assert f"web-{run_id}: 2, app-{run_id}: 3" in str(err.value)
+
+
+def test_a_source_partitioned_by_key_has_no_repartition_topic(kafka, run_id, tmp_path: Path):
+    app_id, _ = plan(kafka, tmp_path, run_id, "partitioned_by_key = true", web_partitions=3)
+    assert run(partition_counts(kafka, [f"{app_id}-clicks-repartition", f"out-{run_id}"])) == {
+        f"out-{run_id}": 3
+    }
+
+
+def test_a_repartitioned_source_gets_its_repartition_topic(kafka, run_id, tmp_path: Path):
+    app_id, _ = plan(kafka, tmp_path, run_id, "", web_partitions=2)
+    assert run(partition_counts(kafka, [f"{app_id}-clicks-repartition"])) == {
+        f"{app_id}-clicks-repartition": 3
+    }
