@@ -93,6 +93,29 @@ class Producer(faust_aiokafka.Producer):
         self.buffer = DrainableProducerBuffer(loop=self.loop, beacon=self.beacon)
         self.buffer.app = self.app
 
+    async def commit_transactions(
+        self,
+        tid_to_offset_map: Mapping[str, Mapping[TP, int]],
+        group_id: str,
+        start_new_transaction: bool = True,
+    ) -> None:
+        """Commit the transaction of every input partition at the same time. Faust commits them
+        one after another, each a few broker round trips (offsets, end, begin): with 8 input
+        partitions a commit took about 0.5 s, during which the gate holds processing and every
+        output waits. The transactions are independent, as they are when committed in turn; the
+        first failure is raised once all have finished."""
+        commit_one = super().commit_transactions
+        results = await asyncio.gather(
+            *(
+                commit_one({tid: offsets}, group_id, start_new_transaction=start_new_transaction)
+                for tid, offsets in tid_to_offset_map.items()
+            ),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
 
 class TransactionManager(FaustTransactionManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -160,18 +183,25 @@ class TransactionManager(FaustTransactionManager):
         await self._drain()
         producers: Mapping[str, Any] = getattr(self.producer, "_transaction_producers", {})
         locks: Mapping[str, asyncio.Lock] = getattr(self.producer, "_trn_locks", {})
-        for tid in sorted(self._written):
+
+        async def commit(tid: str) -> None:
             producer = producers.get(tid)
             if producer is None:
-                continue
+                return
             async with locks.get(tid) or asyncio.Lock():
                 if not producer._txn_manager.is_in_transaction():
-                    continue
+                    return
                 await producer.commit_transaction()
                 log.debug(logfmt("transaction.committed_without_offsets", transactional_id=tid))
                 if start_new_transaction:
                     await producer.begin_transaction()
+
+        pending = sorted(self._written)
+        results = await asyncio.gather(*(commit(tid) for tid in pending), return_exceptions=True)
         self._written.clear()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _ensure_in_transaction(self, offsets: Mapping[TP, int]) -> None:
         """On shutdown Faust commits once with ``start_new_transaction=False`` and then once more
