@@ -8,9 +8,8 @@ whole batches. Per record this is one append to a record batch, instead of a pro
 its own future, lock and log line (Faust's ``send`` and aiokafka's ``send``).
 
 A flushed record is only handed over: it is delivered before the input offsets commit (the
-transaction commit, or the producer flush that precedes an at-least-once commit). A record
-added but not flushed when its partition is revoked is dropped with the batch it came from,
-which is read again by the partition's next owner.
+transaction commit, or the producer flush that precedes an at-least-once commit). Stages add
+and flush under the commit gate, so no record waits in the sink across a commit or a rebalance.
 """
 
 from __future__ import annotations
@@ -23,8 +22,8 @@ from faust.types import TP
 from agents.transport import TransactionManager, transactional_id_for
 
 Headers = list[tuple[str, bytes]]
-# (transactional id or None, topic, partition) -> records in the order they were added
-Pending = dict[tuple[str | None, str, int], list[tuple[bytes | None, bytes | None, Headers]]]
+# (input partition, topic, partition) -> records in the order they were added
+Pending = dict[tuple[TP, str, int], list[tuple[bytes | None, bytes | None, Headers]]]
 
 
 class Sink:
@@ -32,14 +31,6 @@ class Sink:
         self.app = app
         self.exactly_once = exactly_once
         self._pending: Pending = {}
-        self._tids: dict[tuple[str, int], str] = {}
-
-    def _tid(self, source: TP) -> str:
-        tid = self._tids.get(source)
-        if tid is None:
-            group = self.app.assignor.group_for_topic(source.topic)
-            tid = self._tids[source] = transactional_id_for(self.app.conf.id, group, source.partition)
-        return tid
 
     def add(
         self,
@@ -51,47 +42,35 @@ class Sink:
         headers: Headers | None = None,
     ) -> None:
         """Queue one record derived from input partition ``source``; :meth:`flush` sends it."""
-        tid = self._tid(source) if self.exactly_once else None
-        records = self._pending.get((tid, topic, partition))
+        records = self._pending.get((source, topic, partition))
         if records is None:
-            records = self._pending[(tid, topic, partition)] = []
+            records = self._pending[(source, topic, partition)] = []
         records.append((key, value, headers or []))
 
-    @property
-    def pending(self) -> int:
-        """Records added and not flushed yet."""
-        return sum(len(r) for r in self._pending.values())
-
-    def drop(self) -> None:
-        """Forget the records not flushed (their input is read again)."""
-        self._pending.clear()
-
     async def flush(self) -> None:
-        """Hand every queued record to its producer, in whole batches, in the order added."""
+        """Hand every queued record to its producer, in whole batches, in the order added. A
+        batch's first record is always accepted, so a record larger than a batch goes alone."""
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
-        for (tid, topic, partition), records in pending.items():
-            producer = self._producer(tid)
+        for (source, topic, partition), records in pending.items():
+            producer = self._producer(source)
             batch = producer.create_batch()
             for key, value, headers in records:
-                if batch.append(timestamp=None, key=key, value=value, headers=headers) is not None:
-                    continue
-                if batch.record_count():
+                if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
                     await producer.send_batch(batch, topic, partition=partition)
                     batch = producer.create_batch()
-                if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                    # larger than a whole batch: the producer checks it against its request size
-                    await producer.send(topic, value, key=key, partition=partition, headers=headers)
-            if batch.record_count():
-                await producer.send_batch(batch, topic, partition=partition)
+                    batch.append(timestamp=None, key=key, value=value, headers=headers)
+            await producer.send_batch(batch, topic, partition=partition)
 
-    def _producer(self, tid: str | None) -> Any:
-        """The aiokafka producer for ``tid`` (the input partition's transactional producer), or
-        the app's plain producer."""
+    def _producer(self, source: TP) -> Any:
+        """The aiokafka producer for records derived from ``source``: its transactional producer
+        (marked as written, so the next commit covers it), or the app's plain producer."""
         faust_producer: Any = self.app.producer
-        if tid is None:
+        if not self.exactly_once:
             return faust_producer._ensure_producer()
+        group = self.app.assignor.group_for_topic(source.topic)
+        tid = transactional_id_for(self.app.conf.id, group, source.partition)
         transactions = cast(TransactionManager, cast(Any, self.app.consumer).transactions)
         transactions.mark_written(tid)
         producer = faust_producer._transaction_producers.get(tid)
