@@ -40,13 +40,13 @@ kafka-status: $(STAMP) ## is the local broker running?
 demo: $(STAMP) ## the main job: broker, topics, a worker and a live event generator (Ctrl-C stops all)
 	@$(BIN)/continust demo -c examples/pipelines.toml
 
-test: $(STAMP) ## all tests: unit, then integration on a real broker (started on port 19092)
+test: $(STAMP) $(BENCH_STAMP) ## all tests: unit, then integration on a real broker (started on port 19092); the bench extra too, for the bench run test
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra tests
 
 test-unit: $(STAMP) ## the unit tests only (no broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -m "not integration" tests
 
-test-integration: $(STAMP) ## the integration tests only (real broker)
+test-integration: $(STAMP) $(BENCH_STAMP) ## the integration tests only (real broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m integration tests
 
 bench: $(STAMP) $(BENCH_STAMP) ## throughput and latency against the raw consumer, Faust and Quix Streams (docs/benchmarks.md; BENCH_ARGS="--events 200000")
