@@ -26,6 +26,8 @@ from typing import Any
 
 from faust.types import TP
 
+from agents.faults import FAULTS, FaultPoint
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -44,6 +46,8 @@ BatchHandler = Callable[[Batch], Awaitable[None]]
 class CommitGate:
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
+        #: records handed to a handler since the worker started (repeats not counted)
+        self.records_processed = 0
         #: awaited under the gate before every commit, to write what stages hold back
         self.before_commit: list[Callable[[], Awaitable[object]]] = []
 
@@ -73,6 +77,14 @@ class CommitGate:
                 batch = Batch(batch.tp, batch.generation_id, records)
             await handler(batch)
             consumer.ack_processed(batch.tp, [r.offset for r in records])
+            self.records_processed += len(records)
+            FAULTS.reached(
+                FaultPoint.BATCH_PROCESSED,
+                tp=f"{batch.tp.topic}:{batch.tp.partition}",
+                first_offset=records[0].offset,
+                last_offset=records[-1].offset,
+                records_processed=self.records_processed,
+            )
 
     @asynccontextmanager
     async def closed(self) -> AsyncIterator[None]:

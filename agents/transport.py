@@ -46,6 +46,7 @@ from faust.types import TP
 from faust.types.tuples import RecordMetadata
 
 from agents.commit_gate import Batch, batch_routes_for, gate_for
+from agents.faults import FAULTS, FaultPoint, offsets_detail
 from streams.logfmt import logfmt
 
 log = logging.getLogger("continust.transport")
@@ -161,6 +162,7 @@ class TransactionManager(FaustTransactionManager):
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
         await self._drain()
         await self._ensure_in_transaction(offsets)
+        FAULTS.reached(FaultPoint.COMMIT_IN_TRANSACTION, offsets=offsets_detail(offsets))
         committed = await super().commit(offsets, start_new_transaction=start_new_transaction)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -463,10 +465,16 @@ class Consumer(faust_aiokafka.Consumer):
         async with gate.closed():
             for write_back in gate.before_commit:
                 await write_back()
+            before = dict(self._committed_offset)
             committed = await super().force_commit(topics, start_new_transaction=start_new_transaction)
             if self.in_transaction:
                 transactions = cast(TransactionManager, self.transactions)
                 await transactions.commit_writes_without_offsets(start_new_transaction)
+            if committed:
+                moved = {
+                    tp: o for tp, o in self._committed_offset.items() if o is not None and before.get(tp) != o
+                }
+                FAULTS.reached(FaultPoint.COMMIT_DONE, offsets=offsets_detail(moved))
             return committed
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:

@@ -26,6 +26,7 @@ import orjson
 from faust.types import TP
 
 from agents.commit_gate import Batch, gate_for, install_batch_handler
+from agents.faults import FAULTS, FaultPoint
 from agents.merge import KeyedEvent, SourceStage
 from agents.sink import Sink
 from agents.table_store import FaustWindowStore
@@ -92,6 +93,7 @@ class TableStage:
             "key_type": bytes,
             "value_type": bytes,
             "schema": faust.Schema(key_serializer="raw", value_serializer="raw"),
+            "on_changelog_event": self._on_changelog_event,
         }
         self.windows: Any = self.app.Table(self.spec.name, **raw)
         self.stream_times: Any = self.app.Table(f"{self.spec.name}-stream-time", **raw)
@@ -103,6 +105,17 @@ class TableStage:
         self._quiet_since: dict[int, tuple[int | None, int]] = {}
         self._late = EVENTS_LATE.labels(table=self.spec.name)
         self._outputs = OUTPUTS.labels(table=self.spec.name)
+
+    async def _on_changelog_event(self, event: Any) -> None:
+        """Faust read a changelog record of this stage's tables (restoring, or as a standby)."""
+        if getattr(self.app, "in_recovery", False):
+            message = event.message
+            FAULTS.reached(
+                FaultPoint.RECOVERY,
+                table=self.spec.name,
+                changelog=f"{message.topic}:{message.partition}",
+                offset=message.offset,
+            )
 
     def install(self) -> None:
         """Register the stage's rebalance handler and idle timer; its events come from the one

@@ -8,6 +8,7 @@ import inspect
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -15,6 +16,7 @@ import faust
 from faust.types.enums import ProcessingGuarantee
 
 from agents.application import prepare
+from agents.faults import arm_from_env
 from agents.local_state import LocalState
 from agents.transport import TransactionManager
 from streams.logfmt import logfmt
@@ -121,6 +123,11 @@ def committed_everything(app: Any, code: int) -> bool:
 
 def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -> NoReturn:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        arm_from_env(os.environ, settings.data_dir)
+    except ValueError as exc:
+        print(f"continust: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     built = prepare(pipeline, settings)
     local_state = LocalState(data_dir=settings.data_dir, table_dir=Path(built.app.conf.tabledir))
     local_state.open()

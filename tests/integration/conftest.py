@@ -75,6 +75,7 @@ class Worker:
     port: int
     proc: subprocess.Popen[bytes]
     log: Path
+    data_dir: Path
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -89,29 +90,53 @@ class Worker:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
+    def log_count(self, text: str) -> int:
+        return self.log.read_text(errors="replace").count(text)
+
+    @property
+    def fault_marker(self) -> Path:
+        """Where the worker writes what it was doing when its fault point fired
+        (:mod:`agents.faults`)."""
+        return self.data_dir / "fault-fired"
+
+    def fault(self) -> dict[str, Any]:
+        """The marker of the fault that fired (``{}`` when none did)."""
+        if not self.fault_marker.exists():
+            return {}
+        return dict(orjson.loads(self.fault_marker.read_bytes()))
+
 
 @pytest.fixture
 def start_worker(kafka: str, tmp_path: Path) -> Iterator[Any]:
     workers: list[Worker] = []
 
-    def start(pipeline: Path, port: int) -> Worker:
+    def start(pipeline: Path, port: int, fault: str | None = None) -> Worker:
+        """Start a worker process; ``fault``: its ``CONTINUST_FAULT`` (:mod:`agents.faults`),
+        whose marker from an earlier fault is removed first."""
         log = tmp_path / f"worker-{port}.log"
+        data_dir = tmp_path / f"data-{port}"
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka}
+        env.pop("CONTINUST_FAULT", None)
+        env.pop("CONTINUST_FAULT_MARKER", None)
+        (data_dir / "fault-fired").unlink(missing_ok=True)
+        if fault:
+            env["CONTINUST_FAULT"] = fault
         proc = subprocess.Popen(
-            worker_argv(pipeline, port, tmp_path / f"data-{port}"),
+            worker_argv(pipeline, port, data_dir),
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             env=env,
         )
-        worker = Worker(port=port, proc=proc, log=log)
+        worker = Worker(port=port, proc=proc, log=log, data_dir=data_dir)
         workers.append(worker)
         return worker
 
     yield start
-    for worker in workers:
-        if worker.proc.poll() is None:
-            worker.proc.send_signal(signal.SIGUSR1)  # its tasks' stacks, into its log
-    time.sleep(0.5)
+    running = [w for w in workers if w.proc.poll() is None]
+    dumped = {w.port: w.log_count("event=worker.task ") for w in running}
+    for worker in running:
+        worker.proc.send_signal(signal.SIGUSR1)  # its tasks' stacks, into its log
+    wait_for(lambda: all(w.log_count("event=worker.task ") > dumped[w.port] for w in running), 10)
     for worker in workers:
         if worker.proc.poll() is None:
             worker.proc.send_signal(signal.SIGTERM)
@@ -123,15 +148,38 @@ def start_worker(kafka: str, tmp_path: Path) -> Iterator[Any]:
             worker.proc.wait()
 
 
-def wait_until(predicate: Any, timeout: float, what: str, on_fail: Any = None) -> Any:
+POLL_S = 0.2
+
+
+def wait_for(predicate: Any, timeout: float) -> Any:
+    """Poll ``predicate`` until it returns something true (returned) or ``timeout`` seconds
+    pass (None). The poll interval only bounds how soon a change is seen."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         result = predicate()
         if result:
             return result
-        time.sleep(0.5)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(POLL_S)
+
+
+def wait_until(predicate: Any, timeout: float, what: str, on_fail: Any = None) -> Any:
+    """:func:`wait_for`, failing the test with what was awaited when it times out."""
+    result = wait_for(predicate, timeout)
+    if result:
+        return result
     detail = on_fail() if on_fail else ""
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{detail}")
+
+
+def wait_exit(worker: Worker, timeout: float, what: str) -> int:
+    """Wait for ``worker``'s process to end; its exit code (negative: the signal)."""
+    try:
+        return worker.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        detail = worker.log_tail()
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{detail}") from None
 
 
 def run(coro: Any) -> Any:

@@ -1,5 +1,6 @@
-"""Exactly-once under failure, on the real broker: workers are killed with SIGKILL at random
-moments, join and leave mid-stream, lose their data directory, and are stopped under load.
+"""Exactly-once under failure, on the real broker: workers are killed with SIGKILL at named
+fault points (:mod:`agents.faults`) and at random moments, join and leave mid-stream, lose their
+data directory, and are stopped under load.
 Afterwards every output topic, read with read_committed, holds per partition exactly the
 emissions of the reference model fed the keyed stream (no record lost, none duplicated, every
 version sequence 1..n without a gap), and HTTP answers equal the model's windows.
@@ -16,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import aiokafka.errors as Errors
 import orjson
 import pytest
 
@@ -24,11 +26,12 @@ from tests.integration.broker_io import (
     consumed_everything,
     consumption,
     free_port,
+    group_offsets,
     publish,
     publish_to,
     read_to_end,
 )
-from tests.integration.conftest import run, wait_until
+from tests.integration.conftest import run, wait_exit, wait_until
 from tests.integration.test_window_types import (
     PARTITIONS,
     check_against_model,
@@ -88,46 +91,125 @@ def two_hours_ago() -> int:
     return int(time.time() * 1000) - 7_200_000
 
 
+def committed_offsets(kafka: str, app_id: str, topics: list[str]) -> dict[str, int]:
+    """The group's committed offsets, as ``{"topic:partition": offset}``; asked again while the
+    coordinator of a new group is not available yet."""
+
+    def ask() -> tuple[dict[str, int]] | None:
+        try:
+            return (run(group_offsets(kafka, app_id, topics))[0],)
+        except (Errors.GroupCoordinatorNotAvailableError, Errors.CoordinatorLoadInProgressError):
+            return None
+
+    return wait_until(ask, 60, f"the group coordinator of {app_id}")[0]
+
+
+def changelog_written(kafka: str, app_id: str) -> bool:
+    """Whether a table's changelog holds committed records (a restart will restore them)."""
+    return any(run(read_to_end(kafka, f"{app_id}-tumbling-changelog")).values())
+
+
+def kill_at(start_worker: Any, pipeline: Path, port: int, point: str) -> tuple[Any, dict[str, Any]]:
+    """Start a worker told to SIGKILL itself at ``point``, and wait until it has: its exit is by
+    SIGKILL and its marker names the point."""
+    worker = start_worker(pipeline, port, fault=point)
+    code = wait_exit(worker, 180, f"the worker to kill itself at {point}")
+    fault = worker.fault()
+    assert code == -signal.SIGKILL, f"exit {code}, expected the kill at {point}\n{worker.log_tail()}"
+    assert fault.get("point") == point, f"the kill should land at {point}: {fault}"
+    return worker, fault
+
+
+# What each kill checks on the broker afterwards, from the group's committed offsets before the
+# worker started and after it died, and the marker the worker wrote just before the kill.
+def landed_after_a_batch(before: dict[str, int], after: dict[str, int], fault: dict[str, Any]) -> None:
+    """Processed and acknowledged, never committed: the batch's first record is not covered."""
+    assert after.get(fault["tp"], 0) <= fault["first_offset"], (fault, after)
+
+
+def landed_in_the_transaction(before: dict[str, int], after: dict[str, int], fault: dict[str, Any]) -> None:
+    """Flushed, commit not requested: none of the offsets it was committing took effect."""
+    assert fault["offsets"], fault
+    for tp, offset in fault["offsets"].items():
+        assert after.get(tp, 0) < offset, (tp, fault, after)
+
+
+def landed_after_the_commit(before: dict[str, int], after: dict[str, int], fault: dict[str, Any]) -> None:
+    """The transaction committed: every offset it carried is the group's."""
+    assert fault["offsets"], fault
+    for tp, offset in fault["offsets"].items():
+        assert after.get(tp) == offset, (tp, fault, after)
+
+
+def landed_in_recovery(before: dict[str, int], after: dict[str, int], fault: dict[str, Any]) -> None:
+    """Restoring a changelog, before processing anything: no offset moved."""
+    assert fault["changelog"].endswith(tuple(f"-changelog:{p}" for p in range(PARTITIONS))), fault
+    assert after == before
+
+
+NAMED_KILLS = {
+    "batch.processed": landed_after_a_batch,
+    "commit.in_transaction": landed_in_the_transaction,
+    "commit.done": landed_after_the_commit,
+    "recovery": landed_in_recovery,
+}
+
+
 @pytest.mark.parametrize("partitioned_by_key", [False, True], ids=["repartitioned", "partitioned_by_key"])
-def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
+def test_sigkill_at_every_fault_point_loses_and_duplicates_nothing(
     kafka, run_id, start_worker, tmp_path: Path, partitioned_by_key: bool
 ):
-    """Each kill lands while the worker is processing a chunk: after it has read some of the
-    chunk and (in most kills) before it has committed all of it. With ``partitioned_by_key``
-    the tables read the source topic (keyed by ``user``), in one stage, so the kills come
-    sooner; there are three of them, and one record on the wrong partition is a dead letter."""
+    """Six chunks of events; before each of the first five the worker dies by SIGKILL: at each
+    named fault point of :mod:`agents.faults` in turn (each kill checked to have landed there),
+    then at a random moment (where it lands is not asserted). Each chunk is a backlog when its
+    worker starts. A worker killed in recovery restores state that a worker killed at a random
+    moment left committed. With ``partitioned_by_key`` the tables read the source topic (keyed
+    by ``user``), and one record on the wrong partition is a dead letter."""
     extra = "partitioned_by_key = true" if partitioned_by_key else ""
     app_id, src, prefix, pipeline = setup(kafka, run_id, tmp_path, "kill", FAST_FAILOVER, source_extra=extra)
-    repartition = src if partitioned_by_key else f"{app_id}-events-repartition"  # the keyed stream
-    topics = [src] if partitioned_by_key else [src, repartition]
-    latest_kill_s = 0.1 if partitioned_by_key else 0.3
+    keyed = src if partitioned_by_key else f"{app_id}-events-repartition"
+    topics = [src] if partitioned_by_key else [src, keyed]
     rng = random.Random(run_id)
-    events = make_events(two_hours_ago(), 2_400 if partitioned_by_key else 3_600, seed=3)
+    events = make_events(two_hours_ago(), 3_600, seed=3)
     chunks = [events[i : i + 600] for i in range(0, len(events), 600)]
     port = free_port()
-    worker = start_and_wait(start_worker, pipeline, port, repartition)
-    mid_stream = 0
-    for chunk in chunks[:-1]:
+    kills = [*NAMED_KILLS, "random"]
+    assert len(chunks) == len(kills) + 1
+    for chunk, kill in zip(chunks, kills, strict=False):
         run(publish(kafka, records(src, chunk)))
-        reading = worker
-        wait_until(lambda: events_read(reading) > 0, 120, "the worker to read the chunk", reading.log_tail)  # noqa: B023
-        time.sleep(rng.uniform(0.0, latest_kill_s))
-        worker.proc.send_signal(signal.SIGKILL)
-        worker.proc.wait(timeout=30)
-        mid_stream += not consumed_everything(kafka, app_id, topics)
-        worker = start_and_wait(start_worker, pipeline, port, repartition)
-        assert "stores=rebuilt" in last_state_open(worker)
-    kills = len(chunks) - 1
-    assert kills >= 3
-    assert mid_stream >= kills - 2, f"only {mid_stream} of the kills came before the chunk was committed"
+        if kill in ("recovery", "random"):
+            # a kill at a random moment of the backlog (for recovery: once state is committed)
+            worker = start_and_wait(start_worker, pipeline, port, keyed)
+            target = rng.randint(1, len(chunk))
+            reading = worker
+            if kill == "recovery":
+                wait_until(lambda: changelog_written(kafka, app_id), 120, "committed table state")
+            else:
+                wait_until(
+                    lambda: events_read(reading) >= target,  # noqa: B023
+                    120,
+                    "the worker to read",
+                    reading.log_tail,
+                )
+            worker.proc.send_signal(signal.SIGKILL)
+            worker.proc.wait(timeout=30)
+            assert "stores=rebuilt" in last_state_open(worker)
+        if kill != "random":
+            before = committed_offsets(kafka, app_id, topics)
+            worker, fault = kill_at(start_worker, pipeline, port, kill)
+            NAMED_KILLS[kill](before, committed_offsets(kafka, app_id, topics), fault)
+            if kill != "batch.processed":  # every later start follows a kill
+                assert "stores=rebuilt" in last_state_open(worker)
     run(publish(kafka, records(src, chunks[-1])))
     if partitioned_by_key:
         misplaced = orjson.dumps({"user": "ann", "ts": two_hours_ago(), "x": 1})
         run(publish_to(kafka, src, (key_partition(b"ann", PARTITIONS) + 1) % PARTITIONS, b"ann", misplaced))
+    worker = start_and_wait(start_worker, pipeline, port, keyed)
+    assert "stores=rebuilt" in last_state_open(worker)
     wait_consumed(kafka, app_id, topics, [worker])
     if not partitioned_by_key:
-        check_keyed_stream_exact(kafka, src, repartition)
-    check_against_model(kafka, app_id, prefix, worker, count_late=False, keyed=repartition)
+        check_keyed_stream_exact(kafka, src, keyed)
+    check_against_model(kafka, app_id, prefix, worker, count_late=False, keyed=keyed)
     if partitioned_by_key:
         letters = run(read_to_end(kafka, f"{app_id}-dead-letters"))
         assert [(r.value, dict(r.headers)["continust-reason"]) for r in letters[0]] == [
@@ -136,6 +218,8 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
 
 
 def test_workers_joining_and_leaving_mid_stream(kafka, run_id, start_worker, tmp_path: Path):
+    """A third worker joins while the first part is being read, and the first leaves (SIGTERM)
+    while the second part is; where in the stream they land is not asserted."""
     app_id, src, prefix, pipeline = setup(
         kafka, run_id, tmp_path, "rebal", FAST_FAILOVER + "\ntable_standby_replicas = 1"
     )
@@ -143,11 +227,13 @@ def test_workers_joining_and_leaving_mid_stream(kafka, run_id, start_worker, tmp
     events = make_events(two_hours_ago(), 1_200, seed=4)
     first = start_and_wait(start_worker, pipeline, free_port(), repartition)
     second = start_and_wait(start_worker, pipeline, free_port(), repartition, others=(first,))
+    read = lambda: events_read(first) + events_read(second)  # noqa: E731
     run(publish(kafka, records(src, events[:400])))
-    time.sleep(1.0)
+    wait_until(lambda: read() > 0, 120, "the workers to read the first part", first.log_tail)
     third = start_and_wait(start_worker, pipeline, free_port(), repartition, others=(first, second))
+    before = read()
     run(publish(kafka, records(src, events[400:800])))
-    time.sleep(1.0)
+    wait_until(lambda: read() > before, 120, "the workers to read the second part", first.log_tail)
     first.proc.terminate()  # leaves the group mid-stream
     assert first.proc.wait(timeout=60) == 0
     run(publish(kafka, records(src, events[800:])))
@@ -178,20 +264,23 @@ def test_a_worker_that_lost_its_data_directory_rebuilds_it(kafka, run_id, start_
 
 
 def test_sigterm_under_load_exits_cleanly_and_in_time(kafka, run_id, start_worker, tmp_path: Path):
+    """A backlog of 3,600 events; the worker SIGTERMs itself right after its first batch, so the
+    stop begins while most of the input is still to read (the marker says how much it had
+    processed). It stops within 30 s with every write committed, and its successor keeps the
+    stores and finishes exactly."""
     app_id, src, prefix, pipeline = setup(kafka, run_id, tmp_path, "term", FAST_FAILOVER)
     repartition = f"{app_id}-events-repartition"
     events = make_events(two_hours_ago(), 3_600, seed=6)
-    port = free_port()
-    worker = start_and_wait(start_worker, pipeline, port, repartition)
     run(publish(kafka, records(src, events)))
-    reading = worker
-    wait_until(lambda: events_read(reading) > 0, 120, "the worker to read", reading.log_tail)
-    time.sleep(0.2)
-    assert not consumed_everything(kafka, app_id, [src, repartition]), "the stop should come under load"
+    port = free_port()
+    worker = start_worker(pipeline, port, fault="batch.processed:term")
+    wait_until(worker.fault, 180, "the worker to begin its stop", worker.log_tail)
     stopped_at = time.monotonic()
-    worker.proc.terminate()
-    assert worker.proc.wait(timeout=30) == 0
+    assert wait_exit(worker, 30, "the worker to stop") == 0
     assert time.monotonic() - stopped_at < 30
+    fault = worker.fault()
+    assert fault["signal"] == "term"
+    assert fault["records_processed"] < 2 * len(events), "the stop should come under load"
     log = worker.log.read_text()
     assert "event=state.close clean=True" in log, "a clean stop commits every write it made"
     worker = start_and_wait(start_worker, pipeline, port, repartition)

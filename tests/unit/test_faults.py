@@ -1,0 +1,95 @@
+"""Fault points (:mod:`agents.faults`): the plan's syntax, and a process that reaches its point
+writes the marker and dies by the signal the plan names, on exactly the n-th time."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from agents.faults import FaultPlan, FaultPoint, Faults
+
+MARKER = Path("/nonexistent/fault-fired")
+
+
+@pytest.mark.parametrize(
+    ("text", "point", "occurrence", "signal_name"),
+    [
+        ("batch.processed", FaultPoint.BATCH_PROCESSED, 1, "kill"),
+        ("commit.in_transaction@3", FaultPoint.COMMIT_IN_TRANSACTION, 3, "kill"),
+        ("commit.done:term", FaultPoint.COMMIT_DONE, 1, "term"),
+        (" recovery@12:kill ", FaultPoint.RECOVERY, 12, "kill"),
+    ],
+)
+def test_a_plan_names_a_point_an_occurrence_and_a_signal(text, point, occurrence, signal_name):
+    assert FaultPlan.parse(text, MARKER) == FaultPlan(point, occurrence, signal_name, MARKER)
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("batch.done", "unknown fault point 'batch.done'"),
+        ("recovery@0", "1 or more"),
+        ("recovery@two", "1 or more"),
+        ("recovery:stop", "signal must be one of kill, term"),
+    ],
+)
+def test_a_bad_plan_is_refused_with_what_is_wrong(text, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        FaultPlan.parse(text, MARKER)
+
+
+def test_no_plan_when_the_variable_is_unset_or_empty(tmp_path: Path):
+    assert FaultPlan.from_env({}, tmp_path) is None
+    assert FaultPlan.from_env({"CONTINUST_FAULT": " "}, tmp_path) is None
+    plan = FaultPlan.from_env({"CONTINUST_FAULT": "recovery"}, tmp_path)
+    assert plan is not None and plan.marker == tmp_path / "fault-fired"
+    elsewhere = tmp_path / "x" / "marker"
+    env = {"CONTINUST_FAULT": "recovery", "CONTINUST_FAULT_MARKER": str(elsewhere)}
+    plan = FaultPlan.from_env(env, tmp_path)
+    assert plan is not None and plan.marker == elsewhere
+
+
+def test_other_points_and_earlier_occurrences_do_not_fire(tmp_path: Path):
+    marker = tmp_path / "fault-fired"
+    faults = Faults(FaultPlan(FaultPoint.COMMIT_DONE, 3, "kill", marker))
+    for _ in range(5):
+        faults.reached(FaultPoint.BATCH_PROCESSED)
+    faults.reached(FaultPoint.COMMIT_DONE)
+    faults.reached(FaultPoint.COMMIT_DONE)
+    assert not marker.exists()
+    assert faults.counts == {FaultPoint.COMMIT_DONE: 2}
+    Faults().reached(FaultPoint.COMMIT_DONE)  # no plan: inert
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from agents.faults import FaultPlan, FaultPoint, Faults
+faults = Faults(FaultPlan.parse(sys.argv[1], Path(sys.argv[2])))
+for i in range(5):
+    print(i, flush=True)
+    faults.reached(FaultPoint.BATCH_PROCESSED, tp="t:0", last_offset=i)
+"""
+
+
+@pytest.mark.parametrize(("signal_name", "signum"), [("kill", signal.SIGKILL), ("term", signal.SIGTERM)])
+def test_the_nth_time_the_point_is_reached_writes_the_marker_and_signals(tmp_path: Path, signal_name, signum):
+    marker = tmp_path / "sub" / "fault-fired"
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, f"batch.processed@3:{signal_name}", str(marker)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == -signum, child.stderr
+    assert child.stdout.split() == ["0", "1", "2"]  # died the 3rd time, before a 4th
+    fired = orjson.loads(marker.read_bytes())
+    assert fired["point"] == "batch.processed"
+    assert fired["occurrence"] == 3
+    assert fired["signal"] == signal_name
+    assert (fired["tp"], fired["last_offset"]) == ("t:0", 2)
