@@ -30,6 +30,7 @@ class TopicPlan:
 
     source_partitions: dict[str, int]
     create: dict[str, int]
+    topic_partitions: dict[str, int]
 
 
 async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
@@ -74,7 +75,7 @@ async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
                 f"{t.source!r} has {per_source[t.source]}; outputs are co-partitioned with their "
                 "input, so give it the same number or name a new topic",
             )
-    return TopicPlan(source_partitions=per_source, create=create)
+    return TopicPlan(source_partitions=per_source, create=create, topic_partitions=dict(counts))
 
 
 @dataclass
@@ -152,6 +153,7 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
             dead_letters=dead_letter_topic(settings.app_id, spec.dead_letter_topic),
             max_future_ms=settings.max_future_ms,
             partitions=plan.source_partitions[spec.name],
+            topic_partitions={t: plan.topic_partitions[t] for t in spec.topics},
         )
         if not spec.partitioned_by_key:
             stage.install()

@@ -50,6 +50,16 @@ class CommitGate:
         self.records_processed = 0
         #: awaited under the gate before every commit, to write what stages hold back
         self.before_commit: list[Callable[[], Awaitable[object]]] = []
+        #: what stages store with a partition's committed offset (:meth:`metadata_for`)
+        self.offset_metadata: list[Callable[[TP], str | None]] = []
+
+    def metadata_for(self, tp: TP) -> str:
+        """The metadata committed with ``tp``'s offset: the first a stage gives, or ``""``."""
+        for metadata in self.offset_metadata:
+            found = metadata(tp)
+            if found is not None:
+                return found
+        return ""
 
     async def process_batch(self, app: Any, batch: Batch, handler: BatchHandler) -> None:
         """Run ``handler`` on the records of one partition that a fetch returned, and acknowledge

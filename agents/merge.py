@@ -21,13 +21,13 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, NamedTuple, cast
 
 import faust
 import orjson
 from faust.types import TP
 
-from agents.commit_gate import Batch, install_batch_handler
+from agents.commit_gate import Batch, gate_for, install_batch_handler
 from agents.sink import Sink
 from streams.dead_letters import DeadLetter
 from streams.envelope import Envelope, decode_event
@@ -36,36 +36,87 @@ from streams.logfmt import logfmt
 from streams.metrics import EVENTS_IN, EVENTS_INVALID
 from streams.partitioning import key_partition
 from streams.pipeline import SourceSpec
+from windows.partition import TRACKED, Tracked
 
 log = logging.getLogger("continust.merge")
 
 EVENT_TIME_HEADER = "continust-ts"
+ORIGIN_HEADER = "continust-origin"
+PROGRESS_HEADER = "continust-progress"
+PROGRESS_METADATA = "continust-progress="
 
 
-KeyedEvent = tuple[Any, str, int, dict[str, Any]]
-"""One event of the keyed stream: (the aiokafka record, key, event time in epoch ms, payload)."""
+class KeyedEvent(NamedTuple):
+    """One event of the keyed stream: the aiokafka record, key, event time (epoch ms), payload;
+    the input it came from (:attr:`SourceStage.inputs` index, or topic index of a source
+    partitioned by key); ``arrival``, which orders events whatever order the inputs were read in
+    (input offset times the number of inputs, plus the input); and ``own``, the input's progress
+    before the event when the source stage saw the whole input (repartitioned), else
+    :data:`~windows.partition.TRACKED`."""
+
+    record: Any
+    key: str
+    timestamp_ms: int
+    payload: dict[str, Any]
+    source: int
+    arrival: int
+    own: int | Literal[Tracked.TRACKED] | None
+
+
+class ProgressReport(NamedTuple):
+    """A source partition's progress and idleness, as the source stage wrote it into every
+    partition of the repartition topic."""
+
+    source: int
+    progress: int | None
+    idle: bool
 
 
 def repartition_topic(app_id: str, source: str) -> str:
     return f"{app_id}-{source}-repartition"
 
 
-def read_repartitioned(record: Any) -> KeyedEvent:
-    """The event in a record of the repartition topic. The source stage writes only valid
-    records there; anything else (a foreign producer) is an invalid event, not a crash."""
+def _time_or_none(text: str) -> int | None:
+    return None if text == "-" else int(text)
+
+
+def progress_headers(source: int, progress: int | None, idle: bool) -> list[tuple[str, bytes]]:
+    """The headers of a progress record (key and value empty) in the repartition topic."""
+    return [(PROGRESS_HEADER, f"{source} {'-' if progress is None else progress} {int(idle)}".encode())]
+
+
+def read_repartitioned(record: Any, inputs: int) -> KeyedEvent | ProgressReport:
+    """The event, or the progress report, in a record of the repartition topic. The source stage
+    writes only valid records there; anything else (a foreign producer) is an invalid event, not
+    a crash. ``inputs``: how many source partitions there are."""
     try:
-        timestamp_ms = int(dict(record.headers or ())[EVENT_TIME_HEADER])
+        headers = dict(record.headers or ())
+        report = headers.get(PROGRESS_HEADER)
+        if report is not None:
+            source, progress, idle = report.decode().split(" ")
+            if not 0 <= int(source) < inputs:
+                raise ValueError(f"input {source} of {inputs}")
+            return ProgressReport(int(source), _time_or_none(progress), idle == "1")
+        timestamp_ms = int(headers[EVENT_TIME_HEADER])
+        source, offset, own = headers[ORIGIN_HEADER].decode().split(" ")
+        if not 0 <= int(source) < inputs:
+            raise ValueError(f"input {source} of {inputs}")
         key = record.key.decode()
         payload = orjson.loads(record.value)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise InvalidEvent("bad_repartition_record", repr(exc)) from None
     if not isinstance(payload, dict):
         raise InvalidEvent("bad_repartition_record", "value is not a JSON object")
-    return record, key, timestamp_ms, payload
+    index = int(source)
+    arrival = int(offset) * inputs + index
+    return KeyedEvent(record, key, timestamp_ms, payload, index, arrival, _time_or_none(own))
 
 
 @dataclass
 class SourceStage:
+    """``topic_partitions``: the partition count of each of the source's topics; ``partitions``:
+    the keyed stream's (the largest of them)."""
+
     app: faust.App
     spec: SourceSpec
     sink: Sink
@@ -73,13 +124,33 @@ class SourceStage:
     dead_letters: str
     max_future_ms: int
     partitions: int
+    topic_partitions: dict[str, int]
 
     def __post_init__(self) -> None:
         self._events_in = EVENTS_IN.labels(source=self.spec.name)
+        #: every input partition of the source, numbered in this order
+        self.inputs: list[TP] = [
+            TP(topic, p) for topic in self.spec.topics for p in range(self.topic_partitions[topic])
+        ]
+        self._index = {tp: i for i, tp in enumerate(self.inputs)}
+        self._topic_index = {topic: j for j, topic in enumerate(self.spec.topics)}
+        # repartitioned: per assigned source partition, its progress (the largest event time of a
+        # valid record read from it), and what the last progress record said
+        self._progress: dict[TP, int | None] = {}
+        self._reported: dict[TP, tuple[int | None, bool]] = {}
 
     def install(self) -> None:
         channel = self.app.topic(*self.spec.topics, key_serializer="raw", value_serializer="raw")
         install_batch_handler(self.app, channel, self.process_batch)
+        gate = gate_for(self.app)
+        gate.before_commit.append(self.report_progress)
+        gate.offset_metadata.append(self.offset_metadata)
+        self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
+
+    async def _on_revoked(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Whatever partitions come back read their progress from their committed offsets."""
+        self._progress.clear()
+        self._reported.clear()
 
     @property
     def keyed_topics(self) -> tuple[str, ...]:
@@ -87,6 +158,19 @@ class SourceStage:
         partitioned by key, else its repartition topic. Partition ``p`` of each is partition
         ``p`` of the keyed stream."""
         return self.spec.topics if self.spec.partitioned_by_key else (self.repartition,)
+
+    @property
+    def inputs_per_partition(self) -> int:
+        """How many input partitions feed one partition of the keyed stream: every source
+        partition (repartitioned), or partition ``p`` of each topic (partitioned by key)."""
+        return len(self.spec.topics) if self.spec.partitioned_by_key else len(self.inputs)
+
+    def input_name(self, partition: int, source: int) -> str:
+        """``topic:partition`` of input ``source`` of keyed-stream partition ``partition``."""
+        if self.spec.partitioned_by_key:
+            return f"{self.spec.topics[source]}:{partition}"
+        tp = self.inputs[source]
+        return f"{tp.topic}:{tp.partition}"
 
     def _decoded(self, batch: Batch) -> Iterator[tuple[Any, Envelope]]:
         """The valid records of a batch of the source's topics with their envelopes; the others
@@ -110,34 +194,92 @@ class SourceStage:
                 continue
             yield record, envelope
 
+    async def _progress_of(self, tp: TP) -> int | None:
+        """The source partition's progress: as this worker tracked it, or, first in an
+        assignment, as committed with its offset (:meth:`offset_metadata`)."""
+        if tp in self._progress:
+            return self._progress[tp]
+        consumer: Any = self.app.consumer
+        metadata = (await consumer.committed_metadata([tp])).get(tp, "")
+        progress = None
+        if metadata.startswith(PROGRESS_METADATA):
+            progress = _time_or_none(metadata[len(PROGRESS_METADATA) :])
+        self._progress[tp] = progress
+        return progress
+
+    def offset_metadata(self, tp: TP) -> str | None:
+        """Committed with a source partition's offset: its progress at that offset, so that a
+        worker taking the partition over judges the following events as this one would."""
+        if tp not in self._progress or tp not in self._index or self.spec.partitioned_by_key:
+            return None
+        progress = self._progress[tp]
+        return f"{PROGRESS_METADATA}{'-' if progress is None else progress}"
+
     async def process_batch(self, batch: Batch) -> None:
-        """Repartition the records of one input partition, in offset order."""
+        """Repartition the records of one input partition, in offset order. Each record carries
+        its input, its offset there and the input's progress before it (``continust-origin``)."""
         tp, add, repartition, partitions = batch.tp, self.sink.add, self.repartition, self.partitions
+        index = self._index[tp]
+        progress = await self._progress_of(tp)
         for record, envelope in self._decoded(batch):
             key = envelope.key.encode()
+            timestamp_ms = envelope.timestamp_ms
+            origin = f"{index} {record.offset} {'-' if progress is None else progress}".encode()
             add(
                 tp,
                 repartition,
                 key,
                 record.value,
                 key_partition(key, partitions),
-                [(EVENT_TIME_HEADER, str(envelope.timestamp_ms).encode())],
+                [(EVENT_TIME_HEADER, str(timestamp_ms).encode()), (ORIGIN_HEADER, origin)],
             )
+            if progress is None or timestamp_ms > progress:
+                progress = timestamp_ms
+        self._progress[tp] = progress
         await self.sink.flush()
 
-    def keyed_events(self, batch: Batch) -> list[KeyedEvent]:
-        """The events of a batch of the keyed stream (:attr:`keyed_topics`), in offset order;
-        invalid records are rejected."""
+    async def report_progress(self) -> None:
+        """Under the commit gate, before a commit: write into every partition of the repartition
+        topic, in the transaction of the source partition, the progress of each assigned source
+        partition that moved since its last report, and whether it is idle (nothing left to read
+        and nothing fetched for ``idle_after``). Tables take their clock from these reports."""
+        if self.spec.partitioned_by_key:
+            return
+        app: Any = self.app
+        if app.rebalancing or getattr(app, "in_recovery", False):
+            return
+        consumer = app.consumer
+        now = time.monotonic()
+        idle_after_s = self.spec.idle_after_ms / 1000
+        topics = set(self.spec.topics)
+        for tp in sorted(tp for tp in app.assignor.assigned_actives() if tp.topic in topics):
+            progress = await self._progress_of(tp)
+            idle = consumer.caught_up(tp) and consumer.quiet_for(tp, now) >= idle_after_s
+            if self._reported.get(tp) == (progress, idle):
+                continue
+            headers = progress_headers(self._index[tp], progress, idle)
+            for partition in range(self.partitions):
+                self.sink.add(tp, self.repartition, None, b"", partition, headers)
+            self._reported[tp] = (progress, idle)
+            if idle:
+                log.info(logfmt("input.idle", source=self.spec.name, input=f"{tp.topic}:{tp.partition}"))
+        await self.sink.flush()
+
+    def keyed_events(self, batch: Batch) -> list[KeyedEvent | ProgressReport]:
+        """The events of a batch of the keyed stream (:attr:`keyed_topics`), and the progress
+        reports among them, in offset order; invalid records are rejected."""
         tp = batch.tp
         if not self.spec.partitioned_by_key:
-            events: list[KeyedEvent] = []
+            items: list[KeyedEvent | ProgressReport] = []
+            inputs = len(self.inputs)
             for record in batch.records:
                 try:
-                    events.append(read_repartitioned(record))
+                    items.append(read_repartitioned(record, inputs))
                 except InvalidEvent as exc:
                     self.reject(tp, record, exc)
-            return events
-        partitions, events = self.partitions, []
+            return items
+        partitions, events = self.partitions, cast(list[KeyedEvent | ProgressReport], [])
+        source, inputs = self._topic_index[tp.topic], len(self.spec.topics)
         for record, envelope in self._decoded(batch):
             owner = key_partition(envelope.key.encode(), partitions)
             if owner != tp.partition:
@@ -147,7 +289,17 @@ class SourceStage:
                 )
                 self.reject(tp, record, InvalidEvent("wrong_partition", problem))
                 continue
-            events.append((record, envelope.key, envelope.timestamp_ms, envelope.payload))
+            events.append(
+                KeyedEvent(
+                    record,
+                    envelope.key,
+                    envelope.timestamp_ms,
+                    envelope.payload,
+                    source,
+                    record.offset * inputs + source,
+                    TRACKED,
+                )
+            )
         return events
 
     def reject(self, tp: TP, record: Any, exc: InvalidEvent, table: str = "") -> None:

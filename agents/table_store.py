@@ -1,8 +1,9 @@
 """The windowed state store (:class:`windows.store.WindowStore`) on Faust tables.
 
 Two Faust tables on RocksDB, both changelogged and co-partitioned with the table's keyed
-stream: ``<table>`` maps a key to its live windows, ``<table>-stream-time`` maps a partition to
-its stream time. Faust keeps one RocksDB per table partition, recovers it from the changelog on
+stream: ``<table>`` maps a key to its live windows, ``<table>-stream-time`` holds a partition's
+stream time and, for a partition fed by several inputs, their progress (:mod:`windows.progress`,
+key ``inputs``). Faust keeps one RocksDB per table partition, recovers it from the changelog on
 assignment, and keeps standby replicas.
 
 Reads and writes name their partition explicitly, instead of taking it from the event being
@@ -23,8 +24,10 @@ from typing import Any
 import orjson
 
 from windows.keyed_state import KeyWindows
+from windows.progress import PartitionClock
 
 STREAM_TIME_KEY = b"stream-time"
+INPUTS_KEY = b"inputs"
 
 
 class FaustWindowStore:
@@ -80,3 +83,11 @@ class FaustWindowStore:
 
     def set_stream_time(self, partition: int, stream_time: int) -> None:
         self._write(self.stream_times, partition, STREAM_TIME_KEY, orjson.dumps(stream_time))
+
+    def get_inputs(self, partition: int) -> Any:
+        db = self._open_db(self.stream_times, partition)
+        raw = None if db is None else db.get(INPUTS_KEY)
+        return None if raw is None else orjson.loads(raw)
+
+    def set_inputs(self, partition: int, clock: PartitionClock) -> None:
+        self._write(self.stream_times, partition, INPUTS_KEY, orjson.dumps(clock.to_json()))

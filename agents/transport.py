@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Mapping
 from typing import Any, cast
 
 import aiokafka.errors as Errors
 from aiokafka.protocol.commit import OffsetFetchRequest
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.transport.consumer import TransactionManager as FaustTransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.producer import ProducerBuffer
@@ -104,11 +106,17 @@ class Producer(faust_aiokafka.Producer):
         one after another, each a few broker round trips (offsets, end, begin): with 8 input
         partitions a commit took about 0.5 s, during which the gate holds processing and every
         output waits. The transactions are independent, as they are when committed in turn; the
-        first failure is raised once all have finished."""
+        first failure is raised once all have finished. Each offset is committed with the
+        metadata the stages give for its partition (:meth:`CommitGate.metadata_for`)."""
         commit_one = super().commit_transactions
+        metadata_for = gate_for(self.app).metadata_for
         results = await asyncio.gather(
             *(
-                commit_one({tid: offsets}, group_id, start_new_transaction=start_new_transaction)
+                commit_one(
+                    {tid: {tp: (offset, metadata_for(tp)) for tp, offset in offsets.items()}},  # type: ignore[misc]
+                    group_id,
+                    start_new_transaction=start_new_transaction,
+                )
                 for tid, offsets in tid_to_offset_map.items()
             ),
             return_exceptions=True,
@@ -223,7 +231,15 @@ NOT_COORDINATOR = 16
 
 
 async def fetch_committed(consumer: Any, tps: list[TP], timeout_s: float = 60.0) -> dict[TP, int]:
-    """The group's committed offset of each partition that has one.
+    """The group's committed offset of each partition that has one (see
+    :func:`fetch_committed_entries`)."""
+    return {tp: offset for tp, (offset, _metadata) in (await fetch_committed_entries(consumer, tps)).items()}
+
+
+async def fetch_committed_entries(
+    consumer: Any, tps: list[TP], timeout_s: float = 60.0
+) -> dict[TP, tuple[int, str]]:
+    """The group's committed offset and its metadata, for each partition that has one.
 
     aiokafka's ``committed()`` ignores the group-level error code of an OffsetFetch response
     (v2+), so while the coordinator loads or moves it reports "no committed offset" for every
@@ -239,12 +255,12 @@ async def fetch_committed(consumer: Any, tps: list[TP], timeout_s: float = 60.0)
             OffsetFetchRequest(coordinator.group_id, list(by_topic.items()))
         )
         codes = {getattr(response, "error_code", 0)}
-        offsets: dict[TP, int] = {}
+        offsets: dict[TP, tuple[int, str]] = {}
         for topic, partitions in response.topics:
-            for partition, offset, _metadata, error_code in partitions:
+            for partition, offset, metadata, error_code in partitions:
                 codes.add(error_code)
                 if offset >= 0:
-                    offsets[TP(topic, partition)] = offset
+                    offsets[TP(topic, partition)] = (offset, metadata or "")
         codes.discard(0)
         if not codes:
             return offsets
@@ -291,6 +307,54 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             await consumer.seek_to_beginning(*uncommitted)
         return {tp: committed.get(tp) for tp in assigned}
 
+    async def committed_metadata(self, tps: list[TP]) -> Mapping[TP, str]:
+        return await self.call_thread(self._committed_metadata, tps)
+
+    async def _committed_metadata(self, tps: list[TP]) -> Mapping[TP, str]:
+        entries = await fetch_committed_entries(self._ensure_consumer(), tps)
+        return {tp: metadata for tp, (_offset, metadata) in entries.items()}
+
+    def caught_up(self, tp: TP) -> bool:
+        """Whether the consumer has read ``tp`` up to its last stable offset (as the last fetch
+        response gave it): nothing is left to read."""
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        subscription = consumer._subscription.subscription
+        assignment = None if subscription is None else subscription.assignment
+        if assignment is None or tp not in assignment.tps:
+            return False
+        state = assignment.state_value(tp)
+        end = state.lso if state.lso is not None and state.lso >= 0 else state.highwater
+        return state._position is not None and end is not None and state._position >= end
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        """Faust's ``at_least_once`` commit, with the metadata the stages give for each partition
+        (:meth:`agents.commit_gate.CommitGate.metadata_for`); Faust commits an empty string."""
+        consumer = self._ensure_consumer()
+        assignment = self.assignment()
+        metadata_for = gate_for(self.consumer.app).metadata_for
+        committable = {tp: offset for tp, offset in offsets.items() if tp in assignment}
+        try:
+            self.tp_last_committed_at.update(dict.fromkeys(committable, time.monotonic()))
+            await consumer.commit(
+                {
+                    TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(offset, metadata_for(tp))
+                    for tp, offset in committable.items()
+                }
+            )
+        except Errors.CommitFailedError as exc:
+            if "already rebalanced" in str(exc):
+                return False
+            log.exception(logfmt("consumer.commit_failed", error=repr(exc)))
+            await self.crash(exc)
+            return False
+        except Exception as exc:
+            log.exception(logfmt("consumer.commit_failed", error=repr(exc), assignment=sorted(assignment)))
+            await self.crash(exc)
+            return False
+        return True
+
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         return cast(Mapping[TP, int], await self._ensure_consumer().end_offsets(partitions))
 
@@ -300,6 +364,22 @@ class Consumer(faust_aiokafka.Consumer):
         super().__post_init__()
         # per partition, the highest offset an agent processed since the partition was assigned
         self._processed: dict[TP, int] = {}
+        # per partition, when a fetch last returned records for it (or it was first asked about)
+        self._fetched_at: dict[TP, float] = {}
+
+    def caught_up(self, tp: TP) -> bool:
+        """Whether nothing is left to read of ``tp`` (see :meth:`ConsumerThread.caught_up`)."""
+        return cast(ConsumerThread, self._thread).caught_up(tp)
+
+    def quiet_for(self, tp: TP, now: float) -> float:
+        """Seconds (monotonic ``now``) since a fetch last returned records of ``tp``, or since
+        this was first asked about ``tp`` in its assignment."""
+        return now - self._fetched_at.setdefault(tp, now)
+
+    async def committed_metadata(self, tps: list[TP]) -> Mapping[TP, str]:
+        """The metadata committed with the group's offsets of ``tps`` (partitions without a
+        committed offset are left out)."""
+        return await cast(ConsumerThread, self._thread).committed_metadata(tps)
 
     def is_repeat(self, message: Any) -> bool:
         """Whether an agent already processed the record of ``message`` since its partition was
@@ -388,6 +468,9 @@ class Consumer(faust_aiokafka.Consumer):
                         log.warning(logfmt("consumer.seek_failed", error=repr(exc)))
                     continue
                 generation = self.app.consumer_generation_id
+                fetched_at = time.monotonic()
+                for tp in records:
+                    self._fetched_at[tp] = fetched_at
                 for tp, fetched in records.items():
                     if not (active is None or tp in active or tp in self._buffered_partitions):
                         continue
@@ -418,6 +501,7 @@ class Consumer(faust_aiokafka.Consumer):
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
             self._processed.pop(tp, None)
+            self._fetched_at.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def perform_seek(self) -> None:

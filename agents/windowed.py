@@ -27,13 +27,21 @@ from faust.types import TP
 
 from agents.commit_gate import Batch, gate_for, install_batch_handler
 from agents.faults import FAULTS, FaultPoint
-from agents.merge import KeyedEvent, SourceStage
+from agents.merge import KeyedEvent, ProgressReport, SourceStage
 from agents.sink import Sink
 from agents.table_store import FaustWindowStore
 from streams.dead_letters import late_event_headers
 from streams.errors import InvalidEvent
 from streams.logfmt import logfmt
-from streams.metrics import EVENTS_LATE, OUTPUTS, STREAM_TIME
+from streams.metrics import (
+    EVENTS_LATE,
+    INPUT_HOLDING,
+    INPUT_IDLE,
+    INPUT_PROGRESS,
+    OUTPUTS,
+    STREAM_TIME,
+    STREAM_TIME_LAG,
+)
 from streams.partitioning import key_partition
 from streams.pipeline import TableSpec
 from windows.aggregates import InvalidField
@@ -61,9 +69,9 @@ def install_keyed_agent(
     """
 
     async def process_batch(batch: Batch) -> None:
-        events = source.keyed_events(batch)
+        items = source.keyed_events(batch)
         for stage in stages:
-            stage.process_events(batch.tp, events)
+            stage.process_events(batch.tp, items)
         await source.sink.flush()
 
     if source.spec.partitioned_by_key:  # the source's own topics, which exist already
@@ -134,21 +142,67 @@ class TableStage:
         self.store.forget()
 
     async def before_commit(self) -> None:
-        """Under the commit gate, inside the transaction about to commit: emit the windows
+        """Under the commit gate, inside the transaction about to commit: mark the idle inputs
+        of a source partitioned by key over several topics (moving the clock), emit the windows
         changed since the last commit (``emit = "update"``), then write the changed state to
         RocksDB and the changelogs."""
         topic = self.source.keyed_topics[0]
+        if self.source.spec.partitioned_by_key and self.source.inputs_per_partition > 1:
+            self._mark_idle_inputs()
         for partition in sorted(self._partitions):
             for emission in self._partitions[partition].emit_updates():
                 self.emit(TP(topic, partition), emission)
         await self.sink.flush()
         self.store.flush()
+        self._export_clocks()
+
+    def _mark_idle_inputs(self) -> None:
+        """An input topic partition with nothing left to read and nothing fetched for the
+        source's ``idle_after`` stops holding its table partition's clock back."""
+        app: Any = self.app
+        if app.rebalancing or getattr(app, "in_recovery", False):
+            return
+        consumer, now = app.consumer, time.monotonic()
+        idle_after_s = self.source.spec.idle_after_ms / 1000
+        topics = self.source.spec.topics
+        for partition, windows in sorted(self._partitions.items()):
+            for source, topic in enumerate(topics):
+                state = windows.clock.inputs.get(source)
+                if state is not None and state.idle:
+                    continue
+                tp = TP(topic, partition)
+                if consumer.caught_up(tp) and consumer.quiet_for(tp, now) >= idle_after_s:
+                    for emission in windows.on_input_progress(source, None, idle=True):
+                        self.emit(TP(topics[0], partition), emission)
+
+    def _export_clocks(self) -> None:
+        """Each partition's stream time, its lag behind the wall clock, and its inputs."""
+        name, now_ms = self.spec.name, wall_ms()
+        for partition, windows in self._partitions.items():
+            label = str(partition)
+            clock = windows.clock
+            if windows.stream_time is not None:
+                STREAM_TIME_LAG.labels(table=name, partition=label).set((now_ms - windows.stream_time) / 1000)
+            holding = set(clock.holding())
+            for source in range(clock.expected):
+                state = clock.inputs.get(source)
+                labels = {
+                    "table": name,
+                    "partition": label,
+                    "input": self.source.input_name(partition, source),
+                }
+                if state is not None and state.progress is not None:
+                    INPUT_PROGRESS.labels(**labels).set(state.progress)
+                INPUT_HOLDING.labels(**labels).set(source in holding)
+                INPUT_IDLE.labels(**labels).set(state is not None and state.idle)
 
     def partition(self, partition: int) -> PartitionWindows:
         windows = self._partitions.get(partition)
         if windows is None:
             self.tables_store.open_partition(partition)
-            windows = PartitionWindows(self.aggregate, self.store, partition)
+            windows = PartitionWindows(
+                self.aggregate, self.store, partition, inputs=self.source.inputs_per_partition
+            )
             self._partitions[partition] = windows
             self._quiet_since[partition] = (windows.stream_time, wall_ms())
             log.info(
@@ -162,24 +216,33 @@ class TableStage:
             )
         return windows
 
-    def process_events(self, tp: TP, events: list[KeyedEvent]) -> None:
-        """Apply the events of one partition of the keyed stream, in offset order; the records
-        they produce are queued on the sink, which the caller flushes."""
+    def process_events(self, tp: TP, items: list[KeyedEvent | ProgressReport]) -> None:
+        """Apply the events and progress reports of one partition of the keyed stream, in
+        offset order; the records they produce are queued on the sink, which the caller
+        flushes."""
         windows = self.partition(tp.partition)
         before = windows.stream_time
-        for record, key, timestamp_ms, payload in events:
-            try:
-                result = windows.on_event(key, payload, timestamp_ms, record.offset)
-            except InvalidField as exc:
-                problem = InvalidEvent("invalid_field", str(exc))
-                self.source.reject(tp, record, problem, table=self.spec.name)
-                continue
-            if result.late:
-                self._late_event(tp, record, key, timestamp_ms, result.stream_time)
-                continue
-            for emission in result.emissions:
-                self.emit(tp, emission)
-        if self.spec.idle_timeout_ms is not None:  # any record, valid or not, ends the quiet
+        on_input_event, emit = windows.on_input_event, self.emit
+        inputs = False
+        for item in items:
+            if isinstance(item, ProgressReport):
+                emissions = windows.on_input_progress(item.source, item.progress, item.idle)
+            else:
+                inputs = True
+                record, key, timestamp_ms, payload, source, arrival, own = item
+                try:
+                    result = on_input_event(source, key, payload, timestamp_ms, arrival, own)
+                except InvalidField as exc:
+                    problem = InvalidEvent("invalid_field", str(exc))
+                    self.source.reject(tp, record, problem, table=self.spec.name)
+                    continue
+                if result.late:
+                    self._late_event(tp, record, key, timestamp_ms, result.stream_time)
+                emissions = result.emissions
+            for emission in emissions:
+                emit(tp, emission)
+        # any input record, valid or not, ends the quiet (a batch of progress reports does not)
+        if self.spec.idle_timeout_ms is not None and (inputs or not items):
             self._quiet_since[tp.partition] = (windows.stream_time, wall_ms())
         if windows.stream_time != before:
             STREAM_TIME.labels(table=self.spec.name, partition=str(tp.partition)).set(

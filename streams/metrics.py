@@ -33,8 +33,34 @@ OUTPUTS = Counter(
 )
 STREAM_TIME = Gauge(
     "continust_stream_time_ms",
-    "Stream time of each partition of a table.",
+    "Stream time (the clock that closes windows) of each partition of a table.",
     ["table", "partition"],
+    registry=REGISTRY,
+)
+STREAM_TIME_LAG = Gauge(
+    "continust_stream_time_lag_seconds",
+    "Wall-clock time minus the stream time of each partition of a table, at the last commit.",
+    ["table", "partition"],
+    registry=REGISTRY,
+)
+INPUT_PROGRESS = Gauge(
+    "continust_input_progress_ms",
+    "Largest event time a table partition knows of each input partition feeding it.",
+    ["table", "partition", "input"],
+    registry=REGISTRY,
+)
+INPUT_HOLDING = Gauge(
+    "continust_input_holding",
+    "1 when an input partition holds a table partition's stream time back (not idle, at or "
+    "behind it, or not reported yet), else 0.",
+    ["table", "partition", "input"],
+    registry=REGISTRY,
+)
+INPUT_IDLE = Gauge(
+    "continust_input_idle",
+    "1 when an input partition is idle (caught up and quiet for idle_after), as a table "
+    "partition knows it, else 0.",
+    ["table", "partition", "input"],
     registry=REGISTRY,
 )
 HTTP_ERRORS = Counter(

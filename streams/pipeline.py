@@ -43,7 +43,11 @@ class SourceSpec:
     field (Kafka's default partitioner on the field's text, which a producer keying records by
     the field does), so the tables read the topics directly instead of a repartition topic.
     Every topic must then have the same number of partitions; a record on another partition is
-    a dead letter (``wrong_partition``)."""
+    a dead letter (``wrong_partition``).
+
+    ``idle_after_ms``: an input partition that has nothing left to read and has received
+    nothing for this long stops holding back the clock of the tables it feeds, until it has
+    records again (:mod:`windows.progress`)."""
 
     name: str
     topics: tuple[str, ...]
@@ -52,6 +56,7 @@ class SourceSpec:
     dead_letter_topic: str | None = None
     late_topic: str | None = None
     partitioned_by_key: bool = False
+    idle_after_ms: int = 5_000
 
 
 @dataclass(frozen=True)
@@ -217,7 +222,16 @@ def _source(path: Path, index: int, data: Any) -> SourceSpec:
     name = data.get("name") if isinstance(data, Mapping) else None
     r = _Reader(path, f"source {name!r}" if name else f"[[source]] #{index + 1}", data)
     r.check_keys(
-        ("name", "topics", "key", "timestamp", "dead_letter_topic", "late_topic", "partitioned_by_key")
+        (
+            "name",
+            "topics",
+            "key",
+            "timestamp",
+            "dead_letter_topic",
+            "late_topic",
+            "partitioned_by_key",
+            "idle_after",
+        )
     )
     topics = r.data.get("topics")
     if not isinstance(topics, list) or not topics or not all(isinstance(t, str) and t for t in topics):
@@ -227,6 +241,9 @@ def _source(path: Path, index: int, data: Any) -> SourceSpec:
             r.fail(f"topic {topic!r} may hold only letters, digits, '.', '_' and '-'")
     if len(set(topics)) != len(topics):
         r.fail("`topics` names a topic more than once")
+    idle_after = r.duration("idle_after", SourceSpec.idle_after_ms)
+    if idle_after is None or idle_after < 0:
+        r.fail("`idle_after` must be 0s or more")
     return SourceSpec(
         name=str(r.text("name", name_like=True)),
         topics=tuple(topics),
@@ -235,6 +252,7 @@ def _source(path: Path, index: int, data: Any) -> SourceSpec:
         dead_letter_topic=r.text("dead_letter_topic", required=False, name_like=True),
         late_topic=r.text("late_topic", required=False, name_like=True),
         partitioned_by_key=r.flag("partitioned_by_key"),
+        idle_after_ms=idle_after,
     )
 
 

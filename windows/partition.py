@@ -29,18 +29,28 @@ restarted or reassigned partition continues exactly where the committed state le
 
 from __future__ import annotations
 
+import enum
 import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from windows.aggregates import Aggregation
 from windows.keyed_state import KeyWindows, WindowState, apply_event, results
+from windows.progress import PartitionClock
 from windows.spec import Window, WindowSpec
 from windows.store import WindowStore
 from windows.stream_time import is_closed
 
 EMITS = ("update", "change", "final")
+
+
+class Tracked(enum.Enum):
+    TRACKED = 0
+
+
+TRACKED = Tracked.TRACKED
+"""For :meth:`PartitionWindows.on_input_event`: the input's progress as the partition tracked it."""
 _CLOSE, _EXPIRE = 0, 1
 
 
@@ -100,11 +110,18 @@ class EventResult(NamedTuple):  # a tuple: built once per event, cheaper than a 
 
 
 class PartitionWindows:
-    def __init__(self, table: WindowedAggregate, store: WindowStore, partition: int) -> None:
+    def __init__(self, table: WindowedAggregate, store: WindowStore, partition: int, inputs: int = 1) -> None:
+        """``inputs``: how many input partitions feed this partition (:mod:`windows.progress`);
+        with one, the stream time is that input's progress and no input state is saved."""
         self.table = table
         self.store = store
         self.partition = partition
         self.stream_time = store.get_stream_time(partition)
+        self.clock = (
+            PartitionClock.single(self.stream_time)
+            if inputs == 1
+            else PartitionClock.from_json(store.get_inputs(partition), inputs, self.stream_time)
+        )
         self._due: list[tuple[int, int, str, int, int]] = []
         # emit = "update": windows changed since the last emit_updates, in first-change order,
         # with the sessions their record replaces
@@ -123,14 +140,42 @@ class PartitionWindows:
         return len(self._due)
 
     def on_event(self, key: str, payload: Mapping[str, Any], timestamp_ms: int, arrival: int) -> EventResult:
-        """Apply one event. Raises ``InvalidField`` (nothing changed) for an invalid event."""
-        before = self.stream_time
+        """Apply one event of a partition fed by one input (see :meth:`on_input_event`)."""
+        return self.on_input_event(0, key, payload, timestamp_ms, arrival)
+
+    def on_input_event(
+        self,
+        source: int,
+        key: str,
+        payload: Mapping[str, Any],
+        timestamp_ms: int,
+        arrival: int,
+        own_progress: int | Literal[Tracked.TRACKED] | None = TRACKED,
+    ) -> EventResult:
+        """Apply one event of input ``source``, then move stream time to the clock the inputs
+        allow. The event is judged by its own input's progress before it (and the clock):
+        ``own_progress`` when the caller knows it (an upstream stage saw the whole input), else
+        the progress this partition tracked from the input's valid events. ``stream_time`` in
+        the result is the time it was judged by. Raises ``InvalidField`` (nothing changed) for
+        an invalid event.
+
+        A late event changes no window, but still counts for its input's progress."""
+        clock = self.clock
+        state = clock.inputs.get(source)
+        own = (None if state is None else state.progress) if own_progress is TRACKED else own_progress
+        before = clock.own_threshold(own)
         key_windows = self.store.get(self.partition, key) or KeyWindows()
         outcome = apply_event(
             key_windows, self.table.window, self.table.aggregations, payload, timestamp_ms, arrival, before
         )
+        moved = state is None or state.progress is None or timestamp_ms > state.progress or state.idle
+        if moved:
+            clock.on_event(source, timestamp_ms)
         if outcome.late:
-            return EventResult(emissions=(), late=True, stream_time=before)
+            closed = self.advance_clock() if moved else ()
+            if moved and clock.expected > 1:
+                self.store.set_inputs(self.partition, clock)
+            return EventResult(emissions=closed, late=True, stream_time=before)
         for window in outcome.created:
             self._schedule(_CLOSE, key, window)
         emissions: list[Emission] = []
@@ -143,10 +188,35 @@ class PartitionWindows:
         elif self.table.emit == "update":
             self._mark_updated(key, outcome.changed, outcome.replaced)
         touched = {key: key_windows}
-        if before is None or timestamp_ms > before:
-            emissions.extend(self._advance(timestamp_ms, touched))
+        if moved:
+            allowed = clock.advance()
+            if allowed is not None and (self.stream_time is None or allowed > self.stream_time):
+                emissions.extend(self._advance(allowed, touched))
+            if clock.expected > 1:
+                self.store.set_inputs(self.partition, clock)
         self._save(touched)
         return EventResult(emissions=tuple(emissions), late=False, stream_time=before)
+
+    def on_input_progress(self, source: int, progress: int | None, idle: bool) -> tuple[Emission, ...]:
+        """Input ``source`` reports its progress and idleness; stream time moves to the clock
+        the inputs then allow."""
+        self.clock.on_progress(source, progress, idle)
+        emissions = self.advance_clock()
+        self.store.set_inputs(self.partition, self.clock)
+        return emissions
+
+    def advance_clock(self) -> tuple[Emission, ...]:
+        """Move stream time to the clock the inputs allow (never back), closing, emitting and
+        expiring what it passes."""
+        clock = self.clock.advance()
+        if clock is None or (self.stream_time is not None and clock <= self.stream_time):
+            return ()
+        touched: dict[str, KeyWindows] = {}
+        emissions = self._advance(clock, touched)
+        self._save(touched)
+        if self.clock.expected > 1:
+            self.store.set_inputs(self.partition, self.clock)
+        return tuple(emissions)
 
     @property
     def updated(self) -> int:
@@ -201,10 +271,8 @@ class PartitionWindows:
         ignored, since stream time never moves back."""
         if self.stream_time is not None and stream_time <= self.stream_time:
             return ()
-        touched: dict[str, KeyWindows] = {}
-        emissions = self._advance(stream_time, touched)
-        self._save(touched)
-        return tuple(emissions)
+        self.clock.raise_to(stream_time)
+        return self.advance_clock()
 
     def _advance(self, stream_time: int, touched: dict[str, KeyWindows]) -> list[Emission]:
         self.stream_time = stream_time

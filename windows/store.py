@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from windows.keyed_state import KeyWindows
+from windows.progress import PartitionClock
 
 
 class WindowStore(Protocol):
@@ -38,6 +39,15 @@ class WindowStore(Protocol):
 
     def set_stream_time(self, partition: int, stream_time: int) -> None: ...
 
+    def get_inputs(self, partition: int) -> Any:
+        """The partition's inputs and clock as :meth:`PartitionClock.to_json` saved them, or
+        ``None`` (a partition fed by one input keeps only its stream time)."""
+        ...
+
+    def set_inputs(self, partition: int, clock: PartitionClock) -> None:
+        """Save the partition's inputs and clock (its state when the store writes it)."""
+        ...
+
 
 class InMemoryWindowStore:
     """A :class:`WindowStore` in dictionaries. Values are copied through their JSON form, so a
@@ -46,6 +56,7 @@ class InMemoryWindowStore:
     def __init__(self) -> None:
         self.keys: dict[int, dict[str, list]] = {}
         self.stream_times: dict[int, int] = {}
+        self.inputs: dict[int, Any] = {}
 
     def get(self, partition: int, key: str) -> KeyWindows | None:
         raw = self.keys.get(partition, {}).get(key)
@@ -66,3 +77,10 @@ class InMemoryWindowStore:
 
     def set_stream_time(self, partition: int, stream_time: int) -> None:
         self.stream_times[partition] = stream_time
+
+    def get_inputs(self, partition: int) -> Any:
+        raw = self.inputs.get(partition)
+        return None if raw is None else copy.deepcopy(raw)
+
+    def set_inputs(self, partition: int, clock: PartitionClock) -> None:
+        self.inputs[partition] = clock.to_json()

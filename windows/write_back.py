@@ -14,8 +14,10 @@ Memory is bounded by the keys touched between two flushes, since a flush empties
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from windows.keyed_state import KeyWindows
+from windows.progress import PartitionClock
 from windows.store import WindowStore
 
 _ABSENT = None
@@ -29,6 +31,7 @@ class WriteBackStore:
         self._dirty: dict[int, dict[str, None]] = {}
         self._stream_times: dict[int, int | None] = {}
         self._stream_time_dirty: set[int] = set()
+        self._inputs: dict[int, PartitionClock] = {}  # written at the flush, as they are then
 
     def get(self, partition: int, key: str) -> KeyWindows | None:
         keys = self._keys.setdefault(partition, {})
@@ -66,9 +69,16 @@ class WriteBackStore:
         self._stream_times[partition] = stream_time
         self._stream_time_dirty.add(partition)
 
+    def get_inputs(self, partition: int) -> Any:
+        clock = self._inputs.get(partition)
+        return self.inner.get_inputs(partition) if clock is None else clock.to_json()
+
+    def set_inputs(self, partition: int, clock: PartitionClock) -> None:
+        self._inputs[partition] = clock
+
     @property
     def dirty(self) -> bool:
-        return bool(self._stream_time_dirty) or any(self._dirty.values())
+        return bool(self._stream_time_dirty) or bool(self._inputs) or any(self._dirty.values())
 
     def flush(self) -> int:
         """Write every changed key and stream time to the inner store, then empty the cache.
@@ -88,6 +98,10 @@ class WriteBackStore:
             if stream_time is not None:
                 self.inner.set_stream_time(partition, stream_time)
                 writes += 1
+        for partition in sorted(self._inputs):
+            self.inner.set_inputs(partition, self._inputs[partition])
+            writes += 1
+        self._inputs.clear()
         self._keys.clear()
         self._dirty.clear()
         self._stream_times.clear()
@@ -101,8 +115,10 @@ class WriteBackStore:
             self._dirty.clear()
             self._stream_times.clear()
             self._stream_time_dirty.clear()
+            self._inputs.clear()
             return
         self._keys.pop(partition, None)
         self._dirty.pop(partition, None)
         self._stream_times.pop(partition, None)
         self._stream_time_dirty.discard(partition)
+        self._inputs.pop(partition, None)

@@ -176,3 +176,31 @@ def consumption(bootstrap: str, group: str, topics: list[str]) -> str:
     committed, ends = asyncio.run(group_offsets(bootstrap, group, topics))
     unread = asyncio.run(unread_records(bootstrap, group, topics))
     return f"committed {committed}\nend offsets {ends}\nunread {unread}"
+
+
+def inputs_idle(bootstrap: str, repartition: str, inputs: int) -> bool:
+    """Whether, in every partition of a repartition topic, the last progress record of each of
+    the ``inputs`` source partitions says it is idle: the source stage has read everything and
+    writes nothing more until new input arrives."""
+    if repartition not in asyncio.run(partition_counts(bootstrap, [repartition])):
+        return False  # not created yet
+    for messages in asyncio.run(read_to_end(bootstrap, repartition)).values():
+        last: dict[int, bool] = {}
+        for m in messages:
+            report = dict(m.headers).get("continust-progress")
+            if report is not None:
+                source, _progress, idle = report.decode().split(" ")
+                last[int(source)] = idle == "1"
+        if len(last) < inputs or not all(last.values()):
+            return False
+    return True
+
+
+def settled(bootstrap: str, group: str, topics: list[str], inputs: int) -> bool:
+    """Whether the group has committed every record of ``topics`` and, when one of them is a
+    repartition topic, its ``inputs`` source partitions were reported idle before: nothing
+    more will be written or emitted until new input arrives."""
+    for topic in topics:
+        if topic.endswith("-repartition") and not inputs_idle(bootstrap, topic, inputs):
+            return False
+    return consumed_everything(bootstrap, group, topics)

@@ -22,6 +22,7 @@ from tests.integration.broker_io import (
     publish,
     read_all,
     read_to_end,
+    settled,
 )
 from tests.integration.conftest import run, wait_until
 
@@ -39,6 +40,7 @@ topics = ["{web}", "{app}"]
 key = "user"
 timestamp = "ts"
 late_topic = "{late}"
+idle_after = "1s"
 
 [[table]]
 name = "clicks_per_user"
@@ -74,21 +76,21 @@ def diagnose(workers: list[Any], bootstrap: str = "", topics: list[str] | None =
 
 def reference(events: list[tuple[str, int, float]]) -> dict[str, list[dict[str, Any]]]:
     """Windows per user from accepted events (the test publishes no late event except the one
-    it checks separately), with closed flags from each partition's stream time. ``version`` is
-    the number of changes: ``emit = "update"`` emits at most that many records."""
+    it checks separately), with closed flags from the stream time every table partition has
+    once all source partitions are idle: the largest event time of all (every source partition
+    feeds every table partition). ``version`` is the number of changes: ``emit = "update"``
+    emits at most that many records."""
     by_window: dict[tuple[str, int], list[float]] = defaultdict(list)
-    stream_time: dict[int, int] = {}
     for user, ts, amount in events:
         by_window[(user, ts - ts % SIZE)].append(amount)
-        p = key_partition(user.encode(), 3)
-        stream_time[p] = max(stream_time.get(p, ts), ts)
+    stream_time = max(ts for _user, ts, _amount in events)
     answer: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for (user, start), amounts in sorted(by_window.items()):
         answer[user].append(
             {
                 "start": start,
                 "end": start + SIZE,
-                "closed": stream_time[key_partition(user.encode(), 3)] >= start + SIZE + GRACE,
+                "closed": stream_time >= start + SIZE + GRACE,
                 "value": {"clicks": len(amounts), "spent": sum(amounts), "biggest": max(amounts)},
                 "version": len(amounts),
             }
@@ -219,7 +221,14 @@ def test_merged_topics_two_workers_http_and_read_committed_output(
     # Output topic, read_committed: per window versions 1..n, no gap, no repeat; last = reference.
     expected = check_outputs(read_outputs(kafka, out), expected)
 
-    # HTTP: both workers answer every key the same, whichever owns it.
+    # HTTP: both workers answer every key the same, whichever owns it, once every input is idle.
+    wait_until(
+        lambda: settled(kafka, app_id, [web, app, repartition], 5),
+        60,
+        "every source partition to be reported idle",
+        lambda: diagnose(workers),
+    )
+
     def late_events() -> float:
         total = 0.0
         for w in workers:

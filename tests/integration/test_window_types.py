@@ -29,9 +29,10 @@ from tests.integration.broker_io import (
     free_port,
     publish,
     read_to_end,
+    settled,
 )
 from tests.integration.conftest import run, wait_until
-from tests.unit.test_window_properties import Coalesced, Reference, ref_value
+from tests.unit.test_window_properties import Coalesced, Reference, ReferenceInputs, ref_value
 
 PARTITIONS = 3
 USERS = ["ann", "ben", "cai", "dee", "eli", "fay"]
@@ -48,6 +49,7 @@ name = "events"
 topics = ["{src}"]
 key = "user"
 timestamp = "ts"
+idle_after = "1s"
 {source_extra}
 
 [[table]]
@@ -125,40 +127,83 @@ def records(topic: str, events: list[tuple[str, int, int]]) -> list[tuple[str, b
     return [(topic, u.encode(), orjson.dumps({"user": u, "ts": ts, "x": x})) for u, ts, x in events]
 
 
-def keyed_events(bootstrap: str, keyed: str) -> dict[int, list[tuple[str, Any, int, int]]]:
-    """The keyed stream as the tables see it, per partition: (key, payload, event time, offset).
-    ``keyed`` is the repartition topic (event time in a header), or the source topic of a source
-    partitioned by key, whose records on another partition than their key's are dead letters."""
-    answer: dict[int, list[tuple[str, Any, int, int]]] = {}
-    for partition, messages in run(read_to_end(bootstrap, keyed)).items():
-        answer[partition] = []
+# One item of the keyed stream, as a table partition reads it: ("event", key, payload, event
+# time, arrival, input, the input's progress before it or "tracked", offset), or ("progress",
+# input, progress, idle, offset).
+Item = tuple[Any, ...]
+
+
+def source_progress(bootstrap: str, source_topic: str) -> dict[tuple[int, int], int | None]:
+    """Per (input, offset) of the source topic (one topic: input = partition), the input's
+    progress before that record: the largest event time of the records before it. Computed
+    from the source topic, independently of what the source stage wrote."""
+    answer: dict[tuple[int, int], int | None] = {}
+    for partition, messages in run(read_to_end(bootstrap, source_topic)).items():
+        progress = None
         for m in messages:
-            payload = orjson.loads(m.value)
+            answer[(partition, m.offset)] = progress
+            ts = orjson.loads(m.value)["ts"]
+            progress = ts if progress is None else max(progress, ts)
+    return answer
+
+
+def keyed_items(bootstrap: str, keyed: str, source_topic: str) -> dict[int, list[Item]]:
+    """The keyed stream as the tables see it, per partition, in offset order. ``keyed`` is the
+    repartition topic (event time, origin and progress records in headers), or the source topic
+    of a source partitioned by key, whose records on another partition than their key's are dead
+    letters. A repartitioned record's progress header must be what the source topic says."""
+    answer: dict[int, list[Item]] = {}
+    repartitioned = keyed != source_topic
+    own_before = source_progress(bootstrap, source_topic) if repartitioned else {}
+    for partition, messages in run(read_to_end(bootstrap, keyed)).items():
+        items = answer[partition] = []
+        for m in messages:
             headers = dict(m.headers)
-            if "continust-ts" in headers:
-                answer[partition].append((m.key.decode(), payload, int(headers["continust-ts"]), m.offset))
+            if "continust-progress" in headers:
+                source, progress, idle = headers["continust-progress"].decode().split(" ")
+                report = (int(source), None if progress == "-" else int(progress), idle == "1")
+                items.append(("progress", *report, m.offset))
+                continue
+            payload = orjson.loads(m.value)
+            if repartitioned:
+                source, offset, own = headers["continust-origin"].decode().split(" ")
+                expected_own = own_before[(int(source), int(offset))]
+                assert (None if own == "-" else int(own)) == expected_own, (m, expected_own)
+                ts, arrival = int(headers["continust-ts"]), int(offset) * PARTITIONS + int(source)
+                items.append(
+                    ("event", m.key.decode(), payload, ts, arrival, int(source), expected_own, m.offset)
+                )
             elif key_partition(payload["user"].encode(), PARTITIONS) == partition:
-                answer[partition].append((payload["user"], payload, payload["ts"], m.offset))
+                items.append(
+                    ("event", payload["user"], payload, payload["ts"], m.offset, 0, "tracked", m.offset)
+                )
     return answer
 
 
 def references(
-    bootstrap: str, keyed: str, count_from: dict[int, int]
+    bootstrap: str, keyed: str, source_topic: str, count_from: dict[int, int]
 ) -> dict[tuple[str, int], tuple[Reference, list[Any], int]]:
     """Per (table, partition): the model after the keyed stream, its emissions in order, and
-    how many events at or after offset ``count_from[partition]`` it found late."""
-    stream = keyed_events(bootstrap, keyed)
+    how many events at or after offset ``count_from[partition]`` of the keyed stream it found
+    late. A repartitioned partition is fed by every source partition."""
+    stream = keyed_items(bootstrap, keyed, source_topic)
+    inputs = 1 if keyed == source_topic else PARTITIONS
     answer = {}
     for table, (kind, emit, names, grace, retention, size, slide, gap) in TABLES.items():
-        for partition, events in stream.items():
+        for partition, items in stream.items():
             # emit = "update" is checked against the per-change records (match_commits)
             ref = Reference(
                 kind, "change" if emit == "update" else emit, names, grace, retention, size, slide, gap
             )
+            model = ReferenceInputs(ref, inputs)
             emissions: list[Any] = []
             late = 0
-            for key, payload, ts, offset in events:
-                status, was_late, _before, out = ref.on_event(key, payload, ts, offset)
+            for item in items:
+                if item[0] == "progress":
+                    emissions.extend(model.report(*item[1:4]))
+                    continue
+                _, key, payload, ts, arrival, source, own, offset = item
+                status, was_late, out = model.event(source, own, key, payload, ts, arrival)
                 assert status == "ok"
                 late += was_late and offset >= count_from.get(partition, 0)
                 emissions.extend(out)
@@ -223,12 +268,14 @@ def check_against_model(
     started_at: dict[int, int] | None = None,
     count_late: bool = True,
     keyed: str | None = None,
+    source: str | None = None,
 ) -> None:
     """``started_at``: the keyed stream's offsets at which the worker process started, since its
     late-event counters start at zero; ``count_late=False`` when they cannot be known (several
     workers, or a killed one). ``keyed``: the keyed stream's topic, when it is not the
     repartition topic (a source partitioned by key)."""
-    refs = references(bootstrap, keyed or f"{app_id}-events-repartition", started_at or {})
+    source = source or f"src-{prefix.removeprefix('out-')}"  # as setup() names them
+    refs = references(bootstrap, keyed or f"{app_id}-events-repartition", source, started_at or {})
     emitted: dict[tuple[str, str, int, int], int] = {}  # the last version of each window's records
     for table, topic in OUTPUT_TOPIC.items():
         expected = {p: refs[(table, p)][1] for p in range(PARTITIONS)}
@@ -326,7 +373,7 @@ def test_every_window_type_matches_the_model(kafka, run_id, start_worker, tmp_pa
     t0 = int(time.time() * 1000) - 7_200_000
     run(publish(kafka, records(src, make_events(t0, 400, seed=1))))
     wait_until(
-        lambda: consumed_everything(kafka, app_id, [src, repartition]),
+        lambda: settled(kafka, app_id, [src, repartition], PARTITIONS),
         120,
         "the worker to commit all its input",
         lambda: consumption(kafka, app_id, [src, repartition]) + "\n" + worker.log_tail(),
@@ -363,7 +410,7 @@ def test_a_restart_mid_stream_continues_exactly(kafka, run_id, start_worker, tmp
     second = start_and_wait(start_worker, pipeline, port, repartition)
     run(publish(kafka, records(src, events[150:])))
     wait_until(
-        lambda: consumed_everything(kafka, app_id, [src, repartition]),
+        lambda: settled(kafka, app_id, [src, repartition], PARTITIONS),
         120,
         "the second half",
         second.log_tail,

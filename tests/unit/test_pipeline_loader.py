@@ -53,6 +53,14 @@ def test_a_source_partitioned_by_key(tmp_path: Path) -> None:
     assert load_pipeline(write(tmp_path, text)).sources[0].partitioned_by_key is True
 
 
+def test_idle_after(tmp_path: Path) -> None:
+    assert load_pipeline(write(tmp_path, VALID)).sources[0].idle_after_ms == 5_000
+    text = VALID.replace('key = "user"\n', 'key = "user"\nidle_after = "250ms"\n')
+    assert load_pipeline(write(tmp_path, text)).sources[0].idle_after_ms == 250
+    text = VALID.replace('key = "user"\n', 'key = "user"\nidle_after = "0s"\n')
+    assert load_pipeline(write(tmp_path, text)).sources[0].idle_after_ms == 0
+
+
 def test_defaults(tmp_path: Path) -> None:
     text = VALID.replace('timestamp = "ts"\n', "").replace(', grace = "10s", retention = "1h"', "")
     pipeline = load_pipeline(write(tmp_path, text))
@@ -95,6 +103,7 @@ def test_defaults(tmp_path: Path) -> None:
         ('output = "per-user"', 'output = "per-user"\nidle_timeout = "0s"', "table 'per_user'", ["positive"]),
         ("[app]", '[app]\nprocessing_guarantee = "maybe"', "[app]", ["exactly_once, at_least_once"]),
         ('key = "user"', 'key = "user"\npartitioned_by_key = "yes"', "source 'clicks'", ["true or false"]),
+        ('key = "user"', 'key = "user"\nidle_after = "-1s"', "source 'clicks'", ["`idle_after`"]),
         ("[app]", "[app]\ntable_standby_replicas = -1", "[app]", ["0 or more"]),
         ("[app]", '[app]\nsession_timeout = "1s"', "[app]", ["at least 6s"]),
     ],

@@ -117,8 +117,10 @@ class Reference:
         self.stream_time: int | None = None
         self.keys: dict[str, dict[tuple[int, int], RefWindow]] = {}
 
-    def closed(self, end: int) -> bool:
-        return self.stream_time is not None and self.stream_time >= end + self.grace
+    def closed(self, end: int, judged_by: int | str | None = "stream time") -> bool:
+        """Whether a window ending at ``end`` is closed by stream time (or by ``judged_by``)."""
+        t = self.stream_time if judged_by == "stream time" else judged_by
+        return t is not None and t >= end + self.grace  # type: ignore[operator]
 
     def valid(self, payload: Mapping[str, Any]) -> bool:
         if all(n == "n" for n in self.names):  # count() reads no field
@@ -127,24 +129,31 @@ class Reference:
         return "x" in payload and isinstance(x, int | float) and not isinstance(x, bool)
 
     def on_event(
-        self, key: str, payload: Mapping[str, Any], t: int, arrival: int
+        self,
+        key: str,
+        payload: Mapping[str, Any],
+        t: int,
+        arrival: int,
+        judged_by: int | str | None = "stream time",
     ) -> tuple[str, bool, int | None, list[Em]]:
-        """(INVALID or "ok", late, stream time before, emissions)."""
-        before = self.stream_time
+        """(INVALID or "ok", late, the time the event was judged by, emissions). By default the
+        event is judged by stream time, which it then moves; with ``judged_by`` (a partition fed
+        by several inputs, :class:`ReferenceInputs`) it is judged by that time and stream time
+        is left to the caller."""
+        before = self.stream_time if judged_by == "stream time" else judged_by
+        closed = self.closed if judged_by == "stream time" else (lambda end: self.closed(end, judged_by))
         if not self.valid(payload):
-            return INVALID, False, before, []
+            return INVALID, False, before, []  # type: ignore[return-value]
         ev: Ev = (t, arrival, payload.get("x"))
         windows = self.keys.get(key, {})
         replaces: tuple[tuple[int, int], ...] = ()
         if self.kind == "session":
             own = (t, t + self.gap)
-            absorbed = [
-                w for w in windows.values() if overlaps((w.start, w.end), own) and not self.closed(w.end)
-            ]
+            absorbed = [w for w in windows.values() if overlaps((w.start, w.end), own) and not closed(w.end)]
             start = min([own[0], *(w.start for w in absorbed)])
             end = max([own[1], *(w.end for w in absorbed)])
-            if self.closed(end):
-                return "ok", True, before, []
+            if closed(end):
+                return "ok", True, before, []  # type: ignore[return-value]
             merged = RefWindow(
                 start,
                 end,
@@ -158,9 +167,9 @@ class Reference:
             changed = [merged]
         else:
             slide = self.size if self.kind == "tumbling" else self.slide
-            targets = [w for w in brute_windows(t, self.size, slide) if not self.closed(w[1])]
+            targets = [w for w in brute_windows(t, self.size, slide) if not closed(w[1])]
             if not targets:
-                return "ok", True, before, []
+                return "ok", True, before, []  # type: ignore[return-value]
             changed = []
             for start, end in sorted(targets):
                 ref = windows.setdefault((start, end), RefWindow(start, end))
@@ -172,8 +181,9 @@ class Reference:
             for w in changed:
                 w.version += 1
                 out.append((key, w.start, w.end, w.version, ref_value(self.names, w.events), replaces))
-        out += self.advance(t)
-        return "ok", False, before, out
+        if judged_by == "stream time":
+            out += self.advance(t)
+        return "ok", False, before, out  # type: ignore[return-value]
 
     def advance(self, t: int) -> list[Em]:
         if self.stream_time is not None and t <= self.stream_time:
@@ -204,6 +214,58 @@ class Reference:
             key: {k: ref_value(self.names, w.events) for k, w in sorted(windows.items())}
             for key, windows in self.keys.items()
         }
+
+
+class ReferenceInputs:
+    """A table partition fed by several inputs, from the contract of :mod:`windows.progress`
+    alone: each input's progress is the largest event time of its valid events (or what a
+    progress report says), the clock is the smallest progress of the inputs not idle once all
+    ``expected`` have reported (the largest when all are idle) and never moves back, and an
+    event is judged by the larger of its own input's progress before it and the clock. The
+    clock moves after every event and report."""
+
+    def __init__(self, ref: Reference, expected: int) -> None:
+        self.ref, self.expected = ref, expected
+        self.inputs: dict[int, list[Any]] = {}  # input -> [progress, idle]
+
+    def event(
+        self, source: int, own: int | str | None, key: str, payload: Mapping[str, Any], t: int, arrival: int
+    ) -> tuple[str, bool, list[Em]]:
+        """``own``: the input's progress before the event, or ``"tracked"`` (from its events
+        here). Returns (INVALID or "ok", late, emissions)."""
+        entry = self.inputs.get(source)
+        if own == "tracked":
+            own = None if entry is None else entry[0]
+        clock = self.ref.stream_time
+        judged_by = max((x for x in (own, clock) if x is not None), default=None)  # type: ignore[type-var]
+        status, late, _before, out = self.ref.on_event(key, payload, t, arrival, judged_by=judged_by)
+        if status == "ok":
+            entry = self.inputs.setdefault(source, [None, False])
+            entry[0] = t if entry[0] is None else max(entry[0], t)
+            entry[1] = False
+        return status, late, out + self.tick()
+
+    def report(self, source: int, progress: int | None, idle: bool) -> list[Em]:
+        entry = self.inputs.setdefault(source, [None, False])
+        if progress is not None:
+            entry[0] = progress if entry[0] is None else max(entry[0], progress)
+        entry[1] = idle
+        return self.tick()
+
+    def tick(self) -> list[Em]:
+        if len(self.inputs) < self.expected:
+            return []
+        active = [p for p, idle in self.inputs.values() if not idle]
+        if active:
+            if None in active:
+                return []
+            allowed = min(active)
+        else:
+            known = [p for p, _idle in self.inputs.values() if p is not None]
+            if not known:
+                return []
+            allowed = max(known)
+        return self.ref.advance(allowed)
 
 
 # --------------------------------------------------------------------------------------------
