@@ -1,5 +1,6 @@
 """The PNG bar chart of median events/s per contender (min-max as error bars, log scale);
-contenders without figures are labelled with their status."""
+continust in blue, the others in grey; contenders without figures are labelled with their
+status."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ def write_chart(path: Path, summaries: Sequence[ContenderSummary], title: str) -
     medians = [s.median_eps if s.status == "ok" else 0.0 for s in summaries]
     lower = [s.median_eps - s.min_eps if s.status == "ok" else 0.0 for s in summaries]
     upper = [s.max_eps - s.median_eps if s.status == "ok" else 0.0 for s in summaries]
-    colors = ["#888888" if s.contender in ("limit", "faust", "quix") else "#2a6fbb" for s in summaries]
-    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=120)
+    colors = ["#2a6fbb" if s.contender.startswith("continust") else "#888888" for s in summaries]
+    fig, ax = plt.subplots(figsize=(10, 5.2), dpi=120)
     xs = list(range(len(names)))
     ax.bar(xs, medians, color=colors, yerr=[lower, upper], capsize=4)
     ax.set_yscale("log")

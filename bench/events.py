@@ -2,8 +2,12 @@
 
 Contract:
 
-- ``user`` is one of ``keys`` names (``user-0000`` ...) and is also the record key, so Kafka's
-  default partitioner puts all events of a user on one partition.
+- ``user`` is one of ``keys`` names (``user-0000`` ...). The events are preloaded in two ways
+  (:func:`record_key`): keyed by ``user`` (``USER_KEYS``), so Kafka's default partitioner puts
+  all events of a user on one partition, for the contenders that read their input as it is
+  partitioned; or with a random record key per event (``RANDOM_KEYS``), so the events of one user
+  are spread over every partition, for the contender that repartitions by ``user`` (each of its
+  table partitions then merges events from all input partitions).
 - ``ts`` (epoch ms, event time) advances by ``spacing_ms`` per event from an epoch-aligned start
   in the past, so the run spans ``N * spacing_ms`` of event time (many 10 s windows). A fifth of
   the events are earlier than that clock by 1 ms to ``grace_ms - 1`` ms: out of order, but never
@@ -23,6 +27,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import orjson
+
+USER_KEYS = "user"
+"""Input records keyed by the event's ``user`` (the window key)."""
+RANDOM_KEYS = "random"
+"""Input records with a random key, unrelated to the window key."""
 
 
 class Event(NamedTuple):
@@ -62,6 +71,17 @@ class EventPlan:
             yield Event(user, ts, round(rng.uniform(0.5, 500.0), 2))
 
 
-def encode(event: Event) -> tuple[bytes, bytes]:
-    """The Kafka record key and value of an event."""
-    return event.user.encode(), orjson.dumps({"user": event.user, "ts": event.ts, "amount": event.amount})
+def encode(event: Event, key: bytes | None = None) -> tuple[bytes, bytes]:
+    """The Kafka record key (``key``, else the event's ``user``) and value of an event."""
+    value = orjson.dumps({"user": event.user, "ts": event.ts, "amount": event.amount})
+    return (event.user.encode() if key is None else key), value
+
+
+def record_key(keys: str, event: Event, rng: random.Random) -> bytes:
+    """The record key of ``event`` when the input is keyed by ``keys`` (``USER_KEYS`` or
+    ``RANDOM_KEYS``; a random key is 16 hex digits drawn from ``rng``)."""
+    if keys == USER_KEYS:
+        return event.user.encode()
+    if keys == RANDOM_KEYS:
+        return f"{rng.getrandbits(64):016x}".encode()
+    raise ValueError(f"unknown record keys {keys!r}; allowed: {USER_KEYS}, {RANDOM_KEYS}")

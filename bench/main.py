@@ -1,7 +1,9 @@
 """``python -m bench``: the whole benchmark, start to report.
 
 1. the broker: the one answering on the port, or the local one started (and stopped after);
-2. N events generated, the reference aggregations computed, the input topic preloaded;
+2. N events generated, the reference aggregations computed (for final emission: the windows
+   closed at the end of the input), the input topics preloaded: keyed by ``user``, and with
+   random keys if a selected contender reads that (:data:`bench.events.RANDOM_KEYS`);
 3. every contender, alternating, ``--repetitions`` times (:mod:`bench.run`);
 4. latency at a fixed input rate (:mod:`bench.latency`);
 5. the table on stdout, ``docs/benchmarks.md`` and its chart; the run's topics deleted.
@@ -21,8 +23,8 @@ import uuid
 
 from bench.broker import BenchBroker
 from bench.chart import write_chart
-from bench.contenders import CONTENDERS, RunPlan
-from bench.events import Event, EventPlan
+from bench.contenders import CONTENDERS, Contender, RunPlan
+from bench.events import RANDOM_KEYS, USER_KEYS, Event, EventPlan
 from bench.latency import LatencyResult, continust_output, measure_latency, quix_output
 from bench.machine import describe
 from bench.options import Options, parse_options
@@ -38,28 +40,46 @@ from bench.report import (
     write_markdown,
 )
 from bench.run import RunResult, run_contender
-from bench.summary import summarize
+from bench.summary import RowLabels, summarize
 from bench.topics import delete_run_topics
-from bench.windowing import Results, WindowShape, reference
+from bench.windowing import Results, WindowShape, closed_only, reference
 from streams.logfmt import configure_logging, logfmt
 
 log = logging.getLogger("continust.bench")
 
+INPUT_LABELS = {USER_KEYS: "keyed by user", RANDOM_KEYS: "random keys"}
 
-def _references(events: list[Event], shapes: set[WindowShape]) -> dict[WindowShape, Results]:
-    refs = {}
-    for shape in sorted(shapes, key=lambda s: s.kind):
+Check = tuple[WindowShape, bool]
+"""What a contender's results are checked against: its windows, and whether only the closed ones."""
+
+
+def _check(contender: Contender) -> Check:
+    return contender.shape, contender.final
+
+
+def _references(events: list[Event], checks: set[Check], partitions: int) -> dict[Check, Results]:
+    refs: dict[Check, Results] = {}
+    full: dict[WindowShape, Results] = {}
+    for shape, final in sorted(checks, key=lambda c: (c[0].kind, c[1])):
         started = time.monotonic()
-        refs[shape] = reference(shape, events)
+        if shape not in full:
+            full[shape] = reference(shape, events)
+        refs[(shape, final)] = closed_only(shape, full[shape], events, partitions) if final else full[shape]
         log.info(
             logfmt(
                 "bench.reference",
                 window=shape.describe(),
-                windows=len(refs[shape]),
+                closed_only=final,
+                windows=len(refs[(shape, final)]),
                 seconds=round(time.monotonic() - started, 1),
             )
         )
     return refs
+
+
+def input_topic(run_id: str, keys: str) -> str:
+    """The run's input topic of the events under record keys ``keys``."""
+    return f"bench-{run_id}-input" if keys == USER_KEYS else f"bench-{run_id}-input-{keys}"
 
 
 async def _bench(opts: Options, bootstrap: str, run_id: str) -> int:
@@ -77,9 +97,9 @@ async def _bench(opts: Options, bootstrap: str, run_id: str) -> int:
         )
     )
     contenders = [CONTENDERS[name] for name in opts.contenders]
-    refs = _references(events, {c.shape for c in contenders})
-    topic = f"bench-{run_id}-input"
-    await preload(bootstrap, topic, opts.partitions, events)
+    refs = _references(events, {_check(c) for c in contenders}, opts.partitions)
+    for keys in sorted({c.input_keys for c in contenders}, key=[USER_KEYS, RANDOM_KEYS].index):
+        await preload(bootstrap, input_topic(run_id, keys), opts.partitions, events, keys)
     del events
 
     results: list[RunResult] = []
@@ -91,17 +111,18 @@ async def _bench(opts: Options, bootstrap: str, run_id: str) -> int:
                 contender=contender.name,
                 repetition=rep,
                 bootstrap=bootstrap,
-                topic=topic,
+                topic=input_topic(run_id, contender.input_keys),
                 partitions=opts.partitions,
                 events=opts.events,
                 workdir=opts.workdir / run_id / f"{contender.name}-{rep}",
+                keys=tuple(plan.users()),
             )
             log.info(
                 logfmt("bench.progress", run=len(results) + 1, of=total, contender=contender.name, rep=rep)
             )
             results.append(
                 await run_contender(
-                    contender, run, refs[contender.shape], opts.run_timeout_s(), keep_state=opts.keep
+                    contender, run, refs[_check(contender)], opts.run_timeout_s(), keep_state=opts.keep
                 )
             )
 
@@ -132,7 +153,11 @@ async def _bench(opts: Options, bootstrap: str, run_id: str) -> int:
             )
         )
 
-    summaries = summarize(results, {c.name: c.shape.describe() for c in contenders})
+    labels = {
+        c.name: RowLabels(c.shape.describe(), INPUT_LABELS[c.input_keys], c.output, c.peer)
+        for c in contenders
+    }
+    summaries = summarize(results, labels)
     print()
     print(text_table(HEADERS, throughput_rows(summaries)))
     if latencies:

@@ -11,10 +11,14 @@ Both readers take the records of one output topic in partition offset order, as
 - Quix Streams (``.agg(...).current()``): each record is ``{"start", "end", "n", "total"}``
   keyed by the key; the count only grows, so per window the record with the highest ``n`` is the
   final one.
+
+Both count the records of every window too (:meth:`repeated`): under final emission each window
+must have exactly one.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -26,6 +30,7 @@ class ContinustOutputs:
     def __init__(self, count: str = "n", total: str = "total") -> None:
         self.count, self.total = count, total
         self._latest: dict[Window, tuple[int, int, float]] = {}
+        self._records: Counter[Window] = Counter()
 
     def add(self, record: Any) -> None:
         value = orjson.loads(record.value)
@@ -33,6 +38,7 @@ class ContinustOutputs:
         for start, end in value.get("replaces", ()):
             self._latest.pop((key, start, end), None)
         window = (key, value["start"], value["end"])
+        self._records[window] += 1
         version = value["version"]
         prior = self._latest.get(window)
         if prior is None or version > prior[0]:
@@ -42,14 +48,20 @@ class ContinustOutputs:
     def results(self) -> Results:
         return {w: (n, total) for w, (_v, n, total) in self._latest.items()}
 
+    def repeated(self) -> list[Window]:
+        """Windows with more than one record."""
+        return [w for w, n in self._records.items() if n > 1]
+
 
 class QuixOutputs:
     def __init__(self) -> None:
         self._latest: dict[Window, tuple[int, float]] = {}
+        self._records: Counter[Window] = Counter()
 
     def add(self, record: Any) -> None:
         value = orjson.loads(record.value)
         window = (record.key.decode(), int(value["start"]), int(value["end"]))
+        self._records[window] += 1
         n = int(value["n"])
         prior = self._latest.get(window)
         if prior is None or n > prior[0]:
@@ -57,3 +69,7 @@ class QuixOutputs:
 
     def results(self) -> Results:
         return dict(self._latest)
+
+    def repeated(self) -> list[Window]:
+        """Windows with more than one record."""
+        return [w for w, n in self._records.items() if n > 1]

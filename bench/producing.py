@@ -1,12 +1,13 @@
 """Producing events fast and in order: records are grouped into one aiokafka batch per
-partition (Kafka's default partitioner on the ``user`` key, as the Java clients and aiokafka
+partition (Kafka's default partitioner on the record key, as the Java clients and aiokafka
 compute it), and the batches of a call are sent in order, so every partition receives its
-events in the order given."""
+events in the order given. The record key is the event's ``user`` unless ``keys`` gives one per
+event (:func:`bench.events.record_key`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -16,13 +17,18 @@ from streams.partitioning import key_partition
 
 
 async def send_events(
-    producer: AIOKafkaProducer, topic: str, partitions: int, events: Iterable[Event]
+    producer: AIOKafkaProducer,
+    topic: str,
+    partitions: int,
+    events: Iterable[Event],
+    keys: Sequence[bytes] | None = None,
 ) -> None:
-    """Send ``events`` and wait until the broker has acknowledged all of them."""
+    """Send ``events`` (with ``keys[i]`` as the i-th record key, if given) and wait until the
+    broker has acknowledged all of them."""
     batches: dict[int, Any] = {}
     deliveries = []
-    for event in events:
-        key, value = encode(event)
+    for i, event in enumerate(events):
+        key, value = encode(event, None if keys is None else keys[i])
         partition = key_partition(key, partitions)
         batch = batches.get(partition)
         if batch is None:

@@ -8,9 +8,13 @@ and result reading are left out). For continust the interval ends when its consu
 committed everything of the input and repartition topics, so it includes up to one commit
 interval after the last event.
 
-A run whose results differ from the reference is ``failed``; one that does not finish within
-its time limit is ``timeout``; one whose process exits early is ``crashed``. Only ``ok`` runs
-are timed in the report.
+Results that can only be read from the live process (a continust table over HTTP, the worker's
+late and invalid event counters) are read once it has processed its input, before it is
+stopped (:meth:`bench.contenders.Contender.inspect`); the others after it stopped.
+
+A run whose results differ from the reference, or with a problem seen while reading them, is
+``failed``; one that does not finish within its time limit is ``timeout``; one whose process
+exits early is ``crashed``. Only ``ok`` runs are timed in the report.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import asyncio
 import logging
 import shutil
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +30,9 @@ from bench.child import pump_markers, start_child, stop_child
 from bench.consumption import GroupWatch
 from bench.contenders import Contender, Continust, RunPlan
 from bench.process_stats import cpu_seconds, disk_bytes, peak_rss_bytes
-from bench.verdict import Verdict, judge
+from bench.verdict import Readback, Verdict, judge
 from bench.windowing import Results
+from bench.worker_api import metric_total
 from streams.logfmt import logfmt
 
 log = logging.getLogger("continust.bench")
@@ -64,12 +68,7 @@ class RunResult:
 def events_read(port: int) -> float:
     """The worker's ``continust_events_total`` (events its source stage has taken from a fetch);
     0 while it does not answer."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            lines = r.read().decode().splitlines()
-    except OSError:
-        return 0.0
-    return sum(float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith("continust_events_total{"))
+    return metric_total(port, "continust_events_total") or 0.0
 
 
 async def _watch_group(
@@ -124,8 +123,11 @@ async def run_contender(
                 asyncio.create_task(_watch_group(contender, plan, contender.web_port(launch), markers))
             )
         launched = time.monotonic()
+        live = Readback()
         try:
             await _follow(contender, plan, proc, markers, result, launched, timeout_s)
+            if result.status == "ok":
+                live = await contender.inspect(plan, launch)
         finally:
             status = await stop_child(proc)
             for task in tasks:
@@ -134,7 +136,9 @@ async def run_contender(
     result.extra["exit_status"] = status
     result.state_bytes = disk_bytes(plan.state_dir)
     if result.status == "ok":
-        result.verdict = judge(await contender.results(plan), reference)
+        after = Readback() if live.results is not None else await contender.results(plan)
+        got = live.results if live.results is not None else after.results
+        result.verdict = judge(got or {}, reference, also=[*live.problems, *after.problems])
         if not result.verdict.ok:
             result.status, result.detail = "failed", result.verdict.summary()
     if not keep_state:

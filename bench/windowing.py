@@ -12,6 +12,13 @@ compared with the reference computed here from the events themselves.
 
 The events never arrive later than the grace allows (see :mod:`bench.events`), so no window
 closes before all of its events are in and the offline reference is exact.
+
+A contender that emits a window only once it closes (``emit = "final"``, Quix ``.final()``) is
+checked against :func:`closed_only`: the windows of the reference that are closed at the end of
+the input, by the rule continust and Quix (``closing_strategy="partition"``) share. A partition's
+stream time is the largest ``ts`` on it; a window closes once the stream time of its key's
+partition reaches ``end + grace``. The input is keyed by ``user`` (Kafka's default partitioner),
+so a key's partition is the partition of its name.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bench.events import Event
+from streams.partitioning import key_partition
 
 Window = tuple[str, int, int]
 Aggregate = tuple[int, float]
@@ -91,3 +99,25 @@ def _sessions(gap_ms: int, events: Iterable[Event]) -> Results:
             total += amount
         results[(user, first, last + gap_ms)] = (count, total)
     return results
+
+
+def partition_stream_times(events: Iterable[Event], partitions: int) -> dict[int, int]:
+    """The largest ``ts`` per partition of the input keyed by ``user``."""
+    times: dict[int, int] = {}
+    for user, ts, _amount in events:
+        p = key_partition(user.encode(), partitions)
+        times[p] = max(ts, times.get(p, ts))
+    return times
+
+
+def closed_only(shape: WindowShape, results: Results, events: Iterable[Event], partitions: int) -> Results:
+    """The windows of ``results`` that are closed once every event is in: ``end + grace`` at or
+    before the stream time of the key's partition."""
+    times = partition_stream_times(events, partitions)
+    closed: Results = {}
+    for window, agg in results.items():
+        key, _start, end = window
+        stream_time = times.get(key_partition(key.encode(), partitions))
+        if stream_time is not None and end + shape.grace_ms <= stream_time:
+            closed[window] = agg
+    return closed

@@ -1,23 +1,42 @@
-"""The benchmark harness's pure parts: the events it preloads, the reference aggregation it
-checks contenders against, how it reads contenders' outputs, and how it summarizes runs."""
+"""The benchmark harness's pure parts: the events it preloads (keyed by user or at random), the
+reference aggregation it checks contenders against (every window, or the closed ones), how it
+reads contenders' outputs and tables back, what each contender runs, and how it summarizes and
+reports runs."""
 
 from __future__ import annotations
 
 import itertools
 import math
+import random
+import tomllib
+from pathlib import Path
 from types import SimpleNamespace
 
 import orjson
 
-from bench.events import Event, EventPlan
+from bench.contenders import CONTENDERS, STATE_RETENTION, Continust, Quix, RunPlan
+from bench.events import RANDOM_KEYS, USER_KEYS, Event, EventPlan, encode, record_key
 from bench.jobs.markers import parse
 from bench.latency import LatencyResult, event_latencies
+from bench.main import input_topic
 from bench.outputs import ContinustOutputs, QuixOutputs
+from bench.report import HEADERS, throughput_rows
 from bench.run import RunResult
-from bench.summary import summarize
+from bench.summary import RowLabels, summarize
 from bench.verdict import judge
-from bench.windowing import SESSION, SLIDING, TUMBLING, WindowShape, reference, starts
+from bench.windowing import (
+    SESSION,
+    SLIDING,
+    TUMBLING,
+    WindowShape,
+    closed_only,
+    partition_stream_times,
+    reference,
+    starts,
+)
+from bench.worker_api import key_windows
 from streams.partitioning import key_partition
+from streams.pipeline import parse_pipeline
 
 
 def test_tumbling_and_sliding_windows_contain_the_event():
@@ -97,7 +116,19 @@ def test_quix_outputs_keep_the_highest_count():
     outputs = QuixOutputs()
     outputs.add(_record({"start": 0, "end": 10, "n": 2, "total": 3.0}, key="a"))
     outputs.add(_record({"start": 0, "end": 10, "n": 1, "total": 1.0}, key="a"))
-    assert outputs.results() == {("a", 0, 10): (2, 3.0)}
+    outputs.add(_record({"start": 10, "end": 20, "n": 1, "total": 1.0}, key="a"))
+    assert outputs.results() == {("a", 0, 10): (2, 3.0), ("a", 10, 20): (1, 1.0)}
+    assert outputs.repeated() == [("a", 0, 10)]
+
+
+def test_continust_outputs_count_the_records_of_each_window():
+    outputs = ContinustOutputs()
+    for version in (1, 1):  # the same final record twice: a duplicate, not a newer version
+        outputs.add(
+            _record({"key": "a", "start": 0, "end": 10, "version": version, "value": {"n": 1, "total": 1}})
+        )
+    outputs.add(_record({"key": "b", "start": 0, "end": 10, "version": 1, "value": {"n": 1, "total": 1}}))
+    assert outputs.repeated() == [("a", 0, 10)]
 
 
 def test_judge_tolerates_rounding_only():
@@ -105,6 +136,45 @@ def test_judge_tolerates_rounding_only():
     assert judge({("a", 0, 10): (2, 0.1 + 0.2), ("b", 0, 10): (1, 1.0)}, expected).ok
     verdict = judge({("a", 0, 10): (3, 0.3), ("c", 0, 10): (1, 1.0)}, expected)
     assert not verdict.ok and len(verdict.problems) == 3
+
+
+def test_judge_fails_on_problems_seen_while_reading_and_on_an_empty_reference():
+    expected = {("a", 0, 10): (1, 1.0)}
+    verdict = judge(dict(expected), expected, also=["the worker counted 3 late events"])
+    assert not verdict.ok and "FAILED" in verdict.summary() and "3 late events" in verdict.summary()
+    assert not judge({}, {}).ok, "a check of nothing must not pass"
+
+
+def test_random_record_keys_spread_each_user_over_every_partition():
+    plan = EventPlan(count=4_000, keys=20)
+    events = list(plan.events(plan.start_ms(1_800_000_000_000)))
+    rng = random.Random(1)
+    keys = [record_key(RANDOM_KEYS, e, rng) for e in events]
+    again = random.Random(1)
+    assert keys == [record_key(RANDOM_KEYS, e, again) for e in events], "deterministic for a seed"
+    assert len(set(keys)) == len(keys)
+    partitions_of: dict[str, set[int]] = {}
+    for event, key in zip(events, keys, strict=True):
+        partitions_of.setdefault(event.user, set()).add(key_partition(key, 4))
+    assert all(parts == {0, 1, 2, 3} for parts in partitions_of.values())
+    # keyed by user: the record key is the window key, one partition per user
+    assert record_key(USER_KEYS, events[0], rng) == events[0].user.encode()
+    key, value = encode(events[0], keys[0])
+    assert key == keys[0] and orjson.loads(value)["user"] == events[0].user
+    assert input_topic("r1", USER_KEYS) != input_topic("r1", RANDOM_KEYS)
+
+
+def test_closed_only_keeps_the_windows_their_partitions_stream_time_has_closed():
+    user_p0 = next(f"u{i}" for i in range(100) if key_partition(f"u{i}".encode(), 2) == 0)
+    user_p1 = next(f"u{i}" for i in range(100) if key_partition(f"u{i}".encode(), 2) == 1)
+    events = [
+        Event(user_p0, 1_000, 1.0),
+        Event(user_p0, 15_000, 1.0),  # partition 0 at 15 s: [0, 10 s) closes (end + grace 5 s)
+        Event(user_p1, 2_000, 1.0),
+        Event(user_p1, 14_999, 1.0),  # partition 1 at 14.999 s: [0, 10 s) still open
+    ]
+    assert partition_stream_times(events, 2) == {0: 15_000, 1: 14_999}
+    assert closed_only(TUMBLING, reference(TUMBLING, events), events, 2) == {(user_p0, 0, 10_000): (1, 1.0)}
 
 
 def test_latency_percentiles_count_unreadable_events_as_infinitely_late():
@@ -137,13 +207,82 @@ def test_summary_ratios_and_failed_contenders():
         return RunResult(name, rep, status=status, events=1000, seconds=seconds, cpu_seconds=0.5)
 
     results = [run("limit", 1, 0.1), run("quix", 1, 1.0), run("limit", 2, 0.2), run("quix", 2, 2.0)]
-    results += [run("faust", 1, 4.0, status="failed")]
-    by_name = {s.contender: s for s in summarize(results, {"limit": WindowShape("tumbling").kind})}
+    results += [run("faust", 1, 4.0, status="failed"), run("continust-tumbling", 1, 0.25)]
+    results += [run("continust-tumbling-final", 1, 0.5)]
+    labels = {
+        "limit": RowLabels(WindowShape("tumbling").kind),
+        "continust-tumbling": RowLabels("tumbling", "keyed by user", "coalesced", peer="quix"),
+        "continust-tumbling-final": RowLabels("tumbling", peer="quix-final"),
+    }
+    by_name = {s.contender: s for s in summarize(results, labels)}
     assert by_name["limit"].median_eps == 7500 and by_name["limit"].min_eps == 5000
-    assert dict(by_name["quix"].ratios) == {"limit": 0.1, "quix": 1.0, "faust": None}
+    assert dict(by_name["quix"].ratios) == {"limit": 0.1, "faust": None, "peer": None}
+    assert dict(by_name["continust-tumbling"].ratios)["peer"] == 4000 / 750  # quix: median of 1000, 500
+    assert dict(by_name["continust-tumbling-final"].ratios)["peer"] is None, "its Quix row did not run"
     assert by_name["faust"].status == "failed" and not by_name["faust"].ratios
+    rows = {row[0]: row for row in throughput_rows(list(by_name.values()))}
+    assert all(len(row) == len(HEADERS) for row in rows.values())
+    peer_column = HEADERS.index("vs its Quix row")
+    assert rows["continust-tumbling"][peer_column] == "5.33x (quix)"
+    assert rows["continust-tumbling-final"][peer_column] == "- (quix-final)"
+    assert rows["limit"][peer_column] == "-"
+    assert rows["faust"][HEADERS.index("events/s (median)")] == "FAILED"
 
 
 def test_markers_are_found_after_terminal_control_codes():
     assert parse(b'\x1b[?25l\x1b[?25h{"bench":"started"}\n') == {"bench": "started"}
     assert parse(b"a log line\n") is None
+
+
+def _plan(contender: str, tmp_path: Path) -> RunPlan:
+    return RunPlan("r1", contender, 1, "127.0.0.1:9", "in", 2, 100, tmp_path, keys=("u1",))
+
+
+def test_continust_pipelines_are_valid_and_differ_only_where_the_rows_do(tmp_path: Path):
+    pipelines = {}
+    for name in ("continust-tumbling", "continust-tumbling-state", "continust-tumbling-final"):
+        contender = CONTENDERS[name]
+        assert isinstance(contender, Continust)
+        text = contender.pipeline_toml(_plan(name, tmp_path))
+        pipelines[name] = parse_pipeline(tomllib.loads(text)).tables[0]
+        assert pipelines[name].window.grace_ms == TUMBLING.grace_ms
+    update, state, final = pipelines.values()
+    assert update.emit == "update" and update.output and update.window.retention_ms == 0
+    assert final.emit == "final" and final.output and final.window.retention_ms == 0
+    assert state.output is None, "state only: no output topic"
+    assert state.window.retention_ms >= 365 * 86_400_000 and STATE_RETENTION == "365d"
+    repartition = CONTENDERS["continust-tumbling-repartition"]
+    assert repartition.input_keys == RANDOM_KEYS
+    assert all(c.input_keys == USER_KEYS for n, c in CONTENDERS.items() if n != repartition.name)
+
+
+def test_quix_contenders_emit_as_their_rows_say(tmp_path: Path):
+    argvs = {}
+    for name in ("quix", "quix-state", "quix-final"):
+        contender = CONTENDERS[name]
+        assert isinstance(contender, Quix)
+        argvs[name] = contender.launch(_plan(name, tmp_path)).argv
+    assert argvs["quix"][argvs["quix"].index("--emit") + 1] == "current" and "--output" in argvs["quix"]
+    assert argvs["quix-final"][argvs["quix-final"].index("--emit") + 1] == "final"
+    state = argvs["quix-state"]
+    assert state[state.index("--emit") + 1] == "none" and "--output" not in state and "--results" in state
+    assert CONTENDERS["quix-state"].writes_results and not CONTENDERS["quix-final"].writes_results
+    assert CONTENDERS["quix-final"].final and CONTENDERS["continust-tumbling-final"].final
+    pairs = {c.name: c.peer for c in CONTENDERS.values() if c.peer}
+    assert pairs == {
+        "continust-tumbling-state": "quix-state",
+        "continust-tumbling-final": "quix-final",
+        "continust-tumbling": "quix",
+    }
+
+
+def test_table_answers_become_results():
+    body = {
+        "table": "bench",
+        "key": "u1",
+        "windows": [
+            {"start": 0, "end": 10, "closed": True, "value": {"n": 2, "total": 3.5}, "version": 0},
+            {"start": 10, "end": 20, "closed": False, "value": {"n": 1, "total": 1.0}, "version": 0},
+        ],
+    }
+    assert key_windows(body) == {("u1", 0, 10): (2, 3.5), ("u1", 10, 20): (1, 1.0)}
