@@ -41,7 +41,7 @@ demo: $(STAMP) ## the main job: broker, topics, a worker and a live event genera
 	@$(BIN)/continust demo -c examples/pipelines.toml
 
 test: $(STAMP) $(BENCH_STAMP) ## all tests: unit, then integration on a real broker (started on port 19092); the bench extra too, for the bench run test
-	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra tests
+	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra --durations=15 tests
 
 test-unit: $(STAMP) ## the unit tests only (no broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -m "not integration" tests
