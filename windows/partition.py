@@ -1,7 +1,8 @@
 """One partition of one windowed table: events in, output records and state changes out.
 
-:class:`PartitionWindows` applies :func:`~windows.keyed_state.apply_event` to each event, moves
-the partition's stream time, and does what stream time decides for *every* key of the
+:class:`PartitionWindows` applies :func:`~windows.keyed_state.apply_event` to each event, judged
+by its own input partition's progress (:mod:`windows.progress`), moves the partition's stream
+time to the clock its inputs allow, and does what stream time decides for *every* key of the
 partition, in stream-time order:
 
 * a window closes once stream time >= end + grace. With ``emit = "final"`` its one output
