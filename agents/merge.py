@@ -246,13 +246,15 @@ class SourceStage:
         if self.spec.partitioned_by_key:
             return
         app: Any = self.app
-        if app.rebalancing or getattr(app, "in_recovery", False):
-            return
+        if app.should_stop or app.rebalancing or getattr(app, "in_recovery", False):
+            return  # the last commit of a stop or a revocation starts no transaction to write in
         consumer = app.consumer
         now = time.monotonic()
         idle_after_s = self.spec.idle_after_ms / 1000
         topics = set(self.spec.topics)
         for tp in sorted(tp for tp in app.assignor.assigned_actives() if tp.topic in topics):
+            if not self.sink.writable(tp):
+                continue
             progress = await self._progress_of(tp)
             idle = consumer.caught_up(tp) and consumer.quiet_for(tp, now) >= idle_after_s
             if self._reported.get(tp) == (progress, idle):

@@ -63,6 +63,17 @@ class Sink:
                     batch.append(timestamp=None, key=key, value=value, headers=headers)
             await producer.send_batch(batch, topic, partition=partition)
 
+    def writable(self, source: TP) -> bool:
+        """Whether records derived from ``source`` can be written now: under ``exactly_once``,
+        only while its transactional producer is in a transaction (not between the last commit
+        of a shutdown or a revocation, which starts none, and the producer's stop)."""
+        if not self.exactly_once:
+            return True
+        group = self.app.assignor.group_for_topic(source.topic)
+        tid = transactional_id_for(self.app.conf.id, group, source.partition)
+        producer = cast(Any, self.app.producer)._transaction_producers.get(tid)
+        return producer is not None and bool(producer._txn_manager.is_in_transaction())
+
     def _producer(self, source: TP) -> Any:
         """The aiokafka producer for records derived from ``source``: its transactional producer
         (marked as written, so the next commit covers it), or the app's plain producer."""

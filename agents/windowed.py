@@ -160,12 +160,14 @@ class TableStage:
         """An input topic partition with nothing left to read and nothing fetched for the
         source's ``idle_after`` stops holding its table partition's clock back."""
         app: Any = self.app
-        if app.rebalancing or getattr(app, "in_recovery", False):
-            return
+        if app.should_stop or app.rebalancing or getattr(app, "in_recovery", False):
+            return  # the last commit of a stop or a revocation starts no transaction to write in
         consumer, now = app.consumer, time.monotonic()
         idle_after_s = self.source.spec.idle_after_ms / 1000
         topics = self.source.spec.topics
         for partition, windows in sorted(self._partitions.items()):
+            if not self.sink.writable(TP(topics[0], partition)):
+                continue
             for source, topic in enumerate(topics):
                 state = windows.clock.inputs.get(source)
                 if state is not None and state.idle:
