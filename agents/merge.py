@@ -221,6 +221,8 @@ class SourceStage:
         tp, add, repartition, partitions = batch.tp, self.sink.add, self.repartition, self.partitions
         index = self._index[tp]
         progress = await self._progress_of(tp)
+        if tp not in self._reported:
+            await self._report_assigned_active()
         for record, envelope in self._decoded(batch):
             key = envelope.key.encode()
             timestamp_ms = envelope.timestamp_ms
@@ -259,13 +261,29 @@ class SourceStage:
             idle = consumer.caught_up(tp) and consumer.quiet_for(tp, now) >= idle_after_s
             if self._reported.get(tp) == (progress, idle):
                 continue
-            headers = progress_headers(self._index[tp], progress, idle)
-            for partition in range(self.partitions):
-                self.sink.add(tp, self.repartition, None, b"", partition, headers)
-            self._reported[tp] = (progress, idle)
+            self._report(tp, progress, idle)
             if idle:
                 log.info(logfmt("input.idle", source=self.spec.name, input=f"{tp.topic}:{tp.partition}"))
         await self.sink.flush()
+
+    async def _report_assigned_active(self) -> None:
+        """First batch since an assignment: before any of its records, report every newly
+        assigned source partition active. It may have been reported idle before a stop or a
+        rebalance, and its tables restore that; if it has a backlog now, the backlog must hold
+        their clocks. One that is really quiet is reported idle again after ``idle_after``."""
+        topics = set(self.spec.topics)
+        app: Any = self.app
+        for tp in sorted(tp for tp in app.assignor.assigned_actives() if tp.topic in topics):
+            if tp not in self._reported and self.sink.writable(tp):
+                self._report(tp, await self._progress_of(tp), idle=False)
+
+    def _report(self, tp: TP, progress: int | None, idle: bool) -> None:
+        """Write source partition ``tp``'s progress and idleness into every partition of the
+        repartition topic, in ``tp``'s transaction."""
+        headers = progress_headers(self._index[tp], progress, idle)
+        for partition in range(self.partitions):
+            self.sink.add(tp, self.repartition, None, b"", partition, headers)
+        self._reported[tp] = (progress, idle)
 
     def keyed_events(self, batch: Batch) -> list[KeyedEvent | ProgressReport]:
         """The events of a batch of the keyed stream (:attr:`keyed_topics`), and the progress

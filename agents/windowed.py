@@ -207,6 +207,13 @@ class TableStage:
             )
             self._partitions[partition] = windows
             self._quiet_since[partition] = (windows.stream_time, wall_ms())
+            if self.source.spec.partitioned_by_key:
+                # this stage judges the idleness of the topic partitions it reads itself: a
+                # partition taken over may have a backlog now, so each holds the clock again
+                # until it is quiet for idle_after (a repartitioned source's stage reports it)
+                for source, state in sorted(windows.clock.inputs.items()):
+                    if state.idle:
+                        assert windows.on_input_progress(source, None, idle=False) == ()
             log.info(
                 logfmt(
                     "table.partition_loaded",

@@ -7,8 +7,11 @@ of the source's topics when it is ``partitioned_by_key``. Inputs are numbered ``
 
 * An input's **progress** is the largest event time accepted from it (``None`` before any).
 * An input is **idle** when it has nothing left to read and has received nothing for the
-  source's ``idle_after``: it stops holding the clock back until it has records again. A
-  restored partition (restart, rebalance) starts with no input idle.
+  source's ``idle_after``: it stops holding the clock back until it has records again.
+  Idleness is part of the partition's saved state, like progress: a restored partition
+  (restart, rebalance) resumes with the inputs as its input records last left them, so the
+  same input records give the same windows however often the worker restarts. (Whoever
+  reports idleness reports an input active again when it has records to read.)
 * The table partition's **clock** (its stream time) is the smallest progress over the inputs
   that are not idle, once every input has reported (an event, a progress record or idleness);
   the largest progress when every input is idle; ``None`` before that. It never moves back.
@@ -128,11 +131,8 @@ class PartitionClock:
     @classmethod
     def from_json(cls, raw: Any, expected: int, clock: int | None = None) -> PartitionClock:
         """Rebuild from :meth:`to_json` (``None``: a partition with no saved inputs). ``clock``:
-        the partition's saved stream time, which the clock is at least.
-
-        Idleness is not restored: it says an input had nothing left to read when it was
-        reported, and after a restart or a rebalance the input may have a backlog. Every input
-        holds the clock again until it is reported idle afresh."""
+        the partition's saved stream time, which the clock is at least. Progress and idleness
+        are restored as saved."""
         if raw is None:
             return cls(expected=expected, clock=clock)
         saved_clock, inputs = raw
@@ -140,7 +140,7 @@ class PartitionClock:
             saved_clock = clock
         return cls(
             expected=expected,
-            inputs={int(i): InputState(progress) for i, progress, _idle in inputs},
+            inputs={int(i): InputState(progress, bool(idle)) for i, progress, idle in inputs},
             clock=saved_clock,
         )
 
