@@ -4,12 +4,15 @@ stage per source and one table stage per table, and add the HTTP API."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
 from faust.assignor import PartitionAssignor
 
+from agents.broker_watch import BrokerWatch
+from agents.commit_gate import gate_for
 from agents.merge import SourceStage, repartition_topic
 from agents.sensor import MetricsSensor
 from agents.sink import Sink
@@ -21,6 +24,8 @@ from streams.partitioning import key_partition
 from streams.pipeline import Pipeline
 from streams.settings import Settings
 from streams.topic_admin import ensure_topics, partition_counts
+
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class PipelineApp:
     app: faust.App
     pipeline: Pipeline
     settings: Settings
+    broker: BrokerWatch
     sources: dict[str, SourceStage] = field(default_factory=dict)
     tables: dict[str, TableStage] = field(default_factory=dict)
 
@@ -113,7 +119,36 @@ class PipelineApp:
             url: {topic: sorted(parts) for topic, parts in tps.items() if topic.endswith("-changelog")}
             for url, tps in cast(PartitionAssignor, self.app.assignor).changelog_distribution.items()
         }
-        return {"app": self.settings.app_id, "active_partitions": assignment, "owners": owners}
+        broker = self.broker.health(time.monotonic())
+        status = "ok" if broker["broker"] == "reachable" else "broker_unreachable"
+        return {
+            "status": status,
+            **broker,
+            "app": self.settings.app_id,
+            "active_partitions": assignment,
+            "owners": owners,
+        }
+
+
+def fetch_size_per_partition(settings: Settings, plan: TopicPlan) -> int:
+    """The most one fetch returns per partition (bytes): the fetch buffer shared by every
+    partition the worker might be assigned (source, keyed and changelog topics), at least 64 KiB
+    so a fetch always makes progress on large records."""
+    partitions = sum(plan.topic_partitions.values()) + sum(plan.create.values())
+    return max(64 * 1024, settings.fetch_buffer_mb * MIB // max(1, partitions))
+
+
+def store_options(settings: Settings, pipeline: Pipeline, plan: TopicPlan) -> dict[str, int]:
+    """RocksDB options of each table partition's database: ``store_memory_mb`` shared by every
+    database the worker could open (two per table and partition), a quarter for each of two
+    write buffers and half for the block cache, each at least 1 MiB."""
+    databases = sum(2 * plan.source_partitions[t.source] for t in pipeline.tables) or 1
+    per_db = settings.store_memory_mb * MIB // databases
+    return {
+        "write_buffer_size": max(MIB, per_db // 4),
+        "max_write_buffer_number": 2,
+        "block_cache_size": max(MIB, per_db // 2),
+    }
 
 
 def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> PipelineApp:
@@ -139,11 +174,15 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         table_standby_replicas=settings.table_standby_replicas,
         broker_session_timeout=settings.session_timeout_ms / 1000,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_ms / 1000 / 6),
+        consumer_group_instance_id=settings.group_instance_id,
+        consumer_max_fetch_size=fetch_size_per_partition(settings, plan),
     )
     app.sensors.add(MetricsSensor())
+    gate_for(app).memory_limits["state_cache"] = settings.state_cache_mb * MIB
     exactly_once = settings.processing_guarantee == "exactly_once"
     sink = Sink(app, exactly_once)
-    built = PipelineApp(app=app, pipeline=pipeline, settings=settings)
+    broker = BrokerWatch(settings.bootstrap_servers, settings.broker_timeout_ms / 1000)
+    built = PipelineApp(app=app, pipeline=pipeline, settings=settings, broker=broker)
     for spec in pipeline.sources:
         stage = SourceStage(
             app=app,
@@ -165,6 +204,7 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
             source=built.sources[table.source],
             sink=sink,
             partitions=plan.source_partitions[table.source],
+            store_options=store_options(settings, pipeline, plan),
         )
         tstage.install()
         built.tables[table.name] = tstage

@@ -10,6 +10,12 @@ acknowledged as one step under a lock, shielded from cancellation, and the consu
 same lock for the whole commit (state written back, offsets computed, transaction committed),
 so a commit sees each batch either not started or sent and acknowledged.
 
+After every batch the gate compares what the stages hold in memory with the worker's limits
+(:attr:`CommitGate.memory_limits`, e.g. ``state_cache``: the write-back caches of the tables).
+Over a limit, it commits at once, before the next fetch is processed: fetching and processing
+pause until the commit has drained what the limit counts (backpressure), and
+``continust_backpressure_pauses_total`` counts it.
+
 A record the consumer delivers a second time while its partition stays assigned (Faust rewinds
 partitions it has already resumed, see :meth:`agents.transport.Consumer.perform_seek`) is
 acknowledged without being processed again: its first processing is in the same transaction.
@@ -18,6 +24,8 @@ acknowledged without being processed again: its first processing is in the same 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -27,6 +35,10 @@ from typing import Any
 from faust.types import TP
 
 from agents.faults import FAULTS, FaultPoint
+from streams.logfmt import logfmt
+from streams.metrics import BACKPRESSURE_PAUSES, BACKPRESSURE_SECONDS
+
+log = logging.getLogger("continust.gate")
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,28 @@ class CommitGate:
         self.before_commit: list[Callable[[], Awaitable[object]]] = []
         #: what stages store with a partition's committed offset (:meth:`metadata_for`)
         self.offset_metadata: list[Callable[[TP], str | None]] = []
+        #: limit name -> bytes; and what counts against it, summed (checked after every batch)
+        self.memory_limits: dict[str, int] = {}
+        self.memory_use: dict[str, list[Callable[[], int]]] = {}
+
+    def over_limit(self) -> str | None:
+        """The first memory limit that what the stages hold has reached, or ``None``."""
+        for name, limit in self.memory_limits.items():
+            if sum(use() for use in self.memory_use.get(name, ())) >= limit:
+                return name
+        return None
+
+    async def relieve_pressure(self, app: Any) -> None:
+        """Over a memory limit: commit now (the caller, the fetch loop, waits meanwhile)."""
+        limit = self.over_limit()
+        if limit is None or app.should_stop:
+            return
+        started = time.monotonic()
+        BACKPRESSURE_PAUSES.labels(limit=limit).inc()
+        await app.consumer.commit()
+        paused = time.monotonic() - started
+        BACKPRESSURE_SECONDS.labels(limit=limit).inc(paused)
+        log.debug(logfmt("backpressure.commit", limit=limit, paused_s=round(paused, 3)))
 
     def metadata_for(self, tp: TP) -> str:
         """The metadata committed with ``tp``'s offset: the first a stage gives, or ``""``."""
@@ -70,6 +104,8 @@ class CommitGate:
         agent already processed in this assignment are acknowledged without processing."""
         task = asyncio.ensure_future(self._process_batch(app, batch, handler))
         await asyncio.shield(task)
+        if self.memory_limits:
+            await self.relieve_pressure(app)
 
     async def _process_batch(self, app: Any, batch: Batch, handler: BatchHandler) -> None:
         async with self._lock:

@@ -39,6 +39,7 @@ from streams.metrics import (
     INPUT_IDLE,
     INPUT_PROGRESS,
     OUTPUTS,
+    STATE_CACHE_BYTES,
     STREAM_TIME,
     STREAM_TIME_LAG,
 )
@@ -47,7 +48,7 @@ from streams.pipeline import TableSpec
 from windows.aggregates import InvalidField
 from windows.partition import Emission, PartitionWindows, live_windows
 from windows.stream_time import idle_stream_time, is_expired
-from windows.write_back import WriteBackStore
+from windows.write_back import WriteBackStore, window_bytes_for
 
 log = logging.getLogger("continust.table")
 
@@ -90,6 +91,8 @@ class TableStage:
     source: SourceStage
     sink: Sink
     partitions: int
+    #: Faust's RocksDB options for each partition's database (:func:`store_options`)
+    store_options: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         # bytes: FaustWindowStore encodes keys and values itself, and Faust's recovery must not
@@ -103,16 +106,19 @@ class TableStage:
             "schema": faust.Schema(key_serializer="raw", value_serializer="raw"),
             "on_changelog_event": self._on_changelog_event,
         }
+        if self.store_options:
+            raw["options"] = dict(self.store_options)
         self.windows: Any = self.app.Table(self.spec.name, **raw)
         self.stream_times: Any = self.app.Table(f"{self.spec.name}-stream-time", **raw)
         self.tables_store = FaustWindowStore(self.windows, self.stream_times)
-        self.store = WriteBackStore(self.tables_store)
         self.aggregate = self.spec.aggregate
+        self.store = WriteBackStore(self.tables_store, window_bytes_for(len(self.aggregate.aggregations)))
         self._partitions: dict[int, PartitionWindows] = {}
         # partition -> (stream time, wall-clock ms) when it last received a record
         self._quiet_since: dict[int, tuple[int | None, int]] = {}
         self._late = EVENTS_LATE.labels(table=self.spec.name)
         self._outputs = OUTPUTS.labels(table=self.spec.name)
+        self._cache_gauge = STATE_CACHE_BYTES.labels(table=self.spec.name)
 
     async def _on_changelog_event(self, event: Any) -> None:
         """Faust read a changelog record of this stage's tables (restoring, or as a standby)."""
@@ -129,10 +135,18 @@ class TableStage:
         """Register the stage's rebalance handler and idle timer; its events come from the one
         agent of its source (:func:`install_keyed_agent`)."""
         self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
-        gate_for(self.app).before_commit.append(self.before_commit)
+        gate = gate_for(self.app)
+        gate.before_commit.append(self.before_commit)
+        gate.memory_use.setdefault("state_cache", []).append(self.cache_bytes)
         if self.spec.idle_timeout_ms is not None:
             interval = max(0.05, min(1.0, self.spec.idle_timeout_ms / 4000))
             self.app.timer(interval, name=f"continust.idle.{self.spec.name}")(self.advance_idle)
+
+    def cache_bytes(self) -> int:
+        """Estimated bytes of the state read or changed since the last commit."""
+        size = self.store.approx_bytes
+        self._cache_gauge.set(size)
+        return size
 
     async def _on_revoked(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Forget the in-memory schedules: whatever partitions come back are recovered from

@@ -16,6 +16,7 @@ import faust
 from faust.types.enums import ProcessingGuarantee
 
 from agents.application import prepare
+from agents.broker_watch import BrokerWatchService
 from agents.faults import arm_from_env
 from agents.local_state import LocalState
 from agents.transport import TransactionManager
@@ -155,6 +156,7 @@ def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -
 
     worker = faust.Worker(
         built.app,
+        BrokerWatchService(built.broker),
         loglevel=loglevel,
         logging_config=logging_config(loglevel),
         quiet=True,

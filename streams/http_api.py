@@ -2,7 +2,8 @@
 
 ``GET /api/tables/{table}/{key}?from=&to=``: the key's windows that overlap [from, to), sorted
 by start, answered by the worker that owns the key's partition wherever the request lands.
-``GET /health``: whether this worker is up and which partitions it owns.
+``GET /health``: whether this worker is up, reaches its Kafka cluster and which partitions it
+owns; 503 (``"status": "broker_unreachable"``) while no broker answers its probes.
 ``GET /metrics``: Prometheus metrics.
 
 Every error is a JSON body ``{"error": ..., "detail": ...}`` with a 4xx/5xx status.
@@ -39,7 +40,9 @@ class TableQueries(Protocol):
         """The key's windows overlapping [start_ms, end_ms), sorted by start."""
         ...
 
-    def health(self) -> dict[str, Any]: ...
+    def health(self) -> dict[str, Any]:
+        """The worker's state; ``"status"`` is ``"ok"`` when it is healthy."""
+        ...
 
 
 def _json(view: View, body: Any, status: int = 200) -> Response:
@@ -68,7 +71,8 @@ def register_http_api(app: faust.App, queries: TableQueries) -> None:
     @app.page("/health")
     class Health(View):
         async def get(self, request: Request) -> Response:
-            return _json(self, {"status": "ok", **queries.health()})
+            body = queries.health()
+            return _json(self, body, 200 if body["status"] == "ok" else 503)
 
     @app.page("/metrics")
     class Metrics(View):

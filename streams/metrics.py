@@ -69,3 +69,33 @@ HTTP_ERRORS = Counter(
     ["status"],
     registry=REGISTRY,
 )
+BROKER_REACHABLE = Gauge(
+    "continust_broker_reachable",
+    "1 while the worker's last probe of the Kafka cluster (a metadata request) succeeded, else 0.",
+    registry=REGISTRY,
+)
+BROKER_UNREACHABLE_SECONDS = Gauge(
+    "continust_broker_unreachable_seconds",
+    "Seconds since the worker's probes of the Kafka cluster began failing (0 while reachable); "
+    "the worker exits non-zero when this reaches broker_timeout.",
+    registry=REGISTRY,
+)
+BACKPRESSURE_PAUSES = Counter(
+    "continust_backpressure_pauses_total",
+    "Times the worker stopped fetching and processing until a commit drained a memory limit, "
+    "by limit (state_cache).",
+    ["limit"],
+    registry=REGISTRY,
+)
+BACKPRESSURE_SECONDS = Counter(
+    "continust_backpressure_seconds_total",
+    "Seconds the worker spent paused for a memory limit, by limit.",
+    ["limit"],
+    registry=REGISTRY,
+)
+STATE_CACHE_BYTES = Gauge(
+    "continust_state_cache_bytes",
+    "Estimated bytes of table state changed or read since the last commit (the write-back cache), by table.",
+    ["table"],
+    registry=REGISTRY,
+)

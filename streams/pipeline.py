@@ -18,6 +18,8 @@ from windows.partition import EMITS, WindowedAggregate
 from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, WindowSpec
 
 GUARANTEES = ("exactly_once", "at_least_once")
+#: the [app] memory limits, each a whole number of MiB (:class:`streams.settings.Settings`)
+MEMORY_LIMITS = ("state_cache_mb", "fetch_buffer_mb", "store_memory_mb")
 WINDOW_TYPES = ("tumbling", "sliding", "session")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -30,6 +32,10 @@ class AppSpec:
     max_future_ms: int | None = None
     table_standby_replicas: int | None = None
     session_timeout_ms: int | None = None
+    broker_timeout_ms: int | None = None
+    state_cache_mb: int | None = None
+    fetch_buffer_mb: int | None = None
+    store_memory_mb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,8 @@ def _app(r: _Reader) -> AppSpec:
             "max_future",
             "table_standby_replicas",
             "session_timeout",
+            "broker_timeout",
+            *MEMORY_LIMITS,
         )
     )
     guarantee = r.data.get("processing_guarantee")
@@ -208,6 +216,15 @@ def _app(r: _Reader) -> AppSpec:
     session_timeout = r.duration("session_timeout")
     if session_timeout is not None and session_timeout < 6_000:
         r.fail("`session_timeout` must be at least 6s, the broker's minimum")
+    broker_timeout = r.duration("broker_timeout")
+    if broker_timeout is not None and broker_timeout < 1_000:
+        r.fail("`broker_timeout` must be at least 1s")
+    limits: dict[str, int | None] = {}
+    for name in MEMORY_LIMITS:
+        value = r.data.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            r.fail(f"`{name}` must be a whole number of MiB, 1 or more, got {value!r}")
+        limits[name] = value
     return AppSpec(
         id=str(r.text("id", name_like=True)),
         processing_guarantee=guarantee,
@@ -215,6 +232,8 @@ def _app(r: _Reader) -> AppSpec:
         max_future_ms=r.duration("max_future"),
         table_standby_replicas=standbys,
         session_timeout_ms=session_timeout,
+        broker_timeout_ms=broker_timeout,
+        **limits,
     )
 
 

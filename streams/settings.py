@@ -23,6 +23,17 @@ class Settings:
     max_future_ms: int = 3_600_000
     table_standby_replicas: int = 0
     session_timeout_ms: int = 45_000
+    #: static group membership (KIP-345): a worker restarted with the same id takes its
+    #: partitions back at once instead of after the session timeout; unique per worker
+    group_instance_id: str | None = None
+    #: how long the worker keeps running without reaching any broker before it exits non-zero
+    broker_timeout_ms: int = 300_000
+    #: state changed since the last commit (the write-back cache); reaching it commits early
+    state_cache_mb: int = 64
+    #: records fetched and not yet processed, over all assigned partitions
+    fetch_buffer_mb: int = 32
+    #: RocksDB write buffers and block caches, over all of the worker's table partitions
+    store_memory_mb: int = 256
 
     def __post_init__(self) -> None:
         if self.processing_guarantee not in GUARANTEES:
@@ -31,6 +42,11 @@ class Settings:
             )
         if self.table_standby_replicas < 0:
             raise ValueError(f"table_standby_replicas must be 0 or more, got {self.table_standby_replicas}")
+        for name in ("state_cache_mb", "fetch_buffer_mb", "store_memory_mb"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be 1 MiB or more, got {getattr(self, name)}")
+        if self.group_instance_id == "":
+            raise ValueError("group_instance_id must not be empty (leave it unset instead)")
         if self.session_timeout_ms < 6_000:
             raise ValueError(
                 f"session_timeout must be at least 6s (the broker's minimum), "
@@ -51,6 +67,11 @@ class Settings:
             commit_interval_ms=parse_duration(env.get("CONTINUST_COMMIT_INTERVAL", s.commit_interval_ms)),
             table_standby_replicas=int(env.get("CONTINUST_TABLE_STANDBY_REPLICAS", s.table_standby_replicas)),
             session_timeout_ms=parse_duration(env.get("CONTINUST_SESSION_TIMEOUT", s.session_timeout_ms)),
+            group_instance_id=env.get("CONTINUST_GROUP_INSTANCE_ID") or None,
+            broker_timeout_ms=parse_duration(env.get("CONTINUST_BROKER_TIMEOUT", s.broker_timeout_ms)),
+            state_cache_mb=int(env.get("CONTINUST_STATE_CACHE_MB", s.state_cache_mb)),
+            fetch_buffer_mb=int(env.get("CONTINUST_FETCH_BUFFER_MB", s.fetch_buffer_mb)),
+            store_memory_mb=int(env.get("CONTINUST_STORE_MEMORY_MB", s.store_memory_mb)),
         )
 
     def with_pipeline(self, pipeline: Pipeline) -> Settings:
@@ -67,4 +88,8 @@ class Settings:
                 else self.table_standby_replicas
             ),
             session_timeout_ms=app.session_timeout_ms or self.session_timeout_ms,
+            broker_timeout_ms=app.broker_timeout_ms or self.broker_timeout_ms,
+            state_cache_mb=app.state_cache_mb or self.state_cache_mb,
+            fetch_buffer_mb=app.fetch_buffer_mb or self.fetch_buffer_mb,
+            store_memory_mb=app.store_memory_mb or self.store_memory_mb,
         )

@@ -110,13 +110,19 @@ class Worker:
 def start_worker(kafka: str, tmp_path: Path) -> Iterator[Any]:
     workers: list[Worker] = []
 
-    def start(pipeline: Path, port: int, fault: str | None = None) -> Worker:
+    def start(
+        pipeline: Path, port: int, fault: str | None = None, env: dict[str, str] | None = None
+    ) -> Worker:
         """Start a worker process; ``fault``: its ``CONTINUST_FAULT`` (:mod:`agents.faults`),
-        whose marker from an earlier fault is removed first."""
+        whose marker from an earlier fault is removed first; ``env``: more of its environment
+        (``KAFKA_BOOTSTRAP_SERVERS`` for another broker than the suite's)."""
         log = tmp_path / f"worker-{port}.log"
         data_dir = tmp_path / f"data-{port}"
+        extra = env or {}
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka}
         env.pop("CONTINUST_FAULT", None)
+        env.pop("CONTINUST_GROUP_INSTANCE_ID", None)
+        env.update(extra)
         env.pop("CONTINUST_FAULT_MARKER", None)
         (data_dir / "fault-fired").unlink(missing_ok=True)
         if fault:

@@ -333,25 +333,29 @@ def start_and_wait(
     keyed stream, each answering HTTP."""
     worker = start_worker(pipeline, port)
     everyone = (worker, *others)
-
-    def ready() -> bool:
-        owned: set[str] = set()
-        for w in everyone:
-            if w.proc.poll() is not None:
-                raise AssertionError(f"worker exited:\n{w.log_tail()}")
-            try:
-                mine = w.get("/health")[1]["active_partitions"]
-            except OSError:
-                return False
-            if not any(p.startswith(repartition) for p in mine):
-                return False
-            owned |= set(mine)
-        return {f"{repartition}:{i}" for i in range(PARTITIONS)} <= owned
-
     wait_until(
-        ready, 180, "the workers to own every partition", lambda: "\n".join(w.log_tail() for w in everyone)
+        lambda: own_every_partition(everyone, repartition),
+        180,
+        "the workers to own every partition",
+        lambda: "\n".join(w.log_tail() for w in everyone),
     )
     return worker
+
+
+def own_every_partition(workers: tuple[Any, ...], repartition: str) -> bool:
+    """Whether ``workers`` together own every partition of the keyed stream, each some."""
+    owned: set[str] = set()
+    for w in workers:
+        if w.proc.poll() is not None:
+            raise AssertionError(f"worker exited:\n{w.log_tail()}")
+        try:
+            mine = w.get("/health")[1]["active_partitions"]
+        except OSError:
+            return False
+        if not any(p.startswith(repartition) for p in mine):
+            return False
+        owned |= set(mine)
+    return {f"{repartition}:{i}" for i in range(PARTITIONS)} <= owned
 
 
 def setup(

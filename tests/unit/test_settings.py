@@ -58,3 +58,25 @@ def test_standby_replicas_and_session_timeout() -> None:
     assert from_env.with_pipeline(parse_pipeline(pipeline)).table_standby_replicas == 0
     with pytest.raises(ValueError, match="at least 6s"):
         Settings.from_env({"CONTINUST_SESSION_TIMEOUT": "1s"})
+
+
+def test_static_membership_broker_timeout_and_memory_limits() -> None:
+    assert Settings().group_instance_id is None
+    from_env = Settings.from_env(
+        {
+            "CONTINUST_GROUP_INSTANCE_ID": "worker-0",
+            "CONTINUST_BROKER_TIMEOUT": "2m",
+            "CONTINUST_STATE_CACHE_MB": "8",
+            "CONTINUST_FETCH_BUFFER_MB": "4",
+            "CONTINUST_STORE_MEMORY_MB": "32",
+        }
+    )
+    assert (from_env.group_instance_id, from_env.broker_timeout_ms) == ("worker-0", 120_000)
+    assert (from_env.state_cache_mb, from_env.fetch_buffer_mb, from_env.store_memory_mb) == (8, 4, 32)
+    app = {"id": "shop", "broker_timeout": "30s", "state_cache_mb": 2, "store_memory_mb": 16}
+    merged = from_env.with_pipeline(parse_pipeline({**PIPELINE, "app": app}))
+    assert (merged.broker_timeout_ms, merged.state_cache_mb, merged.fetch_buffer_mb) == (30_000, 2, 4)
+    assert (merged.store_memory_mb, merged.group_instance_id) == (16, "worker-0")
+    assert Settings.from_env({"CONTINUST_GROUP_INSTANCE_ID": ""}).group_instance_id is None
+    with pytest.raises(ValueError, match="state_cache_mb"):
+        Settings(state_cache_mb=0)

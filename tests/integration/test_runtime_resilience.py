@@ -1,0 +1,238 @@
+"""The runtime around the windows, on real brokers: static group membership lets a killed worker
+take its partitions back at once; a broker outage is survived and reported; a broker that never
+comes back ends the worker with a clear exit; memory stays bounded on a backlog far larger than
+the worker's limits. Every scenario ends with the exactly-once checks of the failure tests."""
+
+from __future__ import annotations
+
+import functools
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from agents.broker_watch import EXIT_BROKER_LOST
+from streams.local_kafka import LocalKafka
+from streams.topic_admin import ensure_topics
+from tests.integration.broker_io import free_port, publish, read_to_end
+from tests.integration.conftest import _free_port_pair, run, wait_exit, wait_until
+from tests.integration.test_exactly_once import (
+    FAST_FAILOVER,
+    check_keyed_stream_exact,
+    events_read,
+    kill_at,
+    last_state_open,
+    two_hours_ago,
+    wait_consumed,
+)
+from tests.integration.test_window_types import (
+    PARTITIONS,
+    check_against_model,
+    make_events,
+    own_every_partition,
+    records,
+    setup,
+    start_and_wait,
+)
+
+SESSION_TIMEOUT_S = 60
+
+
+def test_a_static_member_killed_takes_its_partitions_back_before_the_session_timeout(
+    kafka, run_id, start_worker, tmp_path: Path
+):
+    """With ``CONTINUST_GROUP_INSTANCE_ID`` the restarted worker is the same group member: the
+    broker hands it the dead process's partitions at once, where a new member would wait for
+    the session timeout (60 s here) to evict the dead one. Its transactional producers fence
+    the dead one's, so nothing is lost or duplicated."""
+    app_id, src, prefix, pipeline = setup(
+        kafka, run_id, tmp_path, "static", f'session_timeout = "{SESSION_TIMEOUT_S}s"'
+    )
+    repartition = f"{app_id}-events-repartition"
+    events = make_events(two_hours_ago(), 1_200, seed=7)
+    run(publish(kafka, records(src, events)))
+    port = free_port()
+    static = functools.partial(start_worker, env={"CONTINUST_GROUP_INSTANCE_ID": f"worker-{run_id}"})
+    kill_at(static, pipeline, port, "commit.done")  # mid-backlog, after its first commit
+    restarted = time.monotonic()
+    worker = static(pipeline, port)
+    wait_until(
+        lambda: own_every_partition((worker,), repartition),
+        SESSION_TIMEOUT_S * 0.75,
+        f"the restarted static member to own every partition before the {SESSION_TIMEOUT_S}s session timeout",
+        worker.log_tail,
+    )
+    print(f"static member: owns every partition {time.monotonic() - restarted:.1f}s after its restart")
+    assert "stores=rebuilt" in last_state_open(worker)
+    wait_consumed(kafka, app_id, [src, repartition], [worker])
+    check_keyed_stream_exact(kafka, src, repartition)
+    check_against_model(kafka, app_id, prefix, worker, count_late=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Broker outages, on a broker of the test's own (the suite's broker serves the other tests)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A fresh single-node broker on free ports, sharing the suite's jars."""
+    shared = LocalKafka.from_env()
+    home = tmp_path / "kafka"
+    home.mkdir()
+    (home / "lib").symlink_to(shared.lib_dir.resolve())
+    port = _free_port_pair()
+    broker = LocalKafka(home=home, port=port, controller_port=port + 1)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def health(worker: Any) -> tuple[int, dict[str, Any]]:
+    try:
+        return worker.get("/health")
+    except OSError:
+        return 0, {}
+
+
+def metric(worker: Any, name: str) -> float | None:
+    try:
+        with urllib.request.urlopen(worker.url("/metrics"), timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split(" ")[1])
+    return None
+
+
+def test_a_broker_outage_is_reported_survived_and_a_lost_broker_ends_the_worker(
+    own_broker: LocalKafka, run_id, start_worker, tmp_path: Path
+):
+    """Two workers read a backlog; the broker stops for 60 s. The patient worker
+    (``broker_timeout`` 5 min) stays up, answers ``/health`` with 503 and reports
+    ``continust_broker_reachable 0``; the impatient one (10 s) exits with its own code and says
+    why. When the broker is back, the first resumes, the second restarts from its last commit,
+    and together they finish exactly."""
+    bootstrap = own_broker.bootstrap
+    app_id, src, prefix, pipeline = setup(bootstrap, run_id, tmp_path, "outage", FAST_FAILOVER)
+    repartition = f"{app_id}-events-repartition"
+    events = make_events(two_hours_ago(), 1_200, seed=8)
+    on_own = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    patient = functools.partial(start_worker, env={**on_own, "CONTINUST_BROKER_TIMEOUT": "5m"})
+    impatient = functools.partial(start_worker, env={**on_own, "CONTINUST_BROKER_TIMEOUT": "10s"})
+    run(publish(bootstrap, records(src, events[:800])))
+    stays = start_and_wait(patient, pipeline, free_port(), repartition)
+    port = free_port()
+    leaves = start_and_wait(impatient, pipeline, port, repartition, others=(stays,))
+    read = lambda: events_read(stays) + events_read(leaves)  # noqa: E731
+    wait_until(lambda: read() > 0, 120, "the workers to read the backlog", stays.log_tail)
+
+    own_broker.stop()
+    stopped = time.monotonic()
+    wait_until(
+        lambda: health(stays)[0] == 503 and health(stays)[1].get("broker") == "unreachable",
+        30,
+        "/health to report the unreachable broker",
+        stays.log_tail,
+    )
+    assert metric(stays, "continust_broker_reachable") == 0.0
+    assert wait_exit(leaves, 45, "the impatient worker to give up on the broker") == EXIT_BROKER_LOST
+    assert "event=worker.broker_lost" in leaves.log.read_text()
+    # the outage lasts 60 s (its length is the scenario, not a wait for something)
+    time.sleep(max(0.0, 60 - (time.monotonic() - stopped)))
+    assert stays.proc.poll() is None, f"the patient worker should outlive the outage\n{stays.log_tail()}"
+    own_broker.start()
+    wait_until(lambda: health(stays)[0] == 200, 60, "/health to recover", stays.log_tail)
+    assert metric(stays, "continust_broker_reachable") == 1.0
+
+    restarted = start_and_wait(patient, pipeline, port, repartition, others=(stays,))
+    assert "stores=rebuilt" in last_state_open(restarted)
+    run(publish(bootstrap, records(src, events[800:])))
+    wait_consumed(bootstrap, app_id, [src, repartition], [stays, restarted])
+    check_keyed_stream_exact(bootstrap, src, repartition)
+    check_against_model(bootstrap, app_id, prefix, stays, count_late=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Bounded memory
+# --------------------------------------------------------------------------------------------
+
+MEMORY_PIPELINE = """
+[app]
+id = "{app_id}"
+commit_interval = "10s"
+state_cache_mb = 2
+fetch_buffer_mb = 2
+store_memory_mb = 16
+
+[[source]]
+name = "events"
+topics = ["{src}"]
+key = "user"
+timestamp = "ts"
+
+[[table]]
+name = "totals"
+source = "events"
+window = {{ type = "tumbling", size = "1h", retention = "30d" }}
+aggregate = {{ n = "count()", s = "sum(x)" }}
+emit = "update"
+output = "{out}"
+"""
+
+
+def rss_kib(pid: int, field: str) -> int:
+    """``VmRSS`` or ``VmHWM`` (peak) of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def test_memory_stays_bounded_on_a_backlog_far_larger_than_the_limits(
+    kafka, run_id, start_worker, tmp_path: Path
+):
+    """A commit interval of 10 s would let the write-back cache hold every key the worker
+    touches in 10 s (up to 60 MiB of Python objects for the backlog's 100,000 keys); with
+    ``state_cache_mb = 2`` the worker commits early instead, pausing its fetches (counted in
+    ``continust_backpressure_pauses_total``), and its peak RSS grows by far less than the
+    backlog. The totals are exact."""
+    app_id, src, out = f"mem-{run_id}", f"src-mem-{run_id}", f"out-mem-{run_id}"
+    run(ensure_topics(kafka, {src: PARTITIONS}))
+    pipeline = tmp_path / "memory.toml"
+    pipeline.write_text(MEMORY_PIPELINE.format(app_id=app_id, src=src, out=out))
+    repartition = f"{app_id}-events-repartition"
+    worker = start_and_wait(start_worker, pipeline, free_port(), repartition)
+    baseline_kib = rss_kib(worker.proc.pid, "VmRSS")
+    t0 = two_hours_ago() // 3_600_000 * 3_600_000
+    users = 100_000
+    backlog = [
+        (src, None, orjson.dumps({"user": f"user-{i % users}", "ts": t0 + i % 1_000, "x": i % 7}))
+        for i in range(2 * users)
+    ]
+    run(publish(kafka, backlog))
+    wait_consumed(kafka, app_id, [src, repartition], [worker])
+    grown_mib = (rss_kib(worker.proc.pid, "VmHWM") - baseline_kib) / 1024
+    pauses = metric(worker, 'continust_backpressure_pauses_total{limit="state_cache"}')
+    print(f"memory: baseline {baseline_kib / 1024:.0f} MiB, peak grew {grown_mib:.0f} MiB, pauses {pauses}")
+    assert pauses and pauses > 0, "the state cache limit should have paused the worker"
+    assert grown_mib < 100, f"peak RSS grew {grown_mib:.0f} MiB over the idle worker's"
+
+    want: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    for _topic, _key, value in backlog:
+        event = orjson.loads(value)
+        n, s = want[event["user"]]
+        want[event["user"]] = (n + 1, s + event["x"])
+    got: dict[str, tuple[int, int]] = {}
+    for messages in run(read_to_end(kafka, out)).values():
+        for m in messages:
+            record = orjson.loads(m.value)
+            got[record["key"]] = (record["value"]["n"], record["value"]["s"])
+    assert got == dict(want)
