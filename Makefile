@@ -52,10 +52,11 @@ test-integration: $(STAMP) $(BENCH_STAMP) ## the integration tests only (real br
 bench: $(STAMP) $(BENCH_STAMP) ## throughput and latency against the raw consumer, Faust and Quix Streams (docs/benchmarks.md; BENCH_ARGS="--events 200000")
 	@$(BIN)/python -m bench $(BENCH_ARGS)
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff, mypy and import-linter (layers agents > streams > windows, no import cycle)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy
+	@$(BIN)/lint-imports
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	@$(BIN)/ruff check --fix .
@@ -63,4 +64,4 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 
 clean: ## remove the virtualenv, broker data and caches (keeps nothing running)
 	-@test -x $(BIN)/continust && $(BIN)/continust kafka stop
-	rm -rf $(VENV) .kafka .data .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .kafka .data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis

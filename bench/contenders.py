@@ -6,7 +6,7 @@ containing the run id, so repetitions never share state and the run's topics can
 
 - ``limit``, ``faust``, ``quix*`` are :mod:`bench.jobs` programs that announce their own
   progress (``started``, ``done``) on stdout;
-- ``continust-*`` is a continust worker (``streams.cli worker``) on a pipeline file written
+- ``continust-*`` is a continust worker (``agents.cli worker``) on a pipeline file written
   here; the harness watches its metrics and consumer group (:mod:`bench.consumption`) instead.
 
 The rows, in pairs that do the same work (the report's "vs its Quix row" divides the continust
@@ -64,6 +64,7 @@ from typing import Protocol
 
 import aiohttp
 
+from agents.worker_command import worker_argv
 from bench.events import RANDOM_KEYS, USER_KEYS
 from bench.jobs.markers import read_results
 from bench.outputs import ContinustOutputs, QuixOutputs
@@ -71,7 +72,6 @@ from bench.reading import read_topic
 from bench.verdict import Readback
 from bench.windowing import SESSION, SLIDING, TUMBLING, WindowShape
 from bench.worker_api import metric_total, read_table
-from streams.cli import worker_argv
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -219,7 +219,7 @@ def write_markdown(
         "largest `ts` closes its windows, as in continust; Quix's default closes a key's windows by that "
         "key's events only). `quix-state`: `.current()` with no sink, so nothing is written but the "
         "state.",
-        "- `continust-*`: a continust worker (`streams.cli worker`) on a pipeline with one source keyed "
+        "- `continust-*`: a continust worker (`agents.cli worker`) on a pipeline with one source keyed "
         'by `user`, timestamp `ts`, one table `aggregate = { n = "count()", total = "sum(amount)" }`, '
         "exactly_once (commit interval 1 s); windows tumbling 10 s grace 5 s, sliding 60 s every 10 s "
         "grace 5 s (6 windows per event), session gap 30 s grace 5 s. "

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.cli import worker_argv
+from agents.worker_command import worker_argv
 from streams.local_kafka import LocalKafka
 
 PORT = int(os.environ.get("CONTINUST_TEST_KAFKA_PORT", "19092"))

@@ -15,7 +15,7 @@ from streams.local_kafka import LocalKafka, answers_requests
 
 def cli(*args: str, port: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", "kafka", *args, "--port", str(port)],
+        [sys.executable, "-m", "agents.cli", "kafka", *args, "--port", str(port)],
         capture_output=True,
         text=True,
         timeout=180,

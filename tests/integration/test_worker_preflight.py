@@ -33,7 +33,7 @@ def worker(kafka: str, pipeline: Path) -> subprocess.CompletedProcess[str]:
         [
             sys.executable,
             "-m",
-            "streams.cli",
+            "agents.cli",
             "worker",
             "-c",
             str(pipeline),

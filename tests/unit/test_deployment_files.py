@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from streams.cli import parser
+from agents.cli import parser
 from streams.pipeline import parse_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from streams.cli import worker_argv
+from agents.worker_command import worker_argv
 from streams.event_generator import GeneratorOptions, generate, user_names
 from streams.local_kafka import LocalKafka
 from streams.logfmt import logfmt

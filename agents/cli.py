@@ -5,8 +5,9 @@
     continust generate -c PIPELINES.toml [--rate 200] [--duration 0] [--users 50]
     continust demo [-c examples/pipelines.toml]
 
-The worker itself is built by ``agents`` (which depends on ``streams``, not the other way), so
-the ``worker`` and ``demo`` commands import it when they run.
+It belongs to the top layer, ``agents``, because ``worker`` and ``demo`` start the runtime. Each
+command imports what it needs when it runs, so ``kafka``, ``generate`` and ``--help`` start
+without loading Faust.
 """
 
 from __future__ import annotations
@@ -19,22 +20,6 @@ from pathlib import Path
 from streams.errors import PipelineError
 from streams.local_kafka import BrokerError, LocalKafka
 from streams.logfmt import configure_logging
-
-
-def worker_argv(config: Path | str, port: int, data_dir: Path | str) -> list[str]:
-    """The command that runs one worker in a child process with this interpreter."""
-    return [
-        sys.executable,
-        "-m",
-        "streams.cli",
-        "worker",
-        "-c",
-        str(config),
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -77,7 +62,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from streams.demo import run_demo
+    from agents.demo import run_demo
 
     return run_demo(Path(args.config), web_port=args.port, rate=args.rate)
 
