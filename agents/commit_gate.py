@@ -142,7 +142,7 @@ class CommitGate:
 def install_batch_handler(app: Any, channel: Any, handler: BatchHandler) -> None:
     """Subscribe the app to the topics of ``channel`` and have the consumer hand their records to
     ``handler`` a fetch at a time, per partition and in offset order, through the app's gate
-    (:meth:`agents.transport.Consumer._drain_messages`). No Faust stream or agent is involved:
+    (:meth:`agents.transport.Consumer.drain_messages`). No Faust stream or agent is involved:
     Faust's per-event path (a channel put, a stream step and an ack per record) costs more than
     the whole aggregation."""
     app.topics.add(channel)

@@ -28,6 +28,7 @@ import orjson
 from faust.types import TP
 
 from agents.commit_gate import Batch, gate_for, install_batch_handler
+from agents.faust_compat import in_recovery
 from agents.sink import Sink
 from streams.dead_letters import DeadLetter
 from streams.envelope import Envelope, decode_event
@@ -248,7 +249,7 @@ class SourceStage:
         if self.spec.partitioned_by_key:
             return
         app: Any = self.app
-        if app.should_stop or app.rebalancing or getattr(app, "in_recovery", False):
+        if app.should_stop or app.rebalancing or in_recovery(app):
             return  # the last commit of a stop or a revocation starts no transaction to write in
         consumer = app.consumer
         now = time.monotonic()

@@ -19,7 +19,13 @@ from typing import Any, cast
 import faust
 from faust.types import TP
 
-from agents.transport import TransactionManager, transactional_id_for
+from agents.faust_compat import (
+    in_transaction,
+    plain_kafka_producer,
+    transaction_producer,
+    transactional_id_for,
+)
+from agents.transport import TransactionManager
 
 Headers = list[tuple[str, bytes]]
 # (input partition, topic, partition) -> records in the order they were added
@@ -71,20 +77,20 @@ class Sink:
             return True
         group = self.app.assignor.group_for_topic(source.topic)
         tid = transactional_id_for(self.app.conf.id, group, source.partition)
-        producer = cast(Any, self.app.producer)._transaction_producers.get(tid)
-        return producer is not None and bool(producer._txn_manager.is_in_transaction())
+        producer = transaction_producer(cast(Any, self.app.producer), tid)
+        return producer is not None and in_transaction(producer)
 
     def _producer(self, source: TP) -> Any:
         """The aiokafka producer for records derived from ``source``: its transactional producer
         (marked as written, so the next commit covers it), or the app's plain producer."""
         faust_producer: Any = self.app.producer
         if not self.exactly_once:
-            return faust_producer._ensure_producer()
+            return plain_kafka_producer(faust_producer)
         group = self.app.assignor.group_for_topic(source.topic)
         tid = transactional_id_for(self.app.conf.id, group, source.partition)
         transactions = cast(TransactionManager, cast(Any, self.app.consumer).transactions)
         transactions.mark_written(tid)
-        producer = faust_producer._transaction_producers.get(tid)
+        producer = transaction_producer(faust_producer, tid)
         if producer is None:
             raise RuntimeError(f"no transactional producer for {tid}: its partition is not assigned")
         return producer

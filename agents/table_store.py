@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from agents.faust_compat import open_partition_db, partition_db, visible_items
 from windows.keyed_state import KeyWindows
 from windows.progress import PartitionClock
 
@@ -38,17 +39,17 @@ class FaustWindowStore:
     @staticmethod
     def _db(table: Any, partition: int) -> Any:
         """The partition's RocksDB, opened if needed (for the partitions this worker processes)."""
-        return table.data._db_for_partition(partition)
+        return partition_db(table.data, partition)
 
     @staticmethod
     def _open_db(table: Any, partition: int) -> Any:
         """The partition's RocksDB if this worker has it open (assigned, active or standby);
         a read never opens a database for a partition the worker does not hold."""
-        return table.data._dbs.get(partition)
+        return open_partition_db(table.data, partition)
 
     @staticmethod
     def _write(table: Any, partition: int, key: bytes, value: bytes | None) -> None:
-        db = table.data._db_for_partition(partition)
+        db = partition_db(table.data, partition)
         if value is None:
             db.delete(key)
         else:
@@ -73,7 +74,7 @@ class FaustWindowStore:
 
     def items(self, partition: int) -> Iterator[tuple[str, KeyWindows]]:
         store = self.windows.data
-        for key, value in store._visible_items(self._db(self.windows, partition)):
+        for key, value in visible_items(store, self._db(self.windows, partition)):
             yield key.decode(), KeyWindows.from_json(orjson.loads(value))
 
     def get_stream_time(self, partition: int) -> int | None:

@@ -24,7 +24,9 @@ Its consumer
   recovery consistency check (persisted offset > -1). ``end_offsets`` of a ``read_committed``
   consumer is the last stable offset, which is what recovery must read up to;
 * rewinds partitions without a committed offset to their beginning when Faust rewinds to the
-  committed offsets (see :meth:`ConsumerThread._seek_to_committed`).
+  committed offsets (see :meth:`ConsumerThread.rewind_to_committed`).
+
+Every private name of Faust or aiokafka it needs goes through :mod:`agents.faust_compat`.
 
 Registered under the ``faust.transports`` entry point as ``continust``.
 """
@@ -34,58 +36,74 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Mapping
 from typing import Any, cast
 
 import aiokafka.errors as Errors
-from aiokafka.protocol.commit import OffsetFetchRequest
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from faust.exceptions import ConsumerNotStarted
 from faust.transport.consumer import TransactionManager as FaustTransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.transport.producer import ProducerBuffer
 from faust.types import TP
-from faust.types.tuples import RecordMetadata
+from faust.types.tuples import FutureMessage, RecordMetadata
+from mode import ServiceT
 
 from agents.commit_gate import Batch, batch_routes_for, gate_for
 from agents.faults import FAULTS, FaultPoint, offsets_detail
+from agents.faust_compat import (
+    ConsumerHooks,
+    SendBufferHooks,
+    acked_index,
+    acked_offsets,
+    buffered_partitions,
+    committed_offsets,
+    consumer_thread,
+    count_acked,
+    forget_coordinator,
+    in_transaction,
+    install_send_buffer,
+    kafka_consumer,
+    next_records,
+    offset_fetch,
+    offsets_with_metadata,
+    partition_state,
+    read_offsets,
+    to_message,
+    transaction_lock,
+    transaction_producer,
+    transactional_id_for,
+    unacked_messages,
+)
 from streams.logfmt import logfmt
 
 log = logging.getLogger("continust.transport")
 
-
-def transactional_id_for(app_id: str, group: int, partition: int) -> str:
-    """Faust's transactional id of the producer owning input partition ``partition`` of topic
-    group ``group``."""
-    return f"{app_id}-{group}-{partition}"
-
-
 DRAIN_TIMEOUT_S = 60.0
 
 
-class DrainableProducerBuffer(ProducerBuffer):
+class DrainableProducerBuffer(SendBufferHooks):
     """Faust's send buffer, counting the record its background task is sending."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._in_flight = 0
-        self._progress = asyncio.Event()
+        self.in_flight = 0
+        self.drain_progress = asyncio.Event()
 
-    async def _send_pending(self, fut: Any) -> None:
-        self._in_flight += 1
+    async def send_buffered(self, fut: FutureMessage) -> None:
+        self.in_flight += 1
         try:
-            await super()._send_pending(fut)
+            await super().send_buffered(fut)
         finally:
-            self._in_flight -= 1
-            self._progress.set()
+            self.in_flight -= 1
+            self.drain_progress.set()
 
     async def drain(self) -> None:
         """Return once every buffered record has been handed to its producer, in order (the
         background task sends them; nothing here sends out of turn). Raises ``TimeoutError``
         when the buffer makes no progress for ``DRAIN_TIMEOUT_S``."""
-        while self.size or self._in_flight:
-            self._progress.clear()
-            await asyncio.wait_for(self._progress.wait(), timeout=DRAIN_TIMEOUT_S)
+        while self.size or self.in_flight:
+            self.drain_progress.clear()
+            await asyncio.wait_for(self.drain_progress.wait(), timeout=DRAIN_TIMEOUT_S)
 
 
 class Producer(faust_aiokafka.Producer):
@@ -93,8 +111,7 @@ class Producer(faust_aiokafka.Producer):
         super().__init__(*args, **kwargs)
         if self.app.conf.producer_threaded:
             raise ValueError("continust does not support Faust's producer_threaded setting")
-        self.buffer = DrainableProducerBuffer(loop=self.loop, beacon=self.beacon)
-        self.buffer.app = self.app
+        install_send_buffer(self, DrainableProducerBuffer(loop=self.loop, beacon=self.beacon))
 
     async def commit_transactions(
         self,
@@ -113,7 +130,7 @@ class Producer(faust_aiokafka.Producer):
         results = await asyncio.gather(
             *(
                 commit_one(
-                    {tid: {tp: (offset, metadata_for(tp)) for tp, offset in offsets.items()}},  # type: ignore[misc]
+                    {tid: offsets_with_metadata(offsets, metadata_for)},
                     group_id,
                     start_new_transaction=start_new_transaction,
                 )
@@ -129,7 +146,8 @@ class Producer(faust_aiokafka.Producer):
 class TransactionManager(FaustTransactionManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._written: set[str] = set()  # transactional ids with records since their last commit
+        #: transactional ids with records since their last commit
+        self.written_since_commit: set[str] = set()
 
     async def send(
         self,
@@ -149,7 +167,7 @@ class TransactionManager(FaustTransactionManager):
                 group = self.app.assignor.group_for_topic(topic)
                 transactional_id = transactional_id_for(self.app.conf.id, group, partition)
         if transactional_id is not None:
-            self._written.add(transactional_id)
+            self.written_since_commit.add(transactional_id)
         return await self.producer.send(
             topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
         )
@@ -157,19 +175,20 @@ class TransactionManager(FaustTransactionManager):
     def mark_written(self, transactional_id: str) -> None:
         """Record that ``transactional_id``'s producer got records outside :meth:`send` (batches
         from :class:`agents.sink.Sink`), so the next commit covers them."""
-        self._written.add(transactional_id)
+        self.written_since_commit.add(transactional_id)
 
     @property
     def uncommitted_writes(self) -> bool:
         """Whether some producer sent records that no commit has covered yet."""
-        return bool(self._written)
+        return bool(self.written_since_commit)
 
-    async def _drain(self) -> None:
+    async def drain_send_buffer(self) -> None:
+        """Wait until every record in Faust's send buffer was handed to its producer."""
         await cast(DrainableProducerBuffer, self.producer.buffer).drain()
 
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
-        await self._drain()
-        await self._ensure_in_transaction(offsets)
+        await self.drain_send_buffer()
+        await self.begin_missing_transactions(offsets)
         FAULTS.reached(FaultPoint.COMMIT_IN_TRANSACTION, offsets=offsets_detail(offsets))
         committed = await super().commit(offsets, start_new_transaction=start_new_transaction)
         if log.isEnabledFor(logging.DEBUG):
@@ -181,7 +200,7 @@ class TransactionManager(FaustTransactionManager):
             )
         assignor = self.app.assignor
         for tp in offsets:
-            self._written.discard(
+            self.written_since_commit.discard(
                 transactional_id_for(self.app.conf.id, assignor.group_for_topic(tp.topic), tp.partition)
             )
         return committed
@@ -190,38 +209,37 @@ class TransactionManager(FaustTransactionManager):
         """Commit the transactions that hold records but no offsets: what a partition wrote
         while no input arrived (stream time moved by the idle timeout). Without this they would
         stay invisible to ``read_committed`` readers until the partition's next input."""
-        await self._drain()
-        producers: Mapping[str, Any] = getattr(self.producer, "_transaction_producers", {})
-        locks: Mapping[str, asyncio.Lock] = getattr(self.producer, "_trn_locks", {})
+        await self.drain_send_buffer()
+        faust_producer = cast(faust_aiokafka.Producer, self.producer)
 
         async def commit(tid: str) -> None:
-            producer = producers.get(tid)
+            producer = transaction_producer(faust_producer, tid)
             if producer is None:
                 return
-            async with locks.get(tid) or asyncio.Lock():
-                if not producer._txn_manager.is_in_transaction():
+            async with transaction_lock(faust_producer, tid):
+                if not in_transaction(producer):
                     return
                 await producer.commit_transaction()
                 log.debug(logfmt("transaction.committed_without_offsets", transactional_id=tid))
                 if start_new_transaction:
                     await producer.begin_transaction()
 
-        pending = sorted(self._written)
+        pending = sorted(self.written_since_commit)
         results = await asyncio.gather(*(commit(tid) for tid in pending), return_exceptions=True)
-        self._written.clear()
+        self.written_since_commit.clear()
         for result in results:
             if isinstance(result, BaseException):
                 raise result
 
-    async def _ensure_in_transaction(self, offsets: Mapping[TP, int]) -> None:
+    async def begin_missing_transactions(self, offsets: Mapping[TP, int]) -> None:
         """On shutdown Faust commits once with ``start_new_transaction=False`` and then once more
         when its consumer stops; offsets still to commit then need a transaction to go in."""
-        producers: Mapping[str, Any] = getattr(self.producer, "_transaction_producers", {})
+        faust_producer = cast(faust_aiokafka.Producer, self.producer)
         assignor = self.app.assignor
         for tp in offsets:
             tid = transactional_id_for(self.app.conf.id, assignor.group_for_topic(tp.topic), tp.partition)
-            producer = producers.get(tid)
-            if producer is not None and not producer._txn_manager.is_in_transaction():
+            producer = transaction_producer(faust_producer, tid)
+            if producer is not None and not in_transaction(producer):
                 await producer.begin_transaction()
 
 
@@ -233,7 +251,8 @@ NOT_COORDINATOR = 16
 async def fetch_committed(consumer: Any, tps: list[TP], timeout_s: float = 60.0) -> dict[TP, int]:
     """The group's committed offset of each partition that has one (see
     :func:`fetch_committed_entries`)."""
-    return {tp: offset for tp, (offset, _metadata) in (await fetch_committed_entries(consumer, tps)).items()}
+    entries = await fetch_committed_entries(consumer, tps, timeout_s)
+    return {tp: offset for tp, (offset, _metadata) in entries.items()}
 
 
 async def fetch_committed_entries(
@@ -244,38 +263,30 @@ async def fetch_committed_entries(
     aiokafka's ``committed()`` ignores the group-level error code of an OffsetFetch response
     (v2+), so while the coordinator loads or moves it reports "no committed offset" for every
     partition; here such an answer is retried instead of being taken for the truth."""
-    coordinator = consumer._coordinator
-    by_topic: dict[str, list[int]] = defaultdict(list)
-    for tp in tps:
-        by_topic[tp.topic].append(tp.partition)
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
-        await coordinator.ensure_coordinator_known()
-        response = await coordinator._send_req(
-            OffsetFetchRequest(coordinator.group_id, list(by_topic.items()))
-        )
-        codes = {getattr(response, "error_code", 0)}
+        answer = await offset_fetch(consumer, tps)
+        codes = {answer.error_code}
         offsets: dict[TP, tuple[int, str]] = {}
-        for topic, partitions in response.topics:
-            for partition, offset, metadata, error_code in partitions:
-                codes.add(error_code)
-                if offset >= 0:
-                    offsets[TP(topic, partition)] = (offset, metadata or "")
+        for entry in answer.entries:
+            codes.add(entry.error_code)
+            if entry.offset >= 0:
+                offsets[entry.tp] = (entry.offset, entry.metadata or "")
         codes.discard(0)
         if not codes:
             return offsets
-        log.warning(logfmt("offsets.fetch_retry", group=coordinator.group_id, error_codes=sorted(codes)))
+        log.warning(logfmt("offsets.fetch_retry", group=answer.group_id, error_codes=sorted(codes)))
         if NOT_COORDINATOR in codes:
-            coordinator.coordinator_dead()
+            forget_coordinator(consumer)
         if not codes <= RETRIABLE_FETCH_ERRORS:
             raise Errors.for_code(max(codes - RETRIABLE_FETCH_ERRORS))()
         if asyncio.get_running_loop().time() > deadline:
-            raise Errors.KafkaTimeoutError(f"committed offsets of {coordinator.group_id} not available")
+            raise Errors.KafkaTimeoutError(f"committed offsets of {answer.group_id} not available")
         await asyncio.sleep(0.2)
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    async def _seek_wait(self, consumer: Any, partitions: Mapping[TP, int | None]) -> None:
+    async def seek_wait(self, partitions: Mapping[TP, int | None]) -> None:
         """Faust's recovery seeks changelog partitions to the offsets it read before; when a
         rebalance lands during recovery, partitions added since have none (``None``), and the
         seek crashed the worker. No known offset means reading the changelog from its start."""
@@ -283,17 +294,17 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if unknown:
             log.info(logfmt("recovery.seek_from_start", partitions=",".join(unknown)))
         fixed = {tp: (o if o is not None and o >= 0 else 0) for tp, o in partitions.items()}
-        await super()._seek_wait(consumer, fixed)
+        await super().seek_wait(fixed)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
-        return await self.call_thread(self._seek_to_committed)
+        return await self.call_thread(self.rewind_to_committed)
 
-    async def _seek_to_committed(self) -> Mapping[TP, int | None]:
+    async def rewind_to_committed(self) -> Mapping[TP, int | None]:
         """Rewind every assigned partition to its committed offset, and a partition with none
-        to its beginning. Faust drops records fetched around a rebalance and relies on this
-        rewind to read them again; aiokafka skips partitions without a committed offset, whose
-        dropped records were then never read."""
-        consumer = self._ensure_consumer()
+        to its beginning (in the consumer thread). Faust drops records fetched around a
+        rebalance and relies on this rewind to read them again; aiokafka skips partitions
+        without a committed offset, whose dropped records were then never read."""
+        consumer = kafka_consumer(self)
         assigned = sorted(consumer.assignment())
         committed = await fetch_committed(consumer, assigned)
         uncommitted = []
@@ -308,30 +319,36 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return {tp: committed.get(tp) for tp in assigned}
 
     async def committed_metadata(self, tps: list[TP]) -> Mapping[TP, str]:
-        return await self.call_thread(self._committed_metadata, tps)
+        return await self.call_thread(self.read_committed_metadata, tps)
 
-    async def _committed_metadata(self, tps: list[TP]) -> Mapping[TP, str]:
-        entries = await fetch_committed_entries(self._ensure_consumer(), tps)
+    async def read_committed_metadata(self, tps: list[TP]) -> Mapping[TP, str]:
+        """The metadata committed with the group's offsets of ``tps`` (in the consumer thread)."""
+        entries = await fetch_committed_entries(kafka_consumer(self), tps)
         return {tp: metadata for tp, (_offset, metadata) in entries.items()}
 
     def caught_up(self, tp: TP) -> bool:
         """Whether the consumer has read ``tp`` up to its last stable offset (as the last fetch
         response gave it): nothing is left to read."""
-        consumer = self._consumer
-        if consumer is None:
+        try:
+            consumer = kafka_consumer(self)
+        except ConsumerNotStarted:
             return False
-        subscription = consumer._subscription.subscription
-        assignment = None if subscription is None else subscription.assignment
-        if assignment is None or tp not in assignment.tps:
+        state = partition_state(consumer, tp)
+        if state is None:
             return False
-        state = assignment.state_value(tp)
-        end = state.lso if state.lso is not None and state.lso >= 0 else state.highwater
-        return state._position is not None and end is not None and state._position >= end
+        lso = state.last_stable_offset
+        end = lso if lso is not None and lso >= 0 else state.highwater
+        return state.position is not None and end is not None and state.position >= end
 
-    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+    async def commit(self, offsets: Mapping[TP, int]) -> bool:
+        """Commit ``offsets`` under ``at_least_once`` (in the consumer thread, see
+        :meth:`commit_with_metadata`)."""
+        return await self.call_thread(self.commit_with_metadata, offsets)
+
+    async def commit_with_metadata(self, offsets: Mapping[TP, int]) -> bool:
         """Faust's ``at_least_once`` commit, with the metadata the stages give for each partition
         (:meth:`agents.commit_gate.CommitGate.metadata_for`); Faust commits an empty string."""
-        consumer = self._ensure_consumer()
+        consumer = kafka_consumer(self)
         assignment = self.assignment()
         metadata_for = gate_for(self.consumer.app).metadata_for
         committable = {tp: offset for tp, offset in offsets.items() if tp in assignment}
@@ -355,36 +372,42 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             return False
         return True
 
-    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
-        return cast(Mapping[TP, int], await self._ensure_consumer().end_offsets(partitions))
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        """The end offsets of ``partitions``, asked of the broker (see the module docstring)."""
+        return await self.call_thread(self.read_end_offsets, list(partitions))
+
+    async def read_end_offsets(self, partitions: list[TP]) -> Mapping[TP, int]:
+        """The end offsets of ``partitions`` (in the consumer thread): the last stable offsets
+        for a ``read_committed`` consumer."""
+        return cast(Mapping[TP, int], await kafka_consumer(self).end_offsets(partitions))
 
 
-class Consumer(faust_aiokafka.Consumer):
+class Consumer(ConsumerHooks):
     def __post_init__(self) -> None:
         super().__post_init__()
-        # per partition, the highest offset an agent processed since the partition was assigned
-        self._processed: dict[TP, int] = {}
-        # per partition, when a fetch last returned records for it (or it was first asked about)
-        self._fetched_at: dict[TP, float] = {}
+        #: per partition, the highest offset an agent processed since the partition was assigned
+        self.processed_offsets: dict[TP, int] = {}
+        #: per partition, when a fetch last returned records for it (or it was first asked about)
+        self.fetched_at: dict[TP, float] = {}
 
     def caught_up(self, tp: TP) -> bool:
         """Whether nothing is left to read of ``tp`` (see :meth:`ConsumerThread.caught_up`)."""
-        return cast(ConsumerThread, self._thread).caught_up(tp)
+        return cast(ConsumerThread, consumer_thread(self)).caught_up(tp)
 
     def quiet_for(self, tp: TP, now: float) -> float:
         """Seconds (monotonic ``now``) since a fetch last returned records of ``tp``, or since
         this was first asked about ``tp`` in its assignment."""
-        return now - self._fetched_at.setdefault(tp, now)
+        return now - self.fetched_at.setdefault(tp, now)
 
     async def committed_metadata(self, tps: list[TP]) -> Mapping[TP, str]:
         """The metadata committed with the group's offsets of ``tps`` (partitions without a
         committed offset are left out)."""
-        return await cast(ConsumerThread, self._thread).committed_metadata(tps)
+        return await cast(ConsumerThread, consumer_thread(self)).committed_metadata(tps)
 
     def is_repeat(self, message: Any) -> bool:
         """Whether an agent already processed the record of ``message`` since its partition was
         assigned (records of a partition are processed in offset order)."""
-        return bool(message.offset <= self._processed.get(message.tp, -1))
+        return bool(message.offset <= self.processed_offsets.get(message.tp, -1))
 
     def ack(self, message: Any) -> bool:
         """Count ``message`` as processed only if an agent took it from its stream, once.
@@ -400,9 +423,9 @@ class Consumer(faust_aiokafka.Consumer):
         if not message.tracked:
             message.acked = True
             return False
-        if self.is_repeat(message) or message.offset in self._acked_index[message.tp]:
+        if self.is_repeat(message) or message.offset in acked_index(self)[message.tp]:
             message.acked = True
-            self._unacked_messages.discard(message)
+            unacked_messages(self).discard(message)
             log.info(
                 logfmt(
                     "consumer.repeat_skipped",
@@ -413,27 +436,27 @@ class Consumer(faust_aiokafka.Consumer):
             return False
         acked = bool(super().ack(message))
         if acked:
-            self._processed[message.tp] = message.offset
+            self.processed_offsets[message.tp] = message.offset
         return acked
 
     def processed_offset(self, tp: TP) -> int:
         """The highest offset of ``tp`` an agent processed since it was assigned (-1: none)."""
-        return self._processed.get(tp, -1)
+        return self.processed_offsets.get(tp, -1)
 
     def ack_processed(self, tp: TP, offsets: list[int]) -> None:
         """Acknowledge records of one partition that a stage processed, in offset order (the
         batch path's :meth:`ack`)."""
-        committed = self._committed_offset[tp]
+        committed = committed_offsets(self)[tp]
         if committed is not None and offsets[0] < committed:
             offsets = [o for o in offsets if o >= committed]
         if not offsets:
             return
-        self._acked_index[tp].update(offsets)
-        self._acked[tp].extend(offsets)
-        self._n_acked += len(offsets)
-        self._processed[tp] = offsets[-1]
+        acked_index(self)[tp].update(offsets)
+        acked_offsets(self)[tp].extend(offsets)
+        count_acked(self, len(offsets))
+        self.processed_offsets[tp] = offsets[-1]
 
-    async def _drain_messages(self, fetcher: Any) -> None:
+    async def drain_messages(self, fetcher: ServiceT) -> None:
         """Faust's fetch loop, handing the records of batch-delivered topics
         (:func:`agents.commit_gate.install_batch_handler`) to their handler a fetch at a time,
         per partition, as aiokafka returned them; records of other topics take Faust's
@@ -445,20 +468,18 @@ class Consumer(faust_aiokafka.Consumer):
         (:meth:`agents.commit_gate.CommitGate.process_batch`)."""
         routes = batch_routes_for(self.app)
         if not routes:
-            await super()._drain_messages(fetcher)
+            await super().drain_messages(fetcher)
             return
         gate = gate_for(self.app)
         callback = self.callback
-        read_offset = self._read_offset
-        consumer_should_stop = self._stopped.is_set
-        fetcher_should_stop = fetcher._stopped.is_set
+        read_offset = read_offsets(self)
         monitor = self.app.monitor
         try:
-            while not (consumer_should_stop() or fetcher_should_stop()):
+            while not (self.should_stop or fetcher.should_stop):
                 await asyncio.sleep(0)
                 if self.should_stop:
                     break
-                records, active = await self._wait_next_records(1.0)
+                records, active = await next_records(self, 1.0)
                 if records is None or self.should_stop:
                     continue
                 if not self.flow_active:  # as Faust's getmany: back to the committed offsets
@@ -470,9 +491,9 @@ class Consumer(faust_aiokafka.Consumer):
                 generation = self.app.consumer_generation_id
                 fetched_at = time.monotonic()
                 for tp in records:
-                    self._fetched_at[tp] = fetched_at
+                    self.fetched_at[tp] = fetched_at
                 for tp, fetched in records.items():
-                    if not (active is None or tp in active or tp in self._buffered_partitions):
+                    if not (active is None or tp in active or tp in buffered_partitions(self)):
                         continue
                     monitor.track_tp_end_offset(tp, self.highwater(tp))
                     r_offset = read_offset.get(tp)
@@ -487,7 +508,7 @@ class Consumer(faust_aiokafka.Consumer):
                         continue
                     for record in fetched:
                         await self.wait_first(
-                            callback(self._to_message(tp, record)), self.suspend_flow.wait()
+                            callback(to_message(self, tp, record)), self.suspend_flow.wait()
                         )
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -500,8 +521,8 @@ class Consumer(faust_aiokafka.Consumer):
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
-            self._processed.pop(tp, None)
-            self._fetched_at.pop(tp, None)
+            self.processed_offsets.pop(tp, None)
+            self.fetched_at.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def perform_seek(self) -> None:
@@ -513,12 +534,13 @@ class Consumer(faust_aiokafka.Consumer):
         partition's open transaction and their acknowledgements commit with it, so the seek
         keeps the read position past them."""
         await super().perform_seek()
-        for tp, offset in self._processed.items():
-            read = self._read_offset.get(tp)
+        read_offset = read_offsets(self)
+        for tp, offset in self.processed_offsets.items():
+            read = read_offset.get(tp)
             if read is None or read <= offset:
-                self._read_offset[tp] = offset + 1
+                read_offset[tp] = offset + 1
 
-    def _new_offset(self, tp: TP) -> int | None:
+    def new_offset(self, tp: TP) -> int | None:
         """The offset to commit for ``tp``: one past the highest acknowledged offset that lies
         below every record delivered to the agents and not yet acknowledged.
 
@@ -531,17 +553,17 @@ class Consumer(faust_aiokafka.Consumer):
         a restart processes them again: duplicates. Records are delivered in offset order and
         each agent processes them in order, so every delivered record below the lowest one in
         flight has been processed by all agents."""
-        acked = self._acked[tp]
+        acked = acked_offsets(self)[tp]
         if not acked:
             return None
-        in_flight = [m.offset for m in list(self._unacked_messages) if m.tp == tp]
+        in_flight = [m.offset for m in list(unacked_messages(self)) if m.tp == tp]
         limit = min(in_flight, default=None)
         done = [offset for offset in acked if limit is None or offset < limit]
         if not done:
             return None
         new_offset = max(done) + 1
         acked[:] = sorted(offset for offset in acked if offset >= new_offset)
-        self._acked_index[tp].difference_update(done)
+        acked_index(self)[tp].difference_update(done)
         return new_offset
 
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
@@ -549,19 +571,21 @@ class Consumer(faust_aiokafka.Consumer):
         async with gate.closed():
             for write_back in gate.before_commit:
                 await write_back()
-            before = dict(self._committed_offset)
+            before = dict(committed_offsets(self))
             committed = await super().force_commit(topics, start_new_transaction=start_new_transaction)
             if self.in_transaction:
                 transactions = cast(TransactionManager, self.transactions)
                 await transactions.commit_writes_without_offsets(start_new_transaction)
             if committed:
                 moved = {
-                    tp: o for tp, o in self._committed_offset.items() if o is not None and before.get(tp) != o
+                    tp: o
+                    for tp, o in committed_offsets(self).items()
+                    if o is not None and before.get(tp) != o
                 }
                 FAULTS.reached(FaultPoint.COMMIT_DONE, offsets=offsets_detail(moved))
             return committed
 
-    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+    def new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 

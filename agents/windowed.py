@@ -27,6 +27,7 @@ from faust.types import TP
 
 from agents.commit_gate import Batch, gate_for, install_batch_handler
 from agents.faults import FAULTS, FaultPoint
+from agents.faust_compat import in_recovery
 from agents.merge import KeyedEvent, ProgressReport, SourceStage
 from agents.sink import Sink
 from agents.table_store import FaustWindowStore
@@ -122,7 +123,7 @@ class TableStage:
 
     async def _on_changelog_event(self, event: Any) -> None:
         """Faust read a changelog record of this stage's tables (restoring, or as a standby)."""
-        if getattr(self.app, "in_recovery", False):
+        if in_recovery(self.app):
             message = event.message
             FAULTS.reached(
                 FaultPoint.RECOVERY,
@@ -174,7 +175,7 @@ class TableStage:
         """An input topic partition with nothing left to read and nothing fetched for the
         source's ``idle_after`` stops holding its table partition's clock back."""
         app: Any = self.app
-        if app.should_stop or app.rebalancing or getattr(app, "in_recovery", False):
+        if app.should_stop or app.rebalancing or in_recovery(app):
             return  # the last commit of a stop or a revocation starts no transaction to write in
         consumer, now = app.consumer, time.monotonic()
         idle_after_s = self.source.spec.idle_after_ms / 1000
@@ -302,7 +303,7 @@ class TableStage:
         timeout (see :func:`windows.stream_time.idle_stream_time`)."""
         timeout = self.spec.idle_timeout_ms
         app: Any = self.app
-        if timeout is None or app.should_stop or app.rebalancing or getattr(app, "in_recovery", False):
+        if timeout is None or app.should_stop or app.rebalancing or in_recovery(app):
             return
         topic = self.source.keyed_topics[0]
         assigned = sorted(tp for tp in self.app.assignor.assigned_actives() if tp.topic == topic)

@@ -18,6 +18,17 @@ from faust.types.enums import ProcessingGuarantee
 from agents.application import prepare
 from agents.broker_watch import BrokerWatchService
 from agents.faults import arm_from_env
+from agents.faust_compat import (
+    acked_offsets,
+    active_partitions,
+    committed_offsets,
+    consumer_thread,
+    kafka_consumer,
+    partition_state,
+    paused_partitions,
+    read_offsets,
+    unacked_messages,
+)
 from agents.local_state import LocalState
 from agents.transport import TransactionManager
 from streams.logfmt import logfmt
@@ -81,29 +92,29 @@ def dump_consumer(app: faust.App) -> None:
     """Log every assigned partition's fetch state (position, paused, status) as the consumer and
     Faust see it (on SIGUSR1)."""
     consumer: Any = app.consumer
-    client = consumer._thread._consumer
-    assignment = client._subscription.subscription.assignment if client._subscription.subscription else None
-    if assignment is None:
-        return
-    active = consumer._active_partitions or set()
-    paused = consumer._paused_partitions
+    client = kafka_consumer(consumer_thread(consumer))
+    active = active_partitions(consumer) or set()
+    paused = paused_partitions(consumer)
     in_flight: dict[Any, list[int]] = {}
-    for message in list(consumer._unacked_messages):
+    for message in list(unacked_messages(consumer)):
         in_flight.setdefault(message.tp, []).append(message.offset)
-    for tp in sorted(assignment.tps):
-        state = assignment.state_value(tp)
+    read, committed, acked = read_offsets(consumer), committed_offsets(consumer), acked_offsets(consumer)
+    for tp in sorted(client.assignment()):
+        state = partition_state(client, tp)
+        if state is None:
+            continue
         log.warning(
             logfmt(
                 "worker.partition",
                 tp=f"{tp.topic}:{tp.partition}",
-                position=state._position,
-                status=state._status,
+                position=state.position,
+                status=state.status,
                 kafka_paused=state.paused,
                 faust_active=tp in active,
                 faust_paused=tp in paused,
-                read_offset=consumer._read_offset.get(tp),
-                committed=consumer._committed_offset.get(tp),
-                acked=",".join(map(str, list(consumer._acked.get(tp, []))[-5:])),
+                read_offset=read.get(tp),
+                committed=committed.get(tp),
+                acked=",".join(map(str, list(acked.get(tp, []))[-5:])),
                 in_flight=",".join(map(str, sorted(in_flight.get(tp, []))[:5])),
             )
         )

@@ -1,0 +1,729 @@
+"""The runtime seam: every place continust depends on a private name or an undocumented behaviour
+of faust-streaming, mode or aiokafka.
+
+Exactly-once needs more than the libraries' public API: the transactional producer of an input
+partition, whether it has a transaction open, Faust's offset bookkeeping, its fetch loop, the
+fetch position of a partition, the group's committed offsets with their error codes, a table
+partition's RocksDB. All of it goes through this module, as small functions, or as an adapter
+class that maps a private method the library calls to a hook under continust's own name. No
+other module of :mod:`agents` names a private attribute of those libraries, overrides one of
+their private methods, or reads one of their attributes with a ``getattr`` default;
+``tests/unit/test_faust_compat.py`` scans them.
+
+Every item's docstring says what it relies on (library, class, member and signature), what
+continust needs it for, and what breaks if it changes. :data:`REGISTRY` lists the library
+members the items touch, with the signature or attribute each expects; the canary test checks
+every entry against the installed libraries, one test per entry.
+
+The items were checked against :data:`PINS`, the versions ``pyproject.toml`` pins. Nothing here
+falls back silently: a missing attribute raises ``AttributeError`` where it is used, and a
+shape the seam does not know raises :class:`SeamMismatch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, MutableSet
+from dataclasses import dataclass
+from typing import Any, cast
+
+import faust
+from aiokafka.protocol.commit import (
+    OffsetFetchRequest,
+    OffsetFetchRequest_v1,
+    OffsetFetchRequest_v2,
+    OffsetFetchRequest_v3,
+)
+from aiokafka.structs import OffsetAndMetadata
+from faust.stores.rocksdb import Store as RocksDBStore
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.transport.producer import ProducerBuffer
+from faust.types import TP, ConsumerMessage, Message
+from faust.types.tuples import FutureMessage
+from mode import ServiceT
+
+#: The library versions every item below was checked against (``pyproject.toml`` pins the same).
+PINS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+
+
+class SeamMismatch(RuntimeError):
+    """A library object does not have the shape the seam was written for."""
+
+
+# -- transactions: faust.transport.drivers.aiokafka.Producer, aiokafka.AIOKafkaProducer -------
+
+
+def transactional_id_for(app_id: str, group: int, partition: int) -> str:
+    """The transactional id of the producer Faust runs for input partition ``partition`` of topic
+    group ``group``.
+
+    Relies on: faust-streaming, ``faust.transport.consumer.TransactionManager``, which names the
+    producer of an active input partition ``transactional_id_format``
+    (``"{group_id}-{tpg.group}-{tpg.partition}"``, spelled out again in its ``commit``) and starts
+    and stops it on every rebalance.
+    Needed for: picking the producer of the input partition a record derives from (the sink, the
+    transaction manager's sends and commits).
+    If it changes: :func:`transaction_producer` finds no producer, so every exactly-once write
+    raises "no transactional producer", or a record lands in another partition's transaction.
+    """
+    return f"{app_id}-{group}-{partition}"
+
+
+def transaction_producer(producer: faust_aiokafka.Producer, transactional_id: str) -> Any | None:
+    """The aiokafka producer Faust runs for ``transactional_id``, or ``None`` when it has none
+    (the partition is not assigned here, or its producer was fenced and stopped).
+
+    Relies on: faust-streaming, ``faust.transport.drivers.aiokafka.Producer._transaction_producers``
+    (``dict[str, aiokafka.AIOKafkaProducer]``, filled by ``begin_transaction``, emptied by
+    ``stop_transaction``).
+    Needed for: appending whole record batches to a transaction (Faust sends one record at a
+    time), and committing transactions that hold records but no offsets. Faust has no public
+    lookup of a transaction's producer.
+    If it changes: ``AttributeError`` at the first write under ``exactly_once``.
+    """
+    producers: Mapping[str, Any] = producer._transaction_producers
+    return producers.get(transactional_id)
+
+
+def transaction_lock(producer: faust_aiokafka.Producer, transactional_id: str) -> asyncio.Lock:
+    """The lock Faust holds around every operation on ``transactional_id``'s transaction.
+
+    Relies on: faust-streaming, ``faust.transport.drivers.aiokafka.Producer._trn_locks``
+    (``dict[str, asyncio.Lock]``; ``begin_transaction`` creates the lock with the producer and
+    nothing removes it, so a producer :func:`transaction_producer` finds has one).
+    Needed for: committing a transaction that holds records but no offsets without interleaving
+    with Faust's own commit or begin of the same transaction.
+    If it changes: ``AttributeError`` (renamed), or ``KeyError`` (no lock per producer any more)
+    at the first commit of an idle partition's writes.
+    """
+    locks: Mapping[str, asyncio.Lock] = producer._trn_locks
+    return locks[transactional_id]
+
+
+def in_transaction(kafka_producer: Any) -> bool:
+    """Whether the transactional aiokafka producer ``kafka_producer`` has a transaction open.
+
+    Relies on: aiokafka, ``AIOKafkaProducer._txn_manager`` (an
+    ``aiokafka.producer.transaction_manager.TransactionManager`` on a transactional producer) and
+    its ``is_in_transaction()``.
+    Needed for: the last commit of a stop or a revocation starts no transaction; a stage must not
+    write after it (aiokafka raises), and offsets still to commit need a transaction begun first.
+    If it changes: ``AttributeError`` at the first commit under ``exactly_once``.
+    """
+    return bool(kafka_producer._txn_manager.is_in_transaction())
+
+
+def plain_kafka_producer(producer: faust_aiokafka.Producer) -> Any:
+    """Faust's non-transactional aiokafka producer (``at_least_once`` writes).
+
+    Relies on: faust-streaming, ``faust.transport.drivers.aiokafka.Producer._ensure_producer()``
+    (returns the started ``aiokafka.AIOKafkaProducer``, raises ``NotReady`` before the start).
+    Needed for: appending whole record batches (``create_batch``/``send_batch``), which Faust's
+    own ``send`` does not offer.
+    If it changes: ``AttributeError`` at the first write under ``at_least_once``.
+    """
+    return producer._ensure_producer()
+
+
+def offsets_with_metadata(offsets: Mapping[TP, int], metadata_for: Callable[[TP], str]) -> Mapping[TP, int]:
+    """``offsets`` with each partition's commit metadata, in the form Faust's
+    ``commit_transactions`` hands on to aiokafka.
+
+    Relies on: faust-streaming,
+    ``faust.transport.drivers.aiokafka.Producer.commit_transactions(tid_to_offset_map, group_id,
+    start_new_transaction)`` passing each transaction's mapping unchanged to aiokafka's
+    ``AIOKafkaProducer.send_offsets_to_transaction(offsets, group_id)``, which takes an
+    ``OffsetAndMetadata`` per partition (Faust types the values as ``int``; the cast keeps its
+    signature).
+    Needed for: a source partition's progress is committed with its offset (as the offset's
+    metadata), so a worker taking the partition over judges the next events as this one would.
+    If it changes: the commit fails (Faust uses the values as numbers), or the metadata is lost
+    and a restarted source forgets its progress.
+    """
+    return cast(
+        Mapping[TP, int],
+        {tp: OffsetAndMetadata(offset, metadata_for(tp)) for tp, offset in offsets.items()},
+    )
+
+
+class SendBufferHooks(ProducerBuffer):
+    """Faust's send buffer, with the private method its background task calls for each record
+    exposed as :meth:`send_buffered`.
+
+    Relies on: faust-streaming, ``faust.transport.producer.ProducerBuffer._send_pending(fut)``,
+    which the buffer's background task (``_handle_pending``) awaits for every buffered record,
+    one at a time and in order, after taking it out of the queue ``size`` counts.
+    Needed for: counting the record being sent, which ``size`` leaves out, so that the buffer can
+    be drained completely before a commit.
+    If it changes: the hook is no longer called, the record in flight is not counted, and a
+    drain can return while a changelog record is still outside the transaction it belongs to.
+    """
+
+    async def _send_pending(self, fut: FutureMessage) -> None:
+        await self.send_buffered(fut)
+
+    async def send_buffered(self, fut: FutureMessage) -> None:
+        """Send one buffered record (Faust's ``_send_pending``); overrides call this last."""
+        await super()._send_pending(fut)
+
+
+def install_send_buffer(producer: faust_aiokafka.Producer, buffer: ProducerBuffer) -> None:
+    """Make ``buffer`` the producer's send buffer, instead of the one Faust's constructor made.
+    Call it from the producer's ``__init__``, after Faust's.
+
+    Relies on: faust-streaming, ``faust.transport.producer.Producer.__init__`` creating
+    ``self.buffer`` (a ``ProducerBuffer`` whose ``app`` it sets) with nothing else holding it
+    until ``on_start`` adds ``self.buffer`` as a runtime dependency; ``send_soon`` puts records
+    into ``self.buffer``.
+    Needed for: Faust's producer has no setting for its buffer class, and the transaction
+    manager drains the buffer (:class:`SendBufferHooks`) before every commit.
+    If it changes: ``SeamMismatch`` here when ``buffer`` is gone; a buffer Faust no longer uses
+    would leave changelog records outside the transaction they belong to.
+    """
+    if not isinstance(producer.buffer, ProducerBuffer):
+        raise SeamMismatch(f"Faust's producer has no ProducerBuffer to replace: {producer.buffer!r}")
+    producer.buffer = buffer
+    buffer.app = producer.app
+
+
+# -- the consumer: faust.transport.consumer.Consumer and its aiokafka driver ------------------
+
+
+class ConsumerHooks(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer, with the private methods continust replaces exposed as hooks:
+    :meth:`new_consumer_thread`, :meth:`drain_messages` and :meth:`new_offset`. Each hook's
+    default is Faust's own method; an override may call it through ``super()``.
+
+    Relies on: faust-streaming, ``faust.transport.consumer.ThreadDelegateConsumer
+    ._new_consumer_thread()`` (its constructor calls it once for the consumer thread),
+    ``faust.transport.consumer.Consumer._drain_messages(fetcher)`` (the ``Fetcher`` service's
+    only task awaits it: the fetch loop) and ``Consumer._new_offset(tp)`` (the commit asks it
+    for each partition's offset to commit, ``None`` for none).
+    Needed for: a consumer thread that commits offsets with metadata and rewinds partitions
+    without a committed offset; batches handed to the stages a fetch at a time; an offset to
+    commit that does not stall at the gaps of transactional topics.
+    If it changes: the hooks are no longer called and Faust's own behaviour silently returns:
+    offsets without metadata, no batch delivery, committed offsets stuck behind the outputs.
+    """
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return self.new_consumer_thread()
+
+    def new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        """The thread that runs the aiokafka consumer (Faust's ``_new_consumer_thread``)."""
+        return super()._new_consumer_thread()
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        await self.drain_messages(fetcher)
+
+    async def drain_messages(self, fetcher: ServiceT) -> None:
+        """The fetch loop, until the consumer or ``fetcher`` stops (Faust's ``_drain_messages``)."""
+        await super()._drain_messages(fetcher)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        return self.new_offset(tp)
+
+    def new_offset(self, tp: TP) -> int | None:
+        """The offset to commit for ``tp``, ``None`` for none (Faust's ``_new_offset``)."""
+        return super()._new_offset(tp)
+
+
+def acked_offsets(consumer: FaustConsumer) -> MutableMapping[TP, list[int]]:
+    """Per partition, the acknowledged offsets the consumer has not committed yet (live).
+
+    Relies on: faust-streaming, ``faust.transport.consumer.Consumer._acked``
+    (``defaultdict(list)``; ``ack`` appends, ``_new_offset`` takes from it).
+    Needed for: acknowledging a whole batch at once, and computing the offset to commit.
+    If it changes: ``AttributeError`` at the first acknowledgement.
+    """
+    return consumer._acked
+
+
+def acked_index(consumer: FaustConsumer) -> MutableMapping[TP, set[int]]:
+    """Per partition, the set of the offsets in :func:`acked_offsets` (live).
+
+    Relies on: faust-streaming, ``faust.transport.consumer.Consumer._acked_index``
+    (``defaultdict(set)``, kept in step with ``_acked``).
+    Needed for: recognising a record delivered a second time, and acknowledging a batch.
+    If it changes: ``AttributeError`` at the first acknowledgement.
+    """
+    return consumer._acked_index
+
+
+def unacked_messages(consumer: FaustConsumer) -> MutableSet[Message]:
+    """The messages delivered to agents and not acknowledged yet (live).
+
+    Relies on: faust-streaming, ``faust.transport.consumer.Consumer._unacked_messages`` (a
+    ``WeakSet`` ``track_message`` adds to; Faust's public ``unacked`` is a read-only view).
+    Needed for: the offset to commit stays below every record in flight; a repeated delivery is
+    removed from it; the diagnostic dump lists it.
+    If it changes: ``AttributeError`` at the first commit.
+    """
+    return consumer._unacked_messages
+
+
+def read_offsets(consumer: FaustConsumer) -> MutableMapping[TP, int | None]:
+    """Per partition, the offset of the last record the fetch loop delivered (live).
+
+    Relies on: faust-streaming, ``faust.transport.consumer.Consumer._read_offset``
+    (``defaultdict`` of ``None``; records below it are dropped as already read, ``seek`` and
+    ``perform_seek`` reset it).
+    Needed for: the batch fetch loop drops records it already delivered, and the rewind after a
+    rebalance keeps the read position past what was processed.
+    If it changes: ``AttributeError`` in the fetch loop.
+    """
+    return consumer._read_offset
+
+
+def committed_offsets(consumer: FaustConsumer) -> MutableMapping[TP, int | None]:
+    """Per partition, the offset the consumer last committed (live).
+
+    Relies on: faust-streaming, ``faust.transport.consumer.Consumer._committed_offset``
+    (``defaultdict`` of ``None``, updated after every commit).
+    Needed for: a batch acknowledgement skips offsets below it; a commit's fault point names the
+    offsets that moved; the diagnostic dump.
+    If it changes: ``AttributeError`` at the first acknowledgement.
+    """
+    return consumer._committed_offset
+
+
+def count_acked(consumer: FaustConsumer, n: int) -> None:
+    """Add ``n`` acknowledgements to the consumer's count.
+
+    Relies on: faust-streaming, ``faust.transport.consumer.Consumer._n_acked`` (``int``; the
+    ``broker_commit_every`` setting commits once it is reached).
+    Needed for: a batch acknowledgement counts as many as Faust's per-record ``ack`` would.
+    If it changes: ``AttributeError`` at the first acknowledgement.
+    """
+    consumer._n_acked += n
+
+
+def buffered_partitions(consumer: FaustConsumer) -> set[TP]:
+    """The partitions whose stream buffer is full (live).
+
+    Relies on: faust-streaming, ``faust.transport.consumer.Consumer._buffered_partitions``
+    (``set[TP]``; Faust's fetch loop still delivers records of these partitions).
+    Needed for: the batch fetch loop delivers the same partitions as Faust's.
+    If it changes: ``AttributeError`` in the fetch loop.
+    """
+    return consumer._buffered_partitions
+
+
+def active_partitions(consumer: FaustConsumer) -> set[TP] | None:
+    """The partitions Faust fetches (assigned and not paused).
+
+    Relies on: faust-streaming, ``faust.transport.consumer.Consumer._active_partitions``.
+    Needed for: the diagnostic dump (SIGUSR1).
+    If it changes: the dump logs ``worker.dump_failed`` instead.
+    """
+    return consumer._active_partitions
+
+
+def paused_partitions(consumer: FaustConsumer) -> set[TP]:
+    """The partitions Faust paused.
+
+    Relies on: faust-streaming, ``faust.transport.consumer.Consumer._paused_partitions``.
+    Needed for: the diagnostic dump (SIGUSR1).
+    If it changes: the dump logs ``worker.dump_failed`` instead.
+    """
+    return consumer._paused_partitions
+
+
+async def next_records(
+    consumer: FaustConsumer, timeout: float
+) -> tuple[Mapping[TP, list[Any]] | None, set[TP] | None]:
+    """The records of the next fetch (aiokafka ``ConsumerRecord`` lists per partition) and the
+    partitions that were active for it; waits while the flow is stopped.
+
+    Relies on: faust-streaming, ``faust.transport.consumer.Consumer._wait_next_records(timeout)``
+    (what Faust's ``getmany`` awaits before turning records into messages).
+    Needed for: the batch fetch loop takes whole fetches, without a ``Message`` per record.
+    If it changes: ``AttributeError`` in the fetch loop: the worker stops consuming.
+    """
+    return await consumer._wait_next_records(timeout)
+
+
+def to_message(consumer: FaustConsumer, tp: TP, record: Any) -> ConsumerMessage:
+    """Faust's ``Message`` for an aiokafka record of ``tp``.
+
+    Relies on: faust-streaming, ``faust.transport.drivers.aiokafka.Consumer._to_message(tp,
+    record)``.
+    Needed for: records of topics without a batch handler take Faust's per-message path.
+    If it changes: ``AttributeError`` at the first record of such a topic.
+    """
+    return consumer._to_message(tp, record)
+
+
+def consumer_thread(consumer: faust_aiokafka.Consumer) -> faust_aiokafka.AIOKafkaConsumerThread:
+    """The thread that runs the consumer's aiokafka consumer.
+
+    Relies on: faust-streaming, ``faust.transport.consumer.ThreadDelegateConsumer._thread``
+    (what ``_new_consumer_thread`` returned).
+    Needed for: asking the thread for the fetch state and the committed metadata, which the
+    consumer does not delegate.
+    If it changes: ``AttributeError`` at the first commit.
+    """
+    return consumer._thread
+
+
+def kafka_consumer(thread: faust_aiokafka.AIOKafkaConsumerThread) -> Any:
+    """The thread's ``aiokafka.AIOKafkaConsumer``; raises Faust's ``ConsumerNotStarted`` before
+    the thread started it.
+
+    Relies on: faust-streaming,
+    ``faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._ensure_consumer()``.
+    Needed for: committing with metadata, rewinding, fetching committed offsets and end offsets,
+    reading fetch positions.
+    If it changes: ``AttributeError`` at the first commit or rebalance.
+    """
+    return thread._ensure_consumer()
+
+
+def in_recovery(app: faust.App) -> bool:
+    """Whether Faust is restoring tables from their changelogs.
+
+    Relies on: faust-streaming, ``faust.App.in_recovery`` (declared on ``AppT``; ``Recovery``
+    sets it while it restores and clears it when done).
+    Needed for: a stage writes nothing while the worker recovers (the last commit before it
+    starts no transaction), and the recovery fault point.
+    If it changes: ``AttributeError`` in the idle timer and before every commit.
+    """
+    return bool(app.in_recovery)
+
+
+# -- table partitions: faust.stores.rocksdb.Store ----------------------------------------------
+
+
+def partition_db(store: RocksDBStore, partition: int) -> Any:
+    """The RocksDB of table partition ``partition``, opened if needed.
+
+    Relies on: faust-streaming, ``faust.stores.rocksdb.Store._db_for_partition(partition)``.
+    Needed for: reading and writing a partition named explicitly; Faust's table API takes the
+    partition from the event being processed, and stream time also moves without one.
+    If it changes: ``AttributeError`` at the first window written.
+    """
+    return store._db_for_partition(partition)
+
+
+def open_partition_db(store: RocksDBStore, partition: int) -> Any | None:
+    """The RocksDB of table partition ``partition`` if the store has it open, else ``None``.
+
+    Relies on: faust-streaming, ``faust.stores.rocksdb.Store._dbs`` (``dict[int, DB]``: the
+    partitions held here, active or standby).
+    Needed for: a read (an HTTP query) never opens a database for a partition the worker does
+    not hold.
+    If it changes: ``AttributeError`` at the first read.
+    """
+    dbs: Mapping[int, Any] = store._dbs
+    return dbs.get(partition)
+
+
+def visible_items(store: RocksDBStore, db: Any) -> Iterator[tuple[bytes, bytes]]:
+    """The key and value of every record of one partition's RocksDB, without Faust's own
+    bookkeeping keys.
+
+    Relies on: faust-streaming, ``faust.stores.rocksdb.Store._visible_items(db)`` (skips the
+    key under which the store keeps the changelog offset it persisted).
+    Needed for: rebuilding a partition's close schedule from its stored windows.
+    If it changes: ``AttributeError`` when a partition is assigned.
+    """
+    return cast(Iterator[tuple[bytes, bytes]], store._visible_items(db))
+
+
+# -- fetch state: aiokafka.AIOKafkaConsumer's subscription ------------------------------------
+
+
+@dataclass(frozen=True)
+class PartitionFetchState:
+    """An assigned partition's fetch state, as the consumer's last fetch left it."""
+
+    position: int | None  # next offset to fetch (None: not known yet)
+    last_stable_offset: int | None  # as the last fetch response gave it (None: no fetch yet)
+    highwater: int | None
+    paused: bool
+    status: str  # aiokafka's PartitionStatus
+
+
+def partition_state(consumer: Any, tp: TP) -> PartitionFetchState | None:
+    """``tp``'s fetch state in the aiokafka consumer ``consumer``, ``None`` when it is not
+    assigned.
+
+    Relies on: aiokafka, ``AIOKafkaConsumer._subscription`` (a
+    ``consumer.subscription_state.SubscriptionState``), its ``subscription.assignment``
+    (``None`` before an assignment), the assignment's ``tps`` and ``state_value(tp)``, and
+    ``TopicPartitionState``'s ``lso``, ``highwater``, ``has_valid_position``, ``position``,
+    ``paused`` and ``_status``. aiokafka's public ``highwater()``/``last_stable_offset()``
+    assert the partition is assigned, and it has no synchronous public position.
+    Needed for: a source input is idle only when nothing is left to read (its position reached
+    the last stable offset), which must be answered synchronously under the commit gate; the
+    diagnostic dump.
+    If it changes: ``AttributeError`` before the first commit of a source with an idle timeout.
+    """
+    subscription = consumer._subscription.subscription
+    assignment = None if subscription is None else subscription.assignment
+    if assignment is None or tp not in assignment.tps:
+        return None
+    state = assignment.state_value(tp)
+    return PartitionFetchState(
+        position=state.position if state.has_valid_position else None,
+        last_stable_offset=state.lso,
+        highwater=state.highwater,
+        paused=bool(state.paused),
+        status=str(state._status),
+    )
+
+
+# -- committed offsets: aiokafka's group coordinator and the OffsetFetch protocol --------------
+
+
+@dataclass(frozen=True)
+class CommittedEntry:
+    """One partition of an OffsetFetch answer (``offset`` -1: nothing committed)."""
+
+    tp: TP
+    offset: int
+    metadata: str | None
+    error_code: int
+
+
+@dataclass(frozen=True)
+class OffsetFetchAnswer:
+    """The group's answer to an OffsetFetch request: the group-level error code (0 before
+    protocol version 2, which has none) and an entry per partition."""
+
+    group_id: str
+    error_code: int
+    entries: list[CommittedEntry]
+
+
+#: OffsetFetch protocol versions the seam decodes, and whether each has a group-level error.
+OFFSET_FETCH_GROUP_ERROR = {1: False, 2: True, 3: True}
+
+
+def schema_names(schema: Any, path: str) -> tuple[str, ...]:
+    """The field names of an aiokafka protocol ``Schema`` at ``path`` (dotted, through arrays;
+    ``""``: the top level)."""
+    for part in filter(None, path.split(".")):
+        schema = schema.fields[schema.names.index(part)].array_of
+    return tuple(schema.names)
+
+
+def decode_offset_fetch(group_id: str, response: Any) -> OffsetFetchAnswer:
+    """An OffsetFetch response, read by field name. Raises :class:`SeamMismatch` for a version
+    the seam does not know.
+
+    Relies on: aiokafka, ``aiokafka.protocol.commit.OffsetFetchResponse_v1`` to ``_v3``: their
+    ``API_VERSION``, ``SCHEMA`` (``names``, ``fields``, an ``Array``'s ``array_of``), the
+    ``topics`` rows (``topic``, ``partitions``), each partition row (``partition``, ``offset``,
+    ``metadata``, ``error_code``), and from v2 the group-level ``error_code`` (``get_item``).
+    Needed for: aiokafka's ``committed()`` ignores the group-level error, so while the
+    coordinator loads or moves it reports "nothing committed" for every partition.
+    If it changes: ``SeamMismatch`` or ``KeyError`` at the first rebalance.
+    """
+    version = response.API_VERSION
+    if version not in OFFSET_FETCH_GROUP_ERROR:
+        raise SeamMismatch(f"OffsetFetch response version {version} is not one the seam decodes")
+    error_code = int(response.get_item("error_code")) if OFFSET_FETCH_GROUP_ERROR[version] else 0
+    topic_fields = schema_names(response.SCHEMA, "topics")
+    partition_fields = schema_names(response.SCHEMA, "topics.partitions")
+    entries = []
+    for topic_row in response.get_item("topics"):
+        topic = dict(zip(topic_fields, topic_row, strict=True))
+        for partition_row in topic["partitions"]:
+            row = dict(zip(partition_fields, partition_row, strict=True))
+            entries.append(
+                CommittedEntry(
+                    TP(topic["topic"], row["partition"]), row["offset"], row["metadata"], row["error_code"]
+                )
+            )
+    return OffsetFetchAnswer(group_id, error_code, entries)
+
+
+async def offset_fetch(consumer: Any, tps: list[TP]) -> OffsetFetchAnswer:
+    """Ask the group coordinator of the aiokafka consumer ``consumer`` for the committed offsets
+    of ``tps``, once (no retry: the caller reads the error codes).
+
+    Relies on: aiokafka, ``AIOKafkaConsumer._coordinator`` (a
+    ``consumer.group_coordinator.GroupCoordinator`` once started) with its ``group_id``,
+    ``ensure_coordinator_known()`` and ``_send_req(request)`` (sends to the coordinator node,
+    returns the decoded response), and ``OffsetFetchRequest(consumer_group, partitions)``;
+    the answer is read by :func:`decode_offset_fetch`.
+    Needed for: see :func:`decode_offset_fetch`; aiokafka's public API has no OffsetFetch that
+    reports the group-level error.
+    If it changes: ``AttributeError`` at the first rebalance: the worker cannot rewind.
+    """
+    coordinator = consumer._coordinator
+    by_topic: dict[str, list[int]] = defaultdict(list)
+    for tp in tps:
+        by_topic[tp.topic].append(tp.partition)
+    await coordinator.ensure_coordinator_known()
+    response = await coordinator._send_req(OffsetFetchRequest(coordinator.group_id, list(by_topic.items())))
+    return decode_offset_fetch(coordinator.group_id, response)
+
+
+def forget_coordinator(consumer: Any) -> None:
+    """Mark the group coordinator of the aiokafka consumer ``consumer`` as gone, so that the
+    next request looks it up again.
+
+    Relies on: aiokafka, ``AIOKafkaConsumer._coordinator`` and its ``coordinator_dead()``.
+    Needed for: an OffsetFetch answered NOT_COORDINATOR is retried against the new coordinator.
+    If it changes: ``AttributeError`` when the coordinator moves during a rebalance.
+    """
+    consumer._coordinator.coordinator_dead()
+
+
+# -- the registry ---------------------------------------------------------------------------
+
+
+class Kind(enum.Enum):
+    """How the canary checks a :class:`SeamItem`."""
+
+    METHOD = "method"  # a callable; ``expected``: its inspect.signature parameter names
+    ATTRIBUTE = "attribute"  # on the class, or on an instance the canary builds
+    VALUE = "value"  # a class attribute equal to ``expected``
+    FIELDS = "fields"  # a protocol struct whose schema at ``member`` has the names in ``expected``
+    ABSENT = "absent"  # a name the seam adds to a subclass: the library must not define it
+
+
+@dataclass(frozen=True)
+class SeamItem:
+    """One library member a seam item (``name``, in this module) touches: ``owner`` is
+    ``"module:Class"``, ``member`` an attribute of it (for :attr:`Kind.FIELDS`, a dotted path in
+    its ``SCHEMA``, ``""`` for the top level)."""
+
+    name: str
+    owner: str
+    member: str
+    kind: Kind
+    expected: Any = None
+
+    @property
+    def library(self) -> str:
+        """The distribution the owner comes from."""
+        root = self.owner.split(".", 1)[0]
+        return {"faust": "faust-streaming", "aiokafka": "aiokafka", "mode": "mode-streaming"}[root]
+
+    @property
+    def test_id(self) -> str:
+        owner = self.owner.rsplit(":", 1)[1]
+        return f"{self.name}:{owner}.{self.member or 'SCHEMA'}"
+
+
+_F_CONSUMER = "faust.transport.consumer:Consumer"
+_F_DELEGATE = "faust.transport.consumer:ThreadDelegateConsumer"
+_F_AIO_CONSUMER = "faust.transport.drivers.aiokafka:Consumer"
+_F_AIO_THREAD = "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread"
+_F_AIO_PRODUCER = "faust.transport.drivers.aiokafka:Producer"
+_F_PRODUCER = "faust.transport.producer:Producer"
+_F_BUFFER = "faust.transport.producer:ProducerBuffer"
+_F_STORE = "faust.stores.rocksdb:Store"
+_K_PRODUCER = "aiokafka.producer.producer:AIOKafkaProducer"
+_K_CONSUMER = "aiokafka.consumer.consumer:AIOKafkaConsumer"
+_K_SUBSCRIPTIONS = "aiokafka.consumer.subscription_state"
+_K_COORDINATOR = "aiokafka.consumer.group_coordinator:GroupCoordinator"
+_K_COMMIT = "aiokafka.protocol.commit"
+
+#: Every library member the seam touches, with what it expects of it.
+REGISTRY: tuple[SeamItem, ...] = (
+    SeamItem(
+        "transactional_id_for",
+        "faust.transport.consumer:TransactionManager",
+        "transactional_id_format",
+        Kind.VALUE,
+        "{group_id}-{tpg.group}-{tpg.partition}",
+    ),
+    SeamItem("transaction_producer", _F_AIO_PRODUCER, "_transaction_producers", Kind.ATTRIBUTE),
+    SeamItem("transaction_lock", _F_AIO_PRODUCER, "_trn_locks", Kind.ATTRIBUTE),
+    SeamItem("in_transaction", _K_PRODUCER, "_txn_manager", Kind.ATTRIBUTE),
+    SeamItem(
+        "in_transaction",
+        "aiokafka.producer.transaction_manager:TransactionManager",
+        "is_in_transaction",
+        Kind.METHOD,
+        ("self",),
+    ),
+    SeamItem("plain_kafka_producer", _F_AIO_PRODUCER, "_ensure_producer", Kind.METHOD, ("self",)),
+    SeamItem(
+        "offsets_with_metadata",
+        _F_AIO_PRODUCER,
+        "commit_transactions",
+        Kind.METHOD,
+        ("self", "tid_to_offset_map", "group_id", "start_new_transaction"),
+    ),
+    SeamItem(
+        "offsets_with_metadata",
+        _K_PRODUCER,
+        "send_offsets_to_transaction",
+        Kind.METHOD,
+        ("self", "offsets", "group_id"),
+    ),
+    SeamItem("SendBufferHooks", _F_BUFFER, "_send_pending", Kind.METHOD, ("self", "fut")),
+    SeamItem("SendBufferHooks", _F_BUFFER, "send_buffered", Kind.ABSENT),
+    SeamItem("install_send_buffer", _F_PRODUCER, "buffer", Kind.ATTRIBUTE),
+    SeamItem("install_send_buffer", _F_BUFFER, "app", Kind.ATTRIBUTE),
+    SeamItem("ConsumerHooks", _F_DELEGATE, "_new_consumer_thread", Kind.METHOD, ("self",)),
+    SeamItem("ConsumerHooks", _F_AIO_CONSUMER, "new_consumer_thread", Kind.ABSENT),
+    SeamItem("ConsumerHooks", _F_CONSUMER, "_drain_messages", Kind.METHOD, ("self", "fetcher")),
+    SeamItem("ConsumerHooks", _F_AIO_CONSUMER, "drain_messages", Kind.ABSENT),
+    SeamItem("ConsumerHooks", _F_CONSUMER, "_new_offset", Kind.METHOD, ("self", "tp")),
+    SeamItem("ConsumerHooks", _F_AIO_CONSUMER, "new_offset", Kind.ABSENT),
+    SeamItem("acked_offsets", _F_CONSUMER, "_acked", Kind.ATTRIBUTE),
+    SeamItem("acked_index", _F_CONSUMER, "_acked_index", Kind.ATTRIBUTE),
+    SeamItem("unacked_messages", _F_CONSUMER, "_unacked_messages", Kind.ATTRIBUTE),
+    SeamItem("read_offsets", _F_CONSUMER, "_read_offset", Kind.ATTRIBUTE),
+    SeamItem("committed_offsets", _F_CONSUMER, "_committed_offset", Kind.ATTRIBUTE),
+    SeamItem("count_acked", _F_CONSUMER, "_n_acked", Kind.ATTRIBUTE),
+    SeamItem("buffered_partitions", _F_CONSUMER, "_buffered_partitions", Kind.ATTRIBUTE),
+    SeamItem("active_partitions", _F_CONSUMER, "_active_partitions", Kind.ATTRIBUTE),
+    SeamItem("paused_partitions", _F_CONSUMER, "_paused_partitions", Kind.ATTRIBUTE),
+    SeamItem("next_records", _F_CONSUMER, "_wait_next_records", Kind.METHOD, ("self", "timeout")),
+    SeamItem("to_message", _F_AIO_CONSUMER, "_to_message", Kind.METHOD, ("self", "tp", "record")),
+    SeamItem("consumer_thread", _F_DELEGATE, "_thread", Kind.ATTRIBUTE),
+    SeamItem("kafka_consumer", _F_AIO_THREAD, "_ensure_consumer", Kind.METHOD, ("self",)),
+    SeamItem("in_recovery", "faust.app.base:App", "in_recovery", Kind.ATTRIBUTE),
+    SeamItem("partition_db", _F_STORE, "_db_for_partition", Kind.METHOD, ("self", "partition")),
+    SeamItem("open_partition_db", _F_STORE, "_dbs", Kind.ATTRIBUTE),
+    SeamItem("visible_items", _F_STORE, "_visible_items", Kind.METHOD, ("self", "db")),
+    SeamItem("partition_state", _K_CONSUMER, "_subscription", Kind.ATTRIBUTE),
+    SeamItem("partition_state", f"{_K_SUBSCRIPTIONS}:SubscriptionState", "subscription", Kind.ATTRIBUTE),
+    SeamItem("partition_state", f"{_K_SUBSCRIPTIONS}:Subscription", "assignment", Kind.ATTRIBUTE),
+    SeamItem("partition_state", f"{_K_SUBSCRIPTIONS}:Assignment", "tps", Kind.ATTRIBUTE),
+    SeamItem("partition_state", f"{_K_SUBSCRIPTIONS}:Assignment", "state_value", Kind.METHOD, ("self", "tp")),
+    *(
+        SeamItem("partition_state", f"{_K_SUBSCRIPTIONS}:TopicPartitionState", member, Kind.ATTRIBUTE)
+        for member in ("lso", "highwater", "has_valid_position", "position", "paused", "_status")
+    ),
+    SeamItem("offset_fetch", _K_CONSUMER, "_coordinator", Kind.ATTRIBUTE),
+    SeamItem("offset_fetch", _K_COORDINATOR, "group_id", Kind.ATTRIBUTE),
+    SeamItem("offset_fetch", _K_COORDINATOR, "ensure_coordinator_known", Kind.METHOD, ("self",)),
+    SeamItem("offset_fetch", _K_COORDINATOR, "_send_req", Kind.METHOD, ("self", "request")),
+    SeamItem(
+        "offset_fetch",
+        f"{_K_COMMIT}:OffsetFetchRequest",
+        "__init__",
+        Kind.METHOD,
+        ("self", "consumer_group", "partitions"),
+    ),
+    SeamItem(
+        "decode_offset_fetch",
+        f"{_K_COMMIT}:OffsetFetchRequest",
+        "_CLASSES",
+        Kind.VALUE,
+        (OffsetFetchRequest_v1, OffsetFetchRequest_v2, OffsetFetchRequest_v3),
+    ),
+    *(
+        SeamItem(
+            "decode_offset_fetch", f"{_K_COMMIT}:OffsetFetchResponse_v{version}", path, Kind.FIELDS, names
+        )
+        for version, group_error in OFFSET_FETCH_GROUP_ERROR.items()
+        for path, names in (
+            ("", ("topics", "error_code") if group_error else ("topics",)),
+            ("topics", ("topic", "partitions")),
+            ("topics.partitions", ("partition", "offset", "metadata", "error_code")),
+        )
+    ),
+    SeamItem("forget_coordinator", _K_COORDINATOR, "coordinator_dead", Kind.METHOD, ("self",)),
+)
