@@ -110,7 +110,7 @@ class BrokerWatchService(Service):
         super().__init__(**kwargs)
 
     @Service.task
-    async def _probe(self) -> None:
+    async def probe_loop(self) -> None:
         while not self.should_stop:
             await self.watch.check()
             await self.sleep(PROBE_INTERVAL_S)
