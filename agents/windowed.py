@@ -45,7 +45,8 @@ from streams.metrics import (
 from streams.partitioning import key_partition
 from streams.pipeline import TableSpec
 from windows.aggregates import InvalidField
-from windows.partition import Emission, PartitionWindows, live_windows
+from windows.emission import Emission
+from windows.partition import PartitionWindows, live_windows
 from windows.stream_time import idle_stream_time, is_expired
 from windows.write_back import WriteBackStore
 

@@ -33,17 +33,15 @@ from __future__ import annotations
 import enum
 import heapq
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from windows.aggregates import Aggregation
-from windows.keyed_state import KeyWindows, WindowState, apply_event, results
+from windows.emission import Emission
+from windows.keyed_state import KeyWindows, WindowState, apply_event
 from windows.progress import PartitionClock
-from windows.spec import Window, WindowSpec
+from windows.spec import Window
 from windows.store import WindowStore
 from windows.stream_time import is_closed
-
-EMITS = ("update", "change", "final")
+from windows.table import WindowedAggregate
 
 
 class Tracked(enum.Enum):
@@ -53,52 +51,6 @@ class Tracked(enum.Enum):
 TRACKED = Tracked.TRACKED
 """For :meth:`PartitionWindows.on_input_event`: the input's progress as the partition tracked it."""
 _CLOSE, _EXPIRE = 0, 1
-
-
-@dataclass(frozen=True)
-class WindowedAggregate:
-    """What a table computes: the windows, the aggregations with their output names, and when
-    results are emitted (``"update"``, ``"change"`` or ``"final"``)."""
-
-    window: WindowSpec
-    aggregations: tuple[Aggregation, ...]
-    names: tuple[str, ...]
-    emit: str = "update"
-
-    def __post_init__(self) -> None:
-        if self.emit not in EMITS:
-            raise ValueError(f"emit {self.emit!r} is not one of {', '.join(EMITS)}")
-        if len(self.aggregations) != len(self.names):
-            raise ValueError("every aggregation needs exactly one name")
-
-    def value(self, window: WindowState) -> dict[str, Any]:
-        return results(self.aggregations, self.names, window)
-
-
-@dataclass(frozen=True)
-class Emission:
-    """One output record: the window of ``key``, its ``version`` and value at that moment, and
-    the earlier sessions it replaces."""
-
-    key: str
-    start: int
-    end: int
-    version: int
-    value: dict[str, Any]
-    replaces: tuple[Window, ...] = ()
-
-    def to_record(self, table: str) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "table": table,
-            "key": self.key,
-            "start": self.start,
-            "end": self.end,
-            "version": self.version,
-            "value": self.value,
-        }
-        if self.replaces:
-            record["replaces"] = [list(w) for w in self.replaces]
-        return record
 
 
 class EventResult(NamedTuple):  # a tuple: built once per event, cheaper than a dataclass
