@@ -10,8 +10,10 @@ assigned again. Every output record goes to the output topic's partition of the 
 the input partition, in the transaction that commits the input's offset.
 
 With ``idle_timeout``, a timer moves the stream time of partitions that have received nothing
-for that long by the wall-clock time that passed, under the commit gate and in the partition's
-own transaction, so the last windows of a quiet stream close too.
+for that long by the wall-clock time that passed (:mod:`agents.idle_timeout`), under the commit
+gate and in the partition's own transaction, so the last windows of a quiet stream close too.
+The wall clock is the stage's ``clock`` (:class:`~agents.clock.Clock`), the system's unless one
+is given.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import faust
 import orjson
 from faust.types import TP
 
+from agents.clock import WALL_CLOCK, Clock
 from agents.commit_gate import Batch, gate_for, install_batch_handler
 from agents.faults import FAULTS, FaultPoint
 from agents.faust_compat import in_recovery
+from agents.idle_timeout import IdleTimeout
 from agents.merge import KeyedEvent, ProgressReport, SourceStage
 from agents.sink import Sink
 from agents.table_store import FaustWindowStore
@@ -47,15 +51,12 @@ from streams.metrics import (
 from streams.partitioning import key_partition
 from streams.pipeline import TableSpec
 from windows.aggregates import InvalidField
-from windows.partition import Emission, PartitionWindows, live_windows
-from windows.stream_time import idle_stream_time, is_expired
+from windows.emission import Emission
+from windows.partition import PartitionWindows, live_windows
+from windows.stream_time import is_expired
 from windows.write_back import WriteBackStore, window_bytes_for
 
 log = logging.getLogger("continust.table")
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def install_keyed_agent(
@@ -92,6 +93,7 @@ class TableStage:
     source: SourceStage
     sink: Sink
     partitions: int
+    clock: Clock = WALL_CLOCK
     #: Faust's RocksDB options for each partition's database (:func:`store_options`)
     store_options: dict[str, int] | None = None
 
@@ -115,8 +117,8 @@ class TableStage:
         self.aggregate = self.spec.aggregate
         self.store = WriteBackStore(self.tables_store, window_bytes_for(len(self.aggregate.aggregations)))
         self._partitions: dict[int, PartitionWindows] = {}
-        # partition -> (stream time, wall-clock ms) when it last received a record
-        self._quiet_since: dict[int, tuple[int | None, int]] = {}
+        timeout = self.spec.idle_timeout_ms
+        self.idle_timeout = None if timeout is None else IdleTimeout(timeout, self.clock)
         self._late = EVENTS_LATE.labels(table=self.spec.name)
         self._outputs = OUTPUTS.labels(table=self.spec.name)
         self._cache_gauge = STATE_CACHE_BYTES.labels(table=self.spec.name)
@@ -139,8 +141,8 @@ class TableStage:
         gate = gate_for(self.app)
         gate.before_commit.append(self.before_commit)
         gate.memory_use.setdefault("state_cache", []).append(self.cache_bytes)
-        if self.spec.idle_timeout_ms is not None:
-            interval = max(0.05, min(1.0, self.spec.idle_timeout_ms / 4000))
+        if self.idle_timeout is not None:
+            interval = self.idle_timeout.check_interval_s
             self.app.timer(interval, name=f"continust.idle.{self.spec.name}")(self.advance_idle)
 
     def cache_bytes(self) -> int:
@@ -153,7 +155,8 @@ class TableStage:
         """Forget the in-memory schedules: whatever partitions come back are recovered from
         their changelogs first, and their schedules are rebuilt from that state."""
         self._partitions.clear()
-        self._quiet_since.clear()
+        if self.idle_timeout is not None:
+            self.idle_timeout.forget()
         self.store.forget()
 
     async def before_commit(self) -> None:
@@ -194,7 +197,7 @@ class TableStage:
 
     def _export_clocks(self) -> None:
         """Each partition's stream time, its lag behind the wall clock, and its inputs."""
-        name, now_ms = self.spec.name, wall_ms()
+        name, now_ms = self.spec.name, self.clock.now_ms()
         for partition, windows in self._partitions.items():
             label = str(partition)
             clock = windows.clock
@@ -221,7 +224,8 @@ class TableStage:
                 self.aggregate, self.store, partition, inputs=self.source.inputs_per_partition
             )
             self._partitions[partition] = windows
-            self._quiet_since[partition] = (windows.stream_time, wall_ms())
+            if self.idle_timeout is not None:
+                self.idle_timeout.received(partition, windows.stream_time)
             if self.source.spec.partitioned_by_key:
                 # this stage judges the idleness of the topic partitions it reads itself: a
                 # partition taken over may have a backlog now, so each holds the clock again
@@ -266,8 +270,8 @@ class TableStage:
             for emission in emissions:
                 emit(tp, emission)
         # any input record, valid or not, ends the quiet (a batch of progress reports does not)
-        if self.spec.idle_timeout_ms is not None and (inputs or not items):
-            self._quiet_since[tp.partition] = (windows.stream_time, wall_ms())
+        if self.idle_timeout is not None and (inputs or not items):
+            self.idle_timeout.received(tp.partition, windows.stream_time)
         if windows.stream_time != before:
             STREAM_TIME.labels(table=self.spec.name, partition=str(tp.partition)).set(
                 windows.stream_time or 0
@@ -300,31 +304,31 @@ class TableStage:
 
     async def advance_idle(self) -> None:
         """Move the stream time of every assigned partition that has been quiet for the idle
-        timeout (see :func:`windows.stream_time.idle_stream_time`)."""
-        timeout = self.spec.idle_timeout_ms
+        timeout (see :class:`agents.idle_timeout.IdleTimeout`)."""
+        idle_timeout = self.idle_timeout
         app: Any = self.app
-        if timeout is None or app.should_stop or app.rebalancing or in_recovery(app):
+        if idle_timeout is None or app.should_stop or app.rebalancing or in_recovery(app):
             return
         topic = self.source.keyed_topics[0]
         assigned = sorted(tp for tp in self.app.assignor.assigned_actives() if tp.topic == topic)
         async with gate_for(self.app).closed():
             for tp in assigned:
                 windows = self.partition(tp.partition)
-                stream_time, since = self._quiet_since[tp.partition]
-                target = idle_stream_time(stream_time, since, wall_ms(), timeout)
-                if target is None or windows.stream_time is None or target <= windows.stream_time:
+                before = windows.stream_time
+                emissions = idle_timeout.advance(tp.partition, windows)
+                stream_time = windows.stream_time
+                if stream_time is None or stream_time == before:
                     continue
-                emissions = windows.advance_to(target)
                 for emission in emissions:
                     self.emit(tp, emission)
-                STREAM_TIME.labels(table=self.spec.name, partition=str(tp.partition)).set(target)
+                STREAM_TIME.labels(table=self.spec.name, partition=str(tp.partition)).set(stream_time)
                 if emissions:
                     log.info(
                         logfmt(
                             "table.idle_advance",
                             table=self.spec.name,
                             partition=tp.partition,
-                            stream_time=target,
+                            stream_time=stream_time,
                             emitted=len(emissions),
                         )
                     )

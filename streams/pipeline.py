@@ -14,8 +14,8 @@ from typing import Any, NoReturn
 from streams.durations import parse_duration
 from streams.errors import PipelineError
 from windows.aggregates import Aggregation, parse_aggregation
-from windows.partition import EMITS, WindowedAggregate
 from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, WindowSpec
+from windows.table import EMITS, WindowedAggregate
 
 GUARANTEES = ("exactly_once", "at_least_once")
 #: the [app] memory limits, each a whole number of MiB (:class:`streams.settings.Settings`)

@@ -14,8 +14,9 @@ stream time *before* the event:
    an event close to it in time may start a new session that overlaps it;
 4. an event that updates no window is late: nothing changes and the caller counts it.
 
-Closing, final emission and deletion after retention are driven by stream time for the whole
-partition, in :mod:`windows.partition`.
+Closing and deletion after retention are driven by stream time for the whole partition, in
+:mod:`windows.partition`; which changes and closes become output records, in
+:mod:`windows.emit_policy`.
 """
 
 from __future__ import annotations

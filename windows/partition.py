@@ -3,29 +3,26 @@
 :class:`PartitionWindows` applies :func:`~windows.keyed_state.apply_event` to each event, judged
 by its own input partition's progress (:mod:`windows.progress`), moves the partition's stream
 time to the clock its inputs allow, and does what stream time decides for *every* key of the
-partition, in stream-time order:
+partition, in stream-time order. All times are integer epoch milliseconds and every window is
+the half-open interval ``[start, end)``:
 
-* a window closes once stream time >= end + grace. With ``emit = "final"`` its one output
-  record (``version`` 1) is emitted then, and never for a window that has not closed;
+* an event that updates no window (each of its windows closed for the time it is judged by,
+  :mod:`windows.keyed_state`) is late: it changes nothing and produces no record of its own,
+  but still counts for its input's progress;
+* a window closes once stream time >= end + grace;
 * a closed window is deleted from the store once stream time >= end + grace + retention; a key
   whose last window is deleted is deleted itself.
 
-``version`` counts the records emitted for a window, so a consumer sees 1..n without a gap.
-
-* ``emit = "update"`` coalesces like Kafka Streams' record cache: a changed window is only
-  marked, and :meth:`PartitionWindows.emit_updates` (called once per commit) emits one record per
-  window changed since the last call, with its latest value, in the order the windows first
-  changed. A window changed and deleted between two commits still gets its record.
-* ``emit = "change"`` emits every change as it happens, one record per change.
-
-A session that absorbs earlier sessions continues from the largest of their versions, and its
-record lists in ``replaces`` the absorbed sessions a consumer has seen (under ``"update"``, the
-ones emitted before; a session created and absorbed between two commits was never emitted).
+Which changes and closes become output records is the table's emit policy
+(:mod:`windows.emit_policy`, one class per ``emit`` mode, built by
+:func:`~windows.emit_policy.emit_policy`); the engine saves the ``version`` each record counts.
 
 Windows due at the same stream time are handled in ``(end + grace, key, start, end)`` order, so
-the output sequence of a partition is a function of its input sequence alone. The close
-schedule lives in memory and is rebuilt from the store (:meth:`PartitionWindows.__init__`), so a
-restarted or reassigned partition continues exactly where the committed state left it.
+the output sequence of a partition is a function of its input sequence alone: stream time never
+depends on the wall clock (a caller that lets it follow one passes the time in, through
+:meth:`PartitionWindows.advance_to`). The close schedule lives in memory and is rebuilt from the
+store (:meth:`PartitionWindows.__init__`), so a restarted or reassigned partition continues
+exactly where the committed state left it.
 """
 
 from __future__ import annotations
@@ -33,17 +30,16 @@ from __future__ import annotations
 import enum
 import heapq
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from windows.aggregates import Aggregation
-from windows.keyed_state import KeyWindows, WindowState, apply_event, results
+from windows.emission import Emission
+from windows.emit_policy import emit_policy
+from windows.keyed_state import KeyWindows, WindowState, apply_event
 from windows.progress import PartitionClock
-from windows.spec import Window, WindowSpec
+from windows.spec import Window
 from windows.store import WindowStore
 from windows.stream_time import is_closed
-
-EMITS = ("update", "change", "final")
+from windows.table import WindowedAggregate
 
 
 class Tracked(enum.Enum):
@@ -53,52 +49,6 @@ class Tracked(enum.Enum):
 TRACKED = Tracked.TRACKED
 """For :meth:`PartitionWindows.on_input_event`: the input's progress as the partition tracked it."""
 _CLOSE, _EXPIRE = 0, 1
-
-
-@dataclass(frozen=True)
-class WindowedAggregate:
-    """What a table computes: the windows, the aggregations with their output names, and when
-    results are emitted (``"update"``, ``"change"`` or ``"final"``)."""
-
-    window: WindowSpec
-    aggregations: tuple[Aggregation, ...]
-    names: tuple[str, ...]
-    emit: str = "update"
-
-    def __post_init__(self) -> None:
-        if self.emit not in EMITS:
-            raise ValueError(f"emit {self.emit!r} is not one of {', '.join(EMITS)}")
-        if len(self.aggregations) != len(self.names):
-            raise ValueError("every aggregation needs exactly one name")
-
-    def value(self, window: WindowState) -> dict[str, Any]:
-        return results(self.aggregations, self.names, window)
-
-
-@dataclass(frozen=True)
-class Emission:
-    """One output record: the window of ``key``, its ``version`` and value at that moment, and
-    the earlier sessions it replaces."""
-
-    key: str
-    start: int
-    end: int
-    version: int
-    value: dict[str, Any]
-    replaces: tuple[Window, ...] = ()
-
-    def to_record(self, table: str) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "table": table,
-            "key": self.key,
-            "start": self.start,
-            "end": self.end,
-            "version": self.version,
-            "value": self.value,
-        }
-        if self.replaces:
-            record["replaces"] = [list(w) for w in self.replaces]
-        return record
 
 
 class EventResult(NamedTuple):  # a tuple: built once per event, cheaper than a dataclass
@@ -111,6 +61,10 @@ class EventResult(NamedTuple):  # a tuple: built once per event, cheaper than a 
 
 
 class PartitionWindows:
+    """The windows of every key of one partition of one table, its stream time and its close
+    schedule, on a :class:`~windows.store.WindowStore`; what they emit is decided by the emit
+    policy of the table's ``emit`` mode (:attr:`emit_policy`)."""
+
     def __init__(self, table: WindowedAggregate, store: WindowStore, partition: int, inputs: int = 1) -> None:
         """``inputs``: how many input partitions feed this partition (:mod:`windows.progress`);
         with one, the stream time is that input's progress and no input state is saved."""
@@ -123,10 +77,8 @@ class PartitionWindows:
             if inputs == 1
             else PartitionClock.from_json(store.get_inputs(partition), inputs, self.stream_time)
         )
+        self.emit_policy = emit_policy(table)
         self._due: list[tuple[int, int, str, int, int]] = []
-        # emit = "update": windows changed since the last emit_updates, in first-change order,
-        # with the sessions their record replaces
-        self._updated: dict[tuple[str, Window], tuple[WindowState, tuple[Window, ...]]] = {}
         spec = table.window
         for key, key_windows in store.items(partition):
             for w in key_windows.windows.values():
@@ -179,20 +131,14 @@ class PartitionWindows:
             return EventResult(emissions=closed, late=True, stream_time=before)
         for window in outcome.created:
             self._schedule(_CLOSE, key, window)
-        emissions: list[Emission] = []
-        if self.table.emit == "change":
-            for w in outcome.changed:
-                w.version += 1
-                emissions.append(
-                    Emission(key, w.start, w.end, w.version, self.table.value(w), outcome.replaced)
-                )
-        elif self.table.emit == "update":
-            self._mark_updated(key, outcome.changed, outcome.replaced)
+        emissions = self.emit_policy.changed(key, outcome)
         touched = {key: key_windows}
         if moved:
             allowed = clock.advance()
             if allowed is not None and (self.stream_time is None or allowed > self.stream_time):
-                emissions.extend(self._advance(allowed, touched))
+                passed = self._advance(allowed, touched)
+                if passed:
+                    emissions = [*emissions, *passed]
             if clock.expected > 1:
                 self.store.set_inputs(self.partition, clock)
         self._save(touched)
@@ -221,55 +167,35 @@ class PartitionWindows:
 
     @property
     def updated(self) -> int:
-        """Windows changed since the last :meth:`emit_updates` (``emit = "update"``)."""
-        return len(self._updated)
-
-    def _mark_updated(self, key: str, changed: Sequence[WindowState], replaced: Sequence[Window]) -> None:
-        updated = self._updated
-        carried: list[Window] = []
-        for window in replaced:
-            pending = updated.pop((key, window), None)
-            if pending is not None:
-                carried.extend(pending[1])
-                if pending[0].version > 0:
-                    carried.append(window)
-            else:
-                carried.append(window)  # emitted at an earlier commit: the consumer holds it
-        if not carried:  # tumbling, sliding, and sessions that absorb nothing
-            for w in changed:
-                entry = (key, Window(w.start, w.end))
-                prior = updated.get(entry)
-                updated[entry] = (w, () if prior is None else prior[1])
-            return
-        for w in changed:
-            entry = (key, Window(w.start, w.end))
-            prior = updated.get(entry)
-            replaces = tuple(carried) if prior is None else prior[1] + tuple(carried)
-            updated[entry] = (w, replaces)
+        """Windows changed since the last :meth:`emit_updates` whose record waits for it
+        (``emit = "update"``; 0 otherwise)."""
+        return self.emit_policy.pending
 
     def emit_updates(self) -> tuple[Emission, ...]:
-        """One record per window changed since the last call, with its latest value, in the order
-        the windows first changed; each counts one more ``version``, which is saved."""
-        if not self._updated:
+        """The records due at a commit (called once per commit): under ``emit = "update"``,
+        one per window changed since the last call, with its latest value, in the order the
+        windows first changed; each counts one more ``version``, which is saved. Nothing under
+        the other modes."""
+        emissions = self.emit_policy.at_commit()
+        if not emissions:
             return ()
-        emissions: list[Emission] = []
         touched: dict[str, KeyWindows] = {}
-        for (key, window), (state, replaces) in self._updated.items():
-            state.version += 1
-            emissions.append(
-                Emission(key, state.start, state.end, state.version, self.table.value(state), replaces)
-            )
+        for emission in emissions:
+            key = emission.key
             key_windows = touched.get(key) or self.store.get(self.partition, key)
-            if key_windows is not None and window in key_windows.windows:  # not deleted since
-                key_windows.windows[window] = state  # the latest state, with its new version
+            if key_windows is None:
+                continue
+            state = key_windows.windows.get(Window(emission.start, emission.end))
+            if state is not None:  # not deleted since
+                state.version = emission.version
                 touched[key] = key_windows
-        self._updated.clear()
         self._save(touched)
-        return tuple(emissions)
+        return emissions
 
     def advance_to(self, stream_time: int) -> tuple[Emission, ...]:
-        """Move stream time forward without an event (idle partitions); earlier times are
-        ignored, since stream time never moves back."""
+        """Move stream time forward to ``stream_time`` (epoch ms) without an event, closing,
+        emitting and expiring what it passes (``idle_timeout``: the caller computes the time
+        from its clock); earlier times are ignored, since stream time never moves back."""
         if self.stream_time is not None and stream_time <= self.stream_time:
             return ()
         self.clock.raise_to(stream_time)
@@ -279,7 +205,7 @@ class PartitionWindows:
         self.stream_time = stream_time
         self.store.set_stream_time(self.partition, stream_time)
         emissions: list[Emission] = []
-        final = self.table.emit == "final"
+        closed = self.emit_policy.closed
         while self._due and self._due[0][0] <= stream_time:
             _, kind, key, start, end = heapq.heappop(self._due)
             window = Window(start, end)
@@ -289,10 +215,10 @@ class PartitionWindows:
                 continue
             if kind == _CLOSE:
                 self._schedule(_EXPIRE, key, window)
-                if not final:
+                emission = closed(key, state)
+                if emission is None:
                     continue
-                state.version += 1
-                emissions.append(Emission(key, start, end, state.version, self.table.value(state)))
+                emissions.append(emission)
             else:
                 del key_windows.windows[window]
             touched[key] = key_windows

@@ -30,9 +30,10 @@ from tests.unit.test_window_properties import (
     store_view,
 )
 from windows.aggregates import InvalidField
-from windows.partition import TRACKED, PartitionWindows, WindowedAggregate
+from windows.partition import TRACKED, PartitionWindows
 from windows.progress import InputState, PartitionClock, combined_clock
 from windows.store import InMemoryWindowStore
+from windows.table import WindowedAggregate
 from windows.write_back import WriteBackStore
 
 # (key, payload, timestamp) of one input's events, in the input's order

@@ -6,10 +6,11 @@ import pytest
 from tests.unit.test_window_properties import CALLS
 from windows.aggregates import InvalidField, parse_aggregation
 from windows.keyed_state import KeyWindows, apply_event, results
-from windows.partition import PartitionWindows, WindowedAggregate
+from windows.partition import PartitionWindows
 from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, Window, tumbling_window
 from windows.store import InMemoryWindowStore
 from windows.stream_time import advance, is_closed
+from windows.table import WindowedAggregate
 
 NAMES = tuple(CALLS)
 AGGS = tuple(parse_aggregation(c) for c in CALLS.values())

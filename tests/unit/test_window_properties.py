@@ -21,9 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from windows.aggregates import InvalidField, parse_aggregation
-from windows.partition import Emission, PartitionWindows, WindowedAggregate
+from windows.emission import Emission
+from windows.partition import PartitionWindows
 from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, WindowSpec
 from windows.store import InMemoryWindowStore
+from windows.table import WindowedAggregate
 from windows.write_back import WriteBackStore
 
 CALLS = {
