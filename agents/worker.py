@@ -44,8 +44,14 @@ def logging_config(level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"logfmt": {"()": "streams.logfmt.LogfmtFormatter"}},
+        "filters": {"repeats": {"()": "streams.logfmt.RepeatedMessageFilter"}},
         "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "formatter": "logfmt", "stream": "ext://sys.stderr"}
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "logfmt",
+                "filters": ["repeats"],
+                "stream": "ext://sys.stderr",
+            }
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
     }

@@ -38,6 +38,37 @@ class LogfmtFormatter(logging.Formatter):
         return line
 
 
+class RepeatedMessageFilter(logging.Filter):
+    """Drops a library's log record (any logger outside ``continust``) whose message is the same
+    as one let through less than ``interval_s`` ago; the next one let through says how many were
+    dropped (``repeated=N``). While a broker is down, aiokafka logs the same connection error
+    several times a second; this keeps one line per message per interval. ``clock``: monotonic
+    seconds, passed in for tests."""
+
+    def __init__(self, interval_s: float = 10.0, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.interval_s, self.clock = interval_s, clock
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("continust"):
+            return True
+        key = (record.name, record.levelno, record.getMessage())
+        now = self.clock()
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self.interval_s:
+            self._seen[key] = (last[0], last[1] + 1)
+            return False
+        if len(self._seen) > 1_000:
+            self._seen.clear()
+        dropped = 0 if last is None else last[1]
+        self._seen[key] = (now, 0)
+        if dropped:
+            record.msg = f"{record.getMessage()} (repeated={dropped} in {self.interval_s:.0f}s)"
+            record.args = ()
+        return True
+
+
 def configure_logging(level: str = "info") -> None:
     """Send every logger to stderr in logfmt; idempotent."""
     root = logging.getLogger()

@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import logging
 import tracemalloc
 
 import pytest
 
 from agents.commit_gate import CommitGate
 from streams.broker_reachability import BrokerReachability
+from streams.logfmt import RepeatedMessageFilter
 from windows.aggregates import parse_aggregation
-from windows.partition import PartitionWindows, WindowedAggregate
+from windows.partition import PartitionWindows
 from windows.spec import TumblingWindows
 from windows.store import InMemoryWindowStore
+from windows.table import WindowedAggregate
 from windows.write_back import KEY_BYTES, WriteBackStore, window_bytes_for
 
 
@@ -73,3 +76,23 @@ def test_the_gate_names_the_first_limit_reached() -> None:
     assert gate.over_limit() is None
     use["cache"] = 50
     assert gate.over_limit() == "state_cache"
+
+
+def test_a_library_message_repeated_within_the_interval_is_logged_once_then_counted() -> None:
+    now = [0.0]
+    repeats = RepeatedMessageFilter(interval_s=10, clock=lambda: now[0])
+
+    def record(name: str, msg: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, None, None)
+
+    assert repeats.filter(record("aiokafka", "Unable connect to node 1"))
+    now[0] = 5
+    assert not repeats.filter(record("aiokafka", "Unable connect to node 1"))
+    assert not repeats.filter(record("aiokafka", "Unable connect to node 1"))
+    assert repeats.filter(record("aiokafka", "another message"))
+    assert repeats.filter(record("continust.worker", "event=x"))  # never ours
+    assert repeats.filter(record("continust.worker", "event=x"))
+    now[0] = 10
+    again = record("aiokafka", "Unable connect to node 1")
+    assert repeats.filter(again)
+    assert again.getMessage() == "Unable connect to node 1 (repeated=2 in 10s)"
