@@ -7,8 +7,10 @@ cancels its fetch loop mid-batch on shutdown, with the same effect.
 
 Every batch (the records one fetch returned for one partition) is therefore processed and
 acknowledged as one step under a lock, shielded from cancellation, and the consumer takes the
-same lock for the whole commit (state written back, offsets computed, transaction committed),
-so a commit sees each batch either not started or sent and acknowledged.
+same lock for the whole commit (every step of :mod:`agents.commit_order`: state written back,
+offsets computed, transaction committed), so a commit sees each batch either not started or
+sent and acknowledged. What a commit does, and in which order, is the commit sequence's; the
+gate only decides when it may run.
 
 After every batch the gate compares what the stages hold in memory with the worker's limits
 (:attr:`CommitGate.memory_limits`, e.g. ``state_cache``: the write-back caches of the tables).
@@ -60,10 +62,6 @@ class CommitGate:
         self._lock = asyncio.Lock()
         #: records handed to a handler since the worker started (repeats not counted)
         self.records_processed = 0
-        #: awaited under the gate before every commit, to write what stages hold back
-        self.before_commit: list[Callable[[], Awaitable[object]]] = []
-        #: what stages store with a partition's committed offset (:meth:`metadata_for`)
-        self.offset_metadata: list[Callable[[TP], str | None]] = []
         #: limit name -> bytes; and what counts against it, summed (checked after every batch)
         self.memory_limits: dict[str, int] = {}
         self.memory_use: dict[str, list[Callable[[], int]]] = {}
@@ -86,14 +84,6 @@ class CommitGate:
         paused = time.monotonic() - started
         BACKPRESSURE_SECONDS.labels(limit=limit).inc(paused)
         log.debug(logfmt("backpressure.commit", limit=limit, paused_s=round(paused, 3)))
-
-    def metadata_for(self, tp: TP) -> str:
-        """The metadata committed with ``tp``'s offset: the first a stage gives, or ``""``."""
-        for metadata in self.offset_metadata:
-            found = metadata(tp)
-            if found is not None:
-                return found
-        return ""
 
     async def process_batch(self, app: Any, batch: Batch, handler: BatchHandler) -> None:
         """Run ``handler`` on the records of one partition that a fetch returned, and acknowledge

@@ -27,7 +27,8 @@ import faust
 import orjson
 from faust.types import TP
 
-from agents.commit_gate import Batch, gate_for, install_batch_handler
+from agents.commit_gate import Batch, install_batch_handler
+from agents.commit_order import HeldBackWrites, OffsetMetadata, OutputFlush, commit_sequence_for
 from agents.faust_compat import in_recovery
 from agents.sink import Sink
 from streams.dead_letters import DeadLetter
@@ -143,9 +144,10 @@ class SourceStage:
     def install(self) -> None:
         channel = self.app.topic(*self.spec.topics, key_serializer="raw", value_serializer="raw")
         install_batch_handler(self.app, channel, self.process_batch)
-        gate = gate_for(self.app)
-        gate.before_commit.append(self.report_progress)
-        gate.offset_metadata.append(self.offset_metadata)
+        sequence = commit_sequence_for(self.app)
+        sequence.add(HeldBackWrites(self.report_progress))
+        sequence.add(OutputFlush(self.sink.flush))
+        sequence.add(OffsetMetadata(self.offset_metadata))
         self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
 
     async def _on_revoked(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -242,10 +244,11 @@ class SourceStage:
         await self.sink.flush()
 
     async def report_progress(self) -> None:
-        """Under the commit gate, before a commit: write into every partition of the repartition
-        topic, in the transaction of the source partition, the progress of each assigned source
-        partition that moved since its last report, and whether it is idle (nothing left to read
-        and nothing fetched for ``idle_after``). Tables take their clock from these reports."""
+        """Step 1 of a commit (:mod:`agents.commit_order`): queue in the sink, for every
+        partition of the repartition topic and in the transaction of the source partition, the
+        progress of each assigned source partition that moved since its last report, and whether
+        it is idle (nothing left to read and nothing fetched for ``idle_after``). Tables take
+        their clock from these reports. The sink is flushed in step 2."""
         if self.spec.partitioned_by_key:
             return
         app: Any = self.app
@@ -265,7 +268,6 @@ class SourceStage:
             self._report(tp, progress, idle)
             if idle:
                 log.info(logfmt("input.idle", source=self.spec.name, input=f"{tp.topic}:{tp.partition}"))
-        await self.sink.flush()
 
     async def _report_assigned_active(self) -> None:
         """First batch since an assignment: before any of its records, report every newly

@@ -8,16 +8,17 @@ another partition (repartitioning) into another partition's transaction. Here:
 * a send that names ``transactional_id`` goes to exactly that producer;
 * a send without one (Faust's table changelog writes, always to the partition of the event being
   processed) keeps Faust's rule, which for co-partitioned topics is the source's producer;
-* before offsets commit, Faust's send buffer is drained completely, so changelog records
-  buffered by ``send_soon`` are inside the transaction that commits the offsets they derive
-  from. Faust's own ``flush()`` gives up after 100 ms without progress and does not wait for
-  the record its background task is sending; its producer here uses a buffer that can be
-  drained (:class:`DrainableProducerBuffer`);
+* before offsets commit, Faust's send buffer is drained completely (step 4 of
+  :mod:`agents.commit_order`), so changelog records buffered by ``send_soon`` are inside the
+  transaction that commits the offsets they derive from. Faust's own ``flush()`` gives up
+  after 100 ms without progress and does not wait for the record its background task is
+  sending; its producer here uses a buffer that can be drained (:class:`DrainableProducerBuffer`);
 * records written while a partition had no input (stream time moved by the idle timeout) are
   committed in that partition's transaction at the next commit although no offset moved.
 
 Its consumer
-* commits only through the commit gate (:mod:`agents.commit_gate`);
+* commits only through the commit gate (:mod:`agents.commit_gate`), in the order of the app's
+  commit sequence (:mod:`agents.commit_order`), whose steps 4 to 6 it carries out;
 * asks the broker for end offsets instead of reading the cached last stable offset: under
   ``exactly_once`` Faust takes a partition's highwater from the last fetch, which is unknown (-1)
   for a changelog partition not fetched yet, so a worker restarting with state on disk failed its
@@ -49,6 +50,7 @@ from faust.types.tuples import FutureMessage, RecordMetadata
 from mode import ServiceT
 
 from agents.commit_gate import Batch, batch_routes_for, gate_for
+from agents.commit_order import CommitOutcome, CommitRequest, commit_sequence_for
 from agents.faults import FAULTS, FaultPoint, offsets_detail
 from agents.faust_compat import (
     ConsumerHooks,
@@ -124,9 +126,9 @@ class Producer(faust_aiokafka.Producer):
         partitions a commit took about 0.5 s, during which the gate holds processing and every
         output waits. The transactions are independent, as they are when committed in turn; the
         first failure is raised once all have finished. Each offset is committed with the
-        metadata the stages give for its partition (:meth:`CommitGate.metadata_for`)."""
+        metadata the stages give for its partition (:meth:`CommitSequence.metadata_for`)."""
         commit_one = super().commit_transactions
-        metadata_for = gate_for(self.app).metadata_for
+        metadata_for = commit_sequence_for(self.app).metadata_for
         results = await asyncio.gather(
             *(
                 commit_one(
@@ -187,6 +189,10 @@ class TransactionManager(FaustTransactionManager):
         await cast(DrainableProducerBuffer, self.producer.buffer).drain()
 
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        """Commit ``offsets`` in their partitions' transactions (step 5 of
+        :mod:`agents.commit_order`, called by Faust's ``force_commit``). The commit sequence
+        drained the send buffer just before (step 4); draining again here covers what Faust sent
+        since (its attached records), so no offset commits ahead of a record still buffered."""
         await self.drain_send_buffer()
         await self.begin_missing_transactions(offsets)
         FAULTS.reached(FaultPoint.COMMIT_IN_TRANSACTION, offsets=offsets_detail(offsets))
@@ -208,7 +214,8 @@ class TransactionManager(FaustTransactionManager):
     async def commit_writes_without_offsets(self, start_new_transaction: bool = True) -> None:
         """Commit the transactions that hold records but no offsets: what a partition wrote
         while no input arrived (stream time moved by the idle timeout). Without this they would
-        stay invisible to ``read_committed`` readers until the partition's next input."""
+        stay invisible to ``read_committed`` readers until the partition's next input (step 6
+        of :mod:`agents.commit_order`; the buffer is drained again, as in :meth:`commit`)."""
         await self.drain_send_buffer()
         faust_producer = cast(faust_aiokafka.Producer, self.producer)
 
@@ -347,10 +354,10 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     async def commit_with_metadata(self, offsets: Mapping[TP, int]) -> bool:
         """Faust's ``at_least_once`` commit, with the metadata the stages give for each partition
-        (:meth:`agents.commit_gate.CommitGate.metadata_for`); Faust commits an empty string."""
+        (:meth:`agents.commit_order.CommitSequence.metadata_for`); Faust commits an empty string."""
         consumer = kafka_consumer(self)
         assignment = self.assignment()
-        metadata_for = gate_for(self.consumer.app).metadata_for
+        metadata_for = commit_sequence_for(self.consumer.app).metadata_for
         committable = {tp: offset for tp, offset in offsets.items() if tp in assignment}
         try:
             self.tp_last_committed_at.update(dict.fromkeys(committable, time.monotonic()))
@@ -567,23 +574,36 @@ class Consumer(ConsumerHooks):
         return new_offset
 
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
-        gate = gate_for(self.app)
-        async with gate.closed():
-            for write_back in gate.before_commit:
-                await write_back()
-            before = dict(committed_offsets(self))
-            committed = await super().force_commit(topics, start_new_transaction=start_new_transaction)
-            if self.in_transaction:
-                transactions = cast(TransactionManager, self.transactions)
-                await transactions.commit_writes_without_offsets(start_new_transaction)
-            if committed:
-                moved = {
-                    tp: o
-                    for tp, o in committed_offsets(self).items()
-                    if o is not None and before.get(tp) != o
-                }
-                FAULTS.reached(FaultPoint.COMMIT_DONE, offsets=offsets_detail(moved))
-            return committed
+        """Commit under the commit gate, in the order of the app's commit sequence
+        (:class:`agents.commit_order.CommitSequence`); steps 4 to 6 are the methods below."""
+        request = CommitRequest(topics, start_new_transaction)
+        async with gate_for(self.app).closed():
+            return await commit_sequence_for(self.app).run(self, request)
+
+    async def drain_send_buffer(self) -> None:
+        """Step 4: under ``exactly_once``, hand every record of Faust's send buffer to its
+        transactional producer (under ``at_least_once`` Faust flushes the producer in step 5)."""
+        if self.in_transaction:
+            await cast(TransactionManager, self.transactions).drain_send_buffer()
+
+    async def commit_offsets(self, request: CommitRequest) -> CommitOutcome:
+        """Step 5: Faust's commit of the acknowledged offsets (in each input partition's
+        transaction under ``exactly_once``: :meth:`TransactionManager.commit`)."""
+        before = dict(committed_offsets(self))
+        committed = await super().force_commit(
+            request.topics, start_new_transaction=request.start_new_transaction
+        )
+        if not committed:
+            return CommitOutcome(committed=False)
+        moved = {tp: o for tp, o in committed_offsets(self).items() if o is not None and before.get(tp) != o}
+        return CommitOutcome(committed=True, moved=moved)
+
+    async def commit_writes_without_offsets(self, request: CommitRequest) -> None:
+        """Step 6: under ``exactly_once``, commit the transactions holding records whose
+        offset did not move (:meth:`TransactionManager.commit_writes_without_offsets`)."""
+        if self.in_transaction:
+            transactions = cast(TransactionManager, self.transactions)
+            await transactions.commit_writes_without_offsets(request.start_new_transaction)
 
     def new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)

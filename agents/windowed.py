@@ -29,6 +29,7 @@ from faust.types import TP
 
 from agents.clock import WALL_CLOCK, Clock
 from agents.commit_gate import Batch, gate_for, install_batch_handler
+from agents.commit_order import HeldBackWrites, OutputFlush, StateFlush, commit_sequence_for
 from agents.faults import FAULTS, FaultPoint
 from agents.faust_compat import in_recovery
 from agents.idle_timeout import IdleTimeout
@@ -138,9 +139,11 @@ class TableStage:
         """Register the stage's rebalance handler and idle timer; its events come from the one
         agent of its source (:func:`install_keyed_agent`)."""
         self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
-        gate = gate_for(self.app)
-        gate.before_commit.append(self.before_commit)
-        gate.memory_use.setdefault("state_cache", []).append(self.cache_bytes)
+        sequence = commit_sequence_for(self.app)
+        sequence.add(HeldBackWrites(self.write_held_back))
+        sequence.add(OutputFlush(self.sink.flush))
+        sequence.add(StateFlush(self.store.flush))
+        gate_for(self.app).memory_use.setdefault("state_cache", []).append(self.cache_bytes)
         if self.idle_timeout is not None:
             interval = self.idle_timeout.check_interval_s
             self.app.timer(interval, name=f"continust.idle.{self.spec.name}")(self.advance_idle)
@@ -159,19 +162,18 @@ class TableStage:
             self.idle_timeout.forget()
         self.store.forget()
 
-    async def before_commit(self) -> None:
-        """Under the commit gate, inside the transaction about to commit: mark the idle inputs
-        of a source partitioned by key over several topics (moving the clock), emit the windows
-        changed since the last commit (``emit = "update"``), then write the changed state to
-        RocksDB and the changelogs."""
+    async def write_held_back(self) -> None:
+        """Step 1 of a commit (:mod:`agents.commit_order`), inside the transactions about to
+        commit: mark the idle inputs of a source partitioned by key over several topics (moving
+        the clock), and queue in the sink the windows changed since the last commit
+        (``emit = "update"``); export each partition's clock as these leave it. The sink is
+        flushed in step 2, the changed state written to RocksDB and the changelogs in step 3."""
         topic = self.source.keyed_topics[0]
         if self.source.spec.partitioned_by_key and self.source.inputs_per_partition > 1:
             self._mark_idle_inputs()
         for partition in sorted(self._partitions):
             for emission in self._partitions[partition].emit_updates():
                 self.emit(TP(topic, partition), emission)
-        await self.sink.flush()
-        self.store.flush()
         self._export_clocks()
 
     def _mark_idle_inputs(self) -> None:
