@@ -275,13 +275,13 @@ def test_a_worker_that_lost_its_data_directory_rebuilds_it(kafka, run_id, start_
 
 
 def test_sigterm_under_load_exits_cleanly_and_in_time(kafka, run_id, start_worker, tmp_path: Path):
-    """A backlog of 3,600 events; the worker SIGTERMs itself right after its first batch, so the
+    """A backlog of 2,000 events; the worker SIGTERMs itself right after its first batch, so the
     stop begins while most of the input is still to read (the marker says how much it had
     processed). It stops within 30 s with every write committed, and its successor keeps the
     stores and finishes exactly."""
     app_id, src, prefix, pipeline = setup(kafka, run_id, tmp_path, "term", FAST_FAILOVER)
     repartition = f"{app_id}-events-repartition"
-    events = make_events(two_hours_ago(), 3_600, seed=6)
+    events = make_events(two_hours_ago(), 2_000, seed=6)
     run(publish(kafka, records(src, events)))
     port = free_port()
     worker = start_worker(pipeline, port, fault="batch.processed:term")
