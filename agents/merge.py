@@ -224,8 +224,9 @@ class SourceStage:
         tp, add, repartition, partitions = batch.tp, self.sink.add, self.repartition, self.partitions
         index = self._index[tp]
         progress = await self._progress_of(tp)
-        if tp not in self._reported:
-            await self._report_assigned_active()
+        first = tp not in self._reported
+        if first:
+            await self._report_assigned_active(tp)
         for record, envelope in self._decoded(batch):
             key = envelope.key.encode()
             timestamp_ms = envelope.timestamp_ms
@@ -241,7 +242,7 @@ class SourceStage:
             if progress is None or timestamp_ms > progress:
                 progress = timestamp_ms
         self._progress[tp] = progress
-        await self.sink.flush()
+        await self.sink.flush(delivered=first)
 
     async def report_progress(self) -> None:
         """Step 1 of a commit (:mod:`agents.commit_order`): queue in the sink, for every
@@ -269,16 +270,23 @@ class SourceStage:
             if idle:
                 log.info(logfmt("input.idle", source=self.spec.name, input=f"{tp.topic}:{tp.partition}"))
 
-    async def _report_assigned_active(self) -> None:
-        """First batch since an assignment: before any of its records, report every newly
-        assigned source partition active. It may have been reported idle before a stop or a
-        rebalance, and its tables restore that; if it has a backlog now, the backlog must hold
-        their clocks. One that is really quiet is reported idle again after ``idle_after``."""
+    async def _report_assigned_active(self, current: TP) -> None:
+        """First batch since an assignment (of ``current``): before any of its records, report
+        every source partition newly assigned to this worker active. It may have been reported
+        idle before a stop or a rebalance, and its tables restore that; if it has a backlog now,
+        the backlog must hold their clocks before any new record moves them. The reports go in
+        ``current``'s transaction, ahead of its records, and the batch is flushed until
+        delivered, so no later batch's records (other producers) can reach the log before them.
+        A partition that is really quiet is reported idle again after ``idle_after``."""
         topics = set(self.spec.topics)
         app: Any = self.app
         for tp in sorted(tp for tp in app.assignor.assigned_actives() if tp.topic in topics):
-            if tp not in self._reported and self.sink.writable(tp):
-                self._report(tp, await self._progress_of(tp), idle=False)
+            if tp not in self._reported:
+                progress = await self._progress_of(tp)
+                headers = progress_headers(self._index[tp], progress, False)
+                for partition in range(self.partitions):
+                    self.sink.add(current, self.repartition, None, b"", partition, headers)
+                self._reported[tp] = (progress, False)
 
     def _report(self, tp: TP, progress: int | None, idle: bool) -> None:
         """Write source partition ``tp``'s progress and idleness into every partition of the

@@ -14,6 +14,7 @@ and flush under the commit gate, so no record waits in the sink across a commit 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 import faust
@@ -53,21 +54,26 @@ class Sink:
             records = self._pending[(source, topic, partition)] = []
         records.append((key, value, headers or []))
 
-    async def flush(self) -> None:
+    async def flush(self, delivered: bool = False) -> None:
         """Hand every queued record to its producer, in whole batches, in the order added. A
-        batch's first record is always accepted, so a record larger than a batch goes alone."""
+        batch's first record is always accepted, so a record larger than a batch goes alone.
+        ``delivered``: return only once the broker has acknowledged every batch (records of
+        different producers otherwise reach the log in no set order)."""
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
+        deliveries = []
         for (source, topic, partition), records in pending.items():
             producer = self._producer(source)
             batch = producer.create_batch()
             for key, value, headers in records:
                 if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                    await producer.send_batch(batch, topic, partition=partition)
+                    deliveries.append(await producer.send_batch(batch, topic, partition=partition))
                     batch = producer.create_batch()
                     batch.append(timestamp=None, key=key, value=value, headers=headers)
-            await producer.send_batch(batch, topic, partition=partition)
+            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+        if delivered:
+            await asyncio.gather(*deliveries)
 
     def writable(self, source: TP) -> bool:
         """Whether records derived from ``source`` can be written now: under ``exactly_once``,
