@@ -40,3 +40,23 @@ async def send_events(
     for partition, batch in batches.items():
         deliveries.append(await producer.send_batch(batch, topic, partition=partition))
     await asyncio.gather(*deliveries)
+
+
+async def send_values(
+    producer: AIOKafkaProducer, topic: str, partitions: int, values: Sequence[bytes]
+) -> None:
+    """Send unkeyed ``values`` round-robin over ``partitions``, in whole batches and in order
+    within each partition, and wait until the broker has acknowledged all of them."""
+    batches: dict[int, Any] = {}
+    deliveries = []
+    for i, value in enumerate(values):
+        partition = i % partitions
+        batch = batches.get(partition) or producer.create_batch()
+        if batch.append(key=None, value=value, timestamp=None) is None:
+            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            batch.append(key=None, value=value, timestamp=None)
+        batches[partition] = batch
+    for partition, batch in batches.items():
+        deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+    await asyncio.gather(*deliveries)

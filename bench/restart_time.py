@@ -25,7 +25,6 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -33,6 +32,7 @@ from aiokafka import AIOKafkaProducer
 from agents.worker_command import worker_argv
 from bench.broker import BenchBroker
 from bench.contenders import free_port
+from bench.producing import send_values
 from bench.topics import create_topic
 from bench.worker_api import metric_total
 
@@ -65,20 +65,11 @@ async def publish(bootstrap: str, topic: str, events: int, keys: int) -> None:
     await producer.start()
     t0 = int(time.time() * 1000) - events * 10
     try:
-        batches: dict[int, Any] = {}
-        deliveries = []
-        for i in range(events):
-            value = orjson.dumps({"user": f"user-{i % keys}", "ts": t0 + i * 10, "amount": i % 10})
-            partition = i % PARTITIONS
-            batch = batches.get(partition) or producer.create_batch()
-            if batch.append(key=None, value=value, timestamp=None) is None:
-                deliveries.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
-                batch.append(key=None, value=value, timestamp=None)
-            batches[partition] = batch
-        for partition, batch in batches.items():
-            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*deliveries)
+        values = [
+            orjson.dumps({"user": f"user-{i % keys}", "ts": t0 + i * 10, "amount": i % 10})
+            for i in range(events)
+        ]
+        await send_values(producer, topic, PARTITIONS, values)
     finally:
         await producer.stop()
 

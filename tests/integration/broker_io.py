@@ -11,6 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bench.producing import send_values
 from streams.topic_admin import partition_counts
 
 
@@ -37,19 +38,7 @@ async def publish_values(bootstrap: str, topic: str, partitions: int, values: li
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=512 * 1024)
     await producer.start()
     try:
-        batches: dict[int, Any] = {}
-        deliveries = []
-        for i, value in enumerate(values):
-            partition = i % partitions
-            batch = batches.get(partition) or producer.create_batch()
-            if batch.append(key=None, value=value, timestamp=None) is None:
-                deliveries.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
-                batch.append(key=None, value=value, timestamp=None)
-            batches[partition] = batch
-        for partition, batch in batches.items():
-            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*deliveries)
+        await send_values(producer, topic, partitions, values)
     finally:
         await producer.stop()
 
