@@ -13,11 +13,11 @@ through these steps, each finished before the next starts:
    deletes windows), which (3) must persist in the same transaction.
 2. ``OUTPUTS`` (:class:`OutputFlush`): the sink hands its queued records to the transactional
    producers. Before (5) and (6): a record still queued is in no transaction when it commits.
-3. ``STATE`` (:class:`StateFlush`): the write-back caches write the changed state to RocksDB and
-   their changelog records into Faust's send buffer. After (1), which changes state; before
-   (4): its changelog records reach the buffer only here, and (4) must find them there.
-   Swapped with (5), the changelog would lag the offsets: a worker restoring the table after a
-   crash would miss state whose input is committed.
+3. ``STATE`` (:class:`StateFlush`): the write-back caches send the changelog records of the
+   changed state through the sink into the open transactions, and wait until they are
+   delivered (their offsets are known). After (1), which changes state. Swapped with (5), the
+   changelog would lag the offsets: a worker restoring the table after a crash would miss
+   state whose input is committed. RocksDB is *not* written here: see (7).
 4. ``SEND_BUFFER`` (:meth:`CommitTransport.drain_send_buffer`): Faust's send buffer is drained,
    every buffered record handed to its transactional producer. After (3), which fills it;
    before (5): a record still buffered when its transaction commits lands in the next one,
@@ -31,7 +31,9 @@ through these steps, each finished before the next starts:
    there with its offset; committed here first, its records would be visible before the
    offset they derive from, and a crash in between would write them again.
 7. ``AFTER`` (:class:`AfterCommit`, then the ``commit.done`` fault point): what runs once the
-   commit is complete. Anything earlier would see a commit that may still fail.
+   commit is complete: the write-back caches apply the changes of (3) to RocksDB with the
+   changelog offsets they reach. Anything earlier would see a commit that may still fail, and
+   RocksDB would hold state that a crash leaves uncommitted.
 
 Under ``at_least_once`` steps 4 and 6 do nothing, and step 5 is Faust's producer flush and
 offset commit.
@@ -101,10 +103,10 @@ class OutputFlush:
 
 @dataclass(frozen=True)
 class StateFlush:
-    """Step 3: a store writes its changed state to RocksDB and its changelog."""
+    """Step 3: a store sends the changelog records of its changed state."""
 
     step: ClassVar[Step] = Step.STATE
-    flush: Callable[[], object]
+    flush: Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ class CommitSequence:
         for output in self.outputs:  # 2
             await output.flush()
         for state in self.state:  # 3
-            state.flush()
+            await state.flush()
         await transport.drain_send_buffer()  # 4
         outcome = await transport.commit_offsets(request)  # 5
         await transport.commit_writes_without_offsets(request)  # 6

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, MutableSet
+from collections.abc import Callable, Mapping, MutableMapping, MutableSet
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -421,16 +421,21 @@ def open_partition_db(store: RocksDBStore, partition: int) -> Any | None:
     return dbs.get(partition)
 
 
-def visible_items(store: RocksDBStore, db: Any) -> Iterator[tuple[bytes, bytes]]:
-    """The key and value of every record of one partition's RocksDB, without Faust's own
-    bookkeeping keys.
+#: where Faust's RocksDB store keeps each partition database's changelog offset
+FAUST_OFFSET_KEY = b"__faust\x00offset__"
 
-    Relies on: faust-streaming, ``faust.stores.rocksdb.Store._visible_items(db)`` (skips the
-    key under which the store keeps the changelog offset it persisted).
-    Needed for: rebuilding a partition's close schedule from its stored windows.
-    If it changes: ``AttributeError`` when a partition is assigned.
+
+def changelog_offset_key(store: RocksDBStore) -> bytes:
+    """The key under which a partition's RocksDB holds the changelog offset its state reflects.
+
+    Relies on: faust-streaming, ``faust.stores.rocksdb.Store.offset_key`` (read by
+    ``persisted_offset``, which Faust's recovery seeks the changelog to).
+    Needed for: writing the offset in the same RocksDB write batch as the committed state it
+    belongs to, so a restart after a crash reads only the changelog records committed since.
+    If it changes: the canary fails; a worker would restore every changelog in full.
     """
-    return cast(Iterator[tuple[bytes, bytes]], store._visible_items(db))
+    key: bytes = store.offset_key
+    return key
 
 
 # -- fetch state: aiokafka.AIOKafkaConsumer's subscription ------------------------------------
@@ -686,7 +691,7 @@ REGISTRY: tuple[SeamItem, ...] = (
     SeamItem("in_recovery", "faust.app.base:App", "in_recovery", Kind.ATTRIBUTE),
     SeamItem("partition_db", _F_STORE, "_db_for_partition", Kind.METHOD, ("self", "partition")),
     SeamItem("open_partition_db", _F_STORE, "_dbs", Kind.ATTRIBUTE),
-    SeamItem("visible_items", _F_STORE, "_visible_items", Kind.METHOD, ("self", "db")),
+    SeamItem("changelog_offset_key", _F_STORE, "offset_key", Kind.VALUE, FAUST_OFFSET_KEY),
     SeamItem("partition_state", _K_CONSUMER, "_subscription", Kind.ATTRIBUTE),
     SeamItem("partition_state", f"{_K_SUBSCRIPTIONS}:SubscriptionState", "subscription", Kind.ATTRIBUTE),
     SeamItem("partition_state", f"{_K_SUBSCRIPTIONS}:Subscription", "assignment", Kind.ATTRIBUTE),

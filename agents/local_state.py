@@ -1,22 +1,19 @@
-"""A worker's local table state across crashes: kept after a clean stop, rebuilt after any other.
+"""A worker's local table state across restarts: kept, unless it is of another layout.
 
-Under ``exactly_once`` a table write reaches RocksDB at once, while the Kafka transaction that
-carries its changelog record may still abort. A worker that dies (SIGKILL, a crash, a failed
-commit, a power cut) can leave RocksDB holding effects Kafka never committed, and Faust's
-recovery would keep them: it only replays the changelog on top of what is on disk.
+RocksDB holds committed state only, with the changelog offset it reflects
+(:mod:`agents.table_store`): whatever way a worker stopped (SIGTERM, SIGKILL, a crash, a power
+cut), its stores are the state of some committed transaction, and Faust's recovery reads the
+changelogs only from the offsets they name. So a restarted worker keeps its stores.
 
-So a worker that stops cleanly, with every write it made committed, leaves a marker file in its
-data directory. A worker that starts without that marker deletes its table stores, and Faust
-restores them from the changelogs, read with ``read_committed``: local state is then exactly
-what Kafka committed. The marker is removed at start, so any later crash is seen. The cost is a
-full changelog restore (compacted, so proportional to the live keys) after an unclean stop.
+The one exception is a store written in another layout (an older version of continust): the
+data directory names its layout in :data:`LAYOUT_FILE`; a worker that finds another (or none,
+next to existing stores) deletes its table stores, and Faust restores them from the changelogs.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +21,9 @@ from streams.logfmt import logfmt
 
 log = logging.getLogger("continust.state")
 
-CLEAN_STOP_MARKER = "clean-stop"
+LAYOUT_FILE = "state-layout"
+#: one record per window, a time index, committed state only with its changelog offset
+LAYOUT = "window-records-v1"
 
 
 @dataclass(frozen=True)
@@ -36,28 +35,27 @@ class LocalState:
     table_dir: Path
 
     @property
-    def marker(self) -> Path:
-        return self.data_dir / CLEAN_STOP_MARKER
+    def layout_file(self) -> Path:
+        return self.data_dir / LAYOUT_FILE
 
     def open(self) -> str:
         """Call before the worker starts. Returns what happened to the local stores: ``"none"``
-        (there were none), ``"kept"`` (the last stop was clean) or ``"rebuilt"`` (deleted, to be
-        restored from the changelogs)."""
-        clean = self.marker.exists()
-        self.marker.unlink(missing_ok=True)
+        (there were none), ``"kept"`` (restored only from their changelog offsets on) or
+        ``"rebuilt"`` (of another layout: deleted, to be restored from the changelogs)."""
+        layout = self.layout_file.read_text().strip() if self.layout_file.exists() else None
         if not self.table_dir.exists() or not any(self.table_dir.iterdir()):
             outcome = "none"
-        elif clean:
+        elif layout == LAYOUT:
             outcome = "kept"
         else:
             shutil.rmtree(self.table_dir)
             outcome = "rebuilt"
-        log.info(logfmt("state.open", table_dir=self.table_dir, stores=outcome))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.layout_file.write_text(f"{LAYOUT}\n")
+        log.info(logfmt("state.open", table_dir=self.table_dir, stores=outcome, layout=LAYOUT))
         return outcome
 
     def close(self, committed_everything: bool) -> None:
-        """Call after the worker stopped. Leaves the marker only when every write it made was
-        committed; otherwise the next start rebuilds."""
-        if committed_everything:
-            self.marker.write_text(f"{time.time_ns() // 1_000_000}\n")
+        """Call after the worker stopped: logs whether every write it made was committed (a
+        clean stop); the stores are kept either way."""
         log.info(logfmt("state.close", clean=committed_everything))

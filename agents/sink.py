@@ -54,26 +54,35 @@ class Sink:
             records = self._pending[(source, topic, partition)] = []
         records.append((key, value, headers or []))
 
-    async def flush(self, delivered: bool = False) -> None:
+    async def flush(self, delivered: bool = False) -> dict[tuple[str, int], int]:
         """Hand every queued record to its producer, in whole batches, in the order added. A
         batch's first record is always accepted, so a record larger than a batch goes alone.
         ``delivered``: return only once the broker has acknowledged every batch (records of
-        different producers otherwise reach the log in no set order)."""
+        different producers otherwise reach the log in no set order), with the offset of the
+        last record written to each topic partition (empty without ``delivered``)."""
         if not self._pending:
-            return
+            return {}
         pending, self._pending = self._pending, {}
-        deliveries = []
+        deliveries: list[tuple[Any, int]] = []  # (future of the batch's metadata, its records)
         for (source, topic, partition), records in pending.items():
             producer = self._producer(source)
             batch = producer.create_batch()
             for key, value, headers in records:
                 if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                    deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+                    count = batch.record_count()
+                    deliveries.append((await producer.send_batch(batch, topic, partition=partition), count))
                     batch = producer.create_batch()
                     batch.append(timestamp=None, key=key, value=value, headers=headers)
-            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
-        if delivered:
-            await asyncio.gather(*deliveries)
+            count = batch.record_count()
+            deliveries.append((await producer.send_batch(batch, topic, partition=partition), count))
+        if not delivered:
+            return {}
+        acked = await asyncio.gather(*(future for future, _ in deliveries))
+        last: dict[tuple[str, int], int] = {}
+        for metadata, (_, count) in zip(acked, deliveries, strict=True):
+            where = (metadata.topic, metadata.partition)
+            last[where] = max(last.get(where, -1), metadata.offset + count - 1)
+        return last
 
     def writable(self, source: TP) -> bool:
         """Whether records derived from ``source`` can be written now: under ``exactly_once``,

@@ -1,94 +1,90 @@
-"""The windowed state store (:class:`windows.store.WindowStore`) on Faust tables.
+"""The committed store of a windowed table (:class:`windows.ordered_store.OrderedStore`) on
+RocksDB, one database per table partition as Faust keeps them.
 
-Two Faust tables on RocksDB, both changelogged and co-partitioned with the table's keyed
-stream: ``<table>`` maps a key to its live windows, ``<table>-stream-time`` holds a partition's
-stream time and, for a partition fed by several inputs, their progress (:mod:`windows.progress`,
-key ``inputs``). Faust keeps one RocksDB per table partition, recovers it from the changelog on
-assignment, and keeps standby replicas.
+One Faust table per windowed table, changelogged and co-partitioned with the table's keyed
+stream. Its records are those of :mod:`windows.store_layout` (one per window, the time index,
+stream time and inputs), the same in RocksDB and in the changelog. Faust opens the partition
+databases, restores them from the changelog on assignment, and keeps standby replicas; this
+module only reads them and applies committed batches.
 
-Reads and writes name their partition explicitly, instead of taking it from the event being
-processed as Faust's table API does: stream time also moves without an event (idle
-partitions), and the windows it closes and deletes belong to other keys of the partition. A
-write goes to RocksDB and to the changelog partition of the same number, through the
-transaction of the input partition that caused it.
-
-Keys are UTF-8 text; values are the orjson form of :meth:`KeyWindows.to_json` and of the stream
-time. Deleting a key writes a tombstone to the changelog, so compaction forgets it too.
+**RocksDB holds committed state only.** A batch reaches RocksDB after the transaction carrying
+its changelog records has committed (:meth:`RocksDBPartitions.apply`), in one RocksDB write
+batch together with the changelog offset of its last record, under the key Faust's recovery
+reads (``Store.offset_key``). So after a crash, at any point, a partition's database is the
+state of some committed transaction and names its changelog offset: Faust's recovery reads the
+changelog from there on (``read_committed``), only the records committed since.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import orjson
+from rocksdict import ReadOptions, WriteBatch
 
-from agents.faust_compat import open_partition_db, partition_db, visible_items
-from windows.keyed_state import KeyWindows
-from windows.progress import PartitionClock
-
-STREAM_TIME_KEY = b"stream-time"
-INPUTS_KEY = b"inputs"
+from agents.faust_compat import FAUST_OFFSET_KEY, changelog_offset_key, open_partition_db, partition_db
+from windows.ordered_store import Write
 
 
-class FaustWindowStore:
-    def __init__(self, windows: Any, stream_times: Any) -> None:
-        self.windows = windows
-        self.stream_times = stream_times
+class RocksDBPartitions:
+    """An :class:`~windows.ordered_store.OrderedStore` on one RocksDB per partition.
 
-    @staticmethod
-    def _db(table: Any, partition: int) -> Any:
-        """The partition's RocksDB, opened if needed (for the partitions this worker processes)."""
-        return partition_db(table.data, partition)
+    ``db_for(partition)`` opens the partition's database (for writes and for the partitions the
+    worker processes); ``open_db_for(partition)`` returns it only if it is open already, so a
+    read for a partition the worker does not hold (an HTTP query) finds nothing rather than
+    creating a database."""
 
-    @staticmethod
-    def _open_db(table: Any, partition: int) -> Any:
-        """The partition's RocksDB if this worker has it open (assigned, active or standby);
-        a read never opens a database for a partition the worker does not hold."""
-        return open_partition_db(table.data, partition)
+    def __init__(
+        self,
+        db_for: Callable[[int], Any],
+        open_db_for: Callable[[int], Any | None] | None = None,
+        offset_key: Callable[[], bytes] = lambda: FAUST_OFFSET_KEY,
+    ) -> None:
+        self.db_for = db_for
+        self.open_db_for = open_db_for or db_for
+        self._offset_key = offset_key
 
-    @staticmethod
-    def _write(table: Any, partition: int, key: bytes, value: bytes | None) -> None:
-        db = partition_db(table.data, partition)
-        if value is None:
-            db.delete(key)
-        else:
-            db.put(key, value)
-        table.send_changelog(partition, key, value, key_serializer="raw", value_serializer="raw")
+    @classmethod
+    def on_faust_table(cls, table: Any) -> RocksDBPartitions:
+        """On a Faust table's RocksDB store (looked up at each use: Faust makes it when the
+        table starts)."""
+        return cls(
+            db_for=lambda partition: partition_db(table.data, partition),
+            open_db_for=lambda partition: open_partition_db(table.data, partition),
+            offset_key=lambda: changelog_offset_key(table.data),
+        )
 
-    def open_partition(self, partition: int) -> None:
-        """Open the partition's databases, before it is processed."""
-        self._db(self.windows, partition)
-        self._db(self.stream_times, partition)
+    @property
+    def offset_key(self) -> bytes:
+        return self._offset_key()
 
-    def get(self, partition: int, key: str) -> KeyWindows | None:
-        db = self._open_db(self.windows, partition)
-        raw = None if db is None else db.get(key.encode())
-        return None if raw is None else KeyWindows.from_json(orjson.loads(raw))
+    def read(self, partition: int, key: bytes) -> bytes | None:
+        db = self.open_db_for(partition)
+        return None if db is None else db.get(key)
 
-    def put(self, partition: int, key: str, windows: KeyWindows) -> None:
-        self._write(self.windows, partition, key.encode(), orjson.dumps(windows.to_json()))
+    def scan(self, partition: int, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
+        db = self.open_db_for(partition)
+        if db is None:
+            return
+        options = ReadOptions()
+        options.set_iterate_upper_bound(high)
+        it = db.iter(options)
+        it.seek(low)
+        while it.valid():
+            yield it.key(), it.value()
+            it.next()
 
-    def delete(self, partition: int, key: str) -> None:
-        self._write(self.windows, partition, key.encode(), None)
+    def apply(self, partition: int, writes: Sequence[Write], changelog_offset: int | None) -> None:
+        batch = WriteBatch(raw_mode=True)
+        for key, value in writes:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        if changelog_offset is not None:
+            batch.put(self.offset_key, str(changelog_offset).encode())
+        self.db_for(partition).write(batch)
 
-    def items(self, partition: int) -> Iterator[tuple[str, KeyWindows]]:
-        store = self.windows.data
-        for key, value in visible_items(store, self._db(self.windows, partition)):
-            yield key.decode(), KeyWindows.from_json(orjson.loads(value))
-
-    def get_stream_time(self, partition: int) -> int | None:
-        db = self._open_db(self.stream_times, partition)
-        raw = None if db is None else db.get(STREAM_TIME_KEY)
-        return None if raw is None else int(orjson.loads(raw))
-
-    def set_stream_time(self, partition: int, stream_time: int) -> None:
-        self._write(self.stream_times, partition, STREAM_TIME_KEY, orjson.dumps(stream_time))
-
-    def get_inputs(self, partition: int) -> Any:
-        db = self._open_db(self.stream_times, partition)
-        raw = None if db is None else db.get(INPUTS_KEY)
-        return None if raw is None else orjson.loads(raw)
-
-    def set_inputs(self, partition: int, clock: PartitionClock) -> None:
-        self._write(self.stream_times, partition, INPUTS_KEY, orjson.dumps(clock.to_json()))
+    def changelog_offset(self, partition: int) -> int | None:
+        raw = self.read(partition, self.offset_key)
+        return None if raw is None else int(raw)

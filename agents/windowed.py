@@ -3,11 +3,15 @@ they are partitioned by key) into a windowed table.
 
 The window rules are the pure code of :mod:`windows`: one :class:`PartitionWindows` per
 assigned partition applies each event, moves stream time, and decides which windows close,
-which are emitted and which are deleted. Its state is a :class:`FaustWindowStore` (RocksDB
-plus changelogs, co-partitioned with the keyed stream), so it survives restarts and
-rebalances; the in-memory close schedule is rebuilt from that state whenever the partition is
-assigned again. Every output record goes to the output topic's partition of the same number as
-the input partition, in the transaction that commits the input's offset.
+which are emitted and which are deleted. Its state is one record per window plus a time index
+(:mod:`windows.store_layout`) in one Faust table: RocksDB plus a changelog, co-partitioned with
+the keyed stream, so it survives restarts and rebalances; nothing is rebuilt in memory when a
+partition is assigned. Changes wait in a write-back cache (:class:`WriteBackStore`); at each
+commit the changed windows go to the changelog through the sink, in the transactions that
+commit the offsets of the events behind them, and once those have committed, to RocksDB
+(:class:`~agents.table_store.RocksDBPartitions`) with the changelog offset they reflect. Every
+output record goes to the output topic's partition of the same number as the input partition,
+in the transaction that commits the input's offset.
 
 With ``idle_timeout``, a timer moves the stream time of partitions that have received nothing
 for that long by the wall-clock time that passed (:mod:`agents.idle_timeout`), under the commit
@@ -29,17 +33,25 @@ from faust.types import TP
 
 from agents.clock import WALL_CLOCK, Clock
 from agents.commit_gate import Batch, gate_for, install_batch_handler
-from agents.commit_order import HeldBackWrites, OutputFlush, StateFlush, commit_sequence_for
+from agents.commit_order import (
+    AfterCommit,
+    CommitOutcome,
+    HeldBackWrites,
+    OutputFlush,
+    StateFlush,
+    commit_sequence_for,
+)
 from agents.faults import FAULTS, FaultPoint
 from agents.faust_compat import in_recovery
 from agents.idle_timeout import IdleTimeout
 from agents.merge import KeyedEvent, ProgressReport, SourceStage
 from agents.sink import Sink
-from agents.table_store import FaustWindowStore
+from agents.table_store import RocksDBPartitions
 from streams.dead_letters import late_event_headers
 from streams.errors import InvalidEvent
 from streams.logfmt import logfmt
 from streams.metrics import (
+    CHANGELOG_RECORDS_RESTORED,
     EVENTS_LATE,
     INPUT_HOLDING,
     INPUT_IDLE,
@@ -53,6 +65,7 @@ from streams.partitioning import key_partition
 from streams.pipeline import TableSpec
 from windows.aggregates import InvalidField
 from windows.emission import Emission
+from windows.ordered_store import Write
 from windows.partition import PartitionWindows, live_windows
 from windows.stream_time import is_expired
 from windows.write_back import WriteBackStore, window_bytes_for
@@ -99,7 +112,7 @@ class TableStage:
     store_options: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
-        # bytes: FaustWindowStore encodes keys and values itself, and Faust's recovery must not
+        # bytes: the store encodes keys and values itself, and Faust's recovery must not
         # decode them (a table's changelog serializer comes from its key and value types, and is
         # JSON unless the type is bytes)
         raw: dict[str, Any] = {
@@ -113,20 +126,24 @@ class TableStage:
         if self.store_options:
             raw["options"] = dict(self.store_options)
         self.windows: Any = self.app.Table(self.spec.name, **raw)
-        self.stream_times: Any = self.app.Table(f"{self.spec.name}-stream-time", **raw)
-        self.tables_store = FaustWindowStore(self.windows, self.stream_times)
+        self.committed_store = RocksDBPartitions.on_faust_table(self.windows)
         self.aggregate = self.spec.aggregate
-        self.store = WriteBackStore(self.tables_store, window_bytes_for(len(self.aggregate.aggregations)))
+        self.store = WriteBackStore(self.committed_store, window_bytes_for(len(self.aggregate.aggregations)))
+        # the changes sent in this commit's transactions, applied to RocksDB once it committed
+        self._sent: dict[int, list[Write]] = {}
+        self._sent_offsets: dict[int, int] = {}
         self._partitions: dict[int, PartitionWindows] = {}
         timeout = self.spec.idle_timeout_ms
         self.idle_timeout = None if timeout is None else IdleTimeout(timeout, self.clock)
         self._late = EVENTS_LATE.labels(table=self.spec.name)
         self._outputs = OUTPUTS.labels(table=self.spec.name)
         self._cache_gauge = STATE_CACHE_BYTES.labels(table=self.spec.name)
+        self._restored = CHANGELOG_RECORDS_RESTORED.labels(table=self.spec.name)
 
     async def _on_changelog_event(self, event: Any) -> None:
-        """Faust read a changelog record of this stage's tables (restoring, or as a standby)."""
+        """Faust read a changelog record of this stage's table (restoring, or as a standby)."""
         if in_recovery(self.app):
+            self._restored.inc()
             message = event.message
             FAULTS.reached(
                 FaultPoint.RECOVERY,
@@ -142,11 +159,39 @@ class TableStage:
         sequence = commit_sequence_for(self.app)
         sequence.add(HeldBackWrites(self.write_held_back))
         sequence.add(OutputFlush(self.sink.flush))
-        sequence.add(StateFlush(self.store.flush))
+        sequence.add(StateFlush(self.send_state_changes))
+        sequence.add(AfterCommit(self.apply_committed_state))
         gate_for(self.app).memory_use.setdefault("state_cache", []).append(self.cache_bytes)
         if self.idle_timeout is not None:
             interval = self.idle_timeout.check_interval_s
             self.app.timer(interval, name=f"continust.idle.{self.spec.name}")(self.advance_idle)
+
+    async def send_state_changes(self) -> None:
+        """Step 3 of a commit: the changelog records of every window, index entry and stream
+        time changed since the last commit, into the transactions about to commit (through the
+        sink, a batch per partition), delivered, so their offsets are known."""
+        self._sent, self._sent_offsets = self.store.changes(), {}
+        if not self._sent:
+            return
+        changelog = self.windows.changelog_topic.get_topic_name()
+        keyed_topic = self.source.keyed_topics[0]
+        for partition, writes in self._sent.items():
+            source = TP(keyed_topic, partition)
+            for key, value in writes:
+                self.sink.add(source, changelog, key, value, partition)
+        delivered = await self.sink.flush(delivered=True)
+        self._sent_offsets = {
+            partition: delivered[(changelog, partition)]
+            for partition in self._sent
+            if (changelog, partition) in delivered
+        }
+
+    def apply_committed_state(self, outcome: CommitOutcome) -> None:
+        """Step 7: the commit is complete, so the changes it carried go to RocksDB, a write
+        batch per partition with the changelog offset of its last record."""
+        sent, self._sent = self._sent, {}
+        self.store.committed(sent, self._sent_offsets)
+        self._sent_offsets = {}
 
     def cache_bytes(self) -> int:
         """Estimated bytes of the state read or changed since the last commit."""
@@ -221,7 +266,7 @@ class TableStage:
     def partition(self, partition: int) -> PartitionWindows:
         windows = self._partitions.get(partition)
         if windows is None:
-            self.tables_store.open_partition(partition)
+            self.committed_store.db_for(partition)  # opened before it is processed
             windows = PartitionWindows(
                 self.aggregate, self.store, partition, inputs=self.source.inputs_per_partition
             )
@@ -241,7 +286,6 @@ class TableStage:
                     table=self.spec.name,
                     partition=partition,
                     stream_time=windows.stream_time,
-                    scheduled=windows.scheduled,
                 )
             )
         return windows
@@ -344,7 +388,7 @@ class TableStage:
         stream_time = self.store.get_stream_time(partition)
         spec = self.spec.window
         answer = []
-        for w, closed in live_windows(self.aggregate, self.store.get(partition, key), stream_time):
+        for w, closed in live_windows(self.aggregate, self.store.key_windows(partition, key), stream_time):
             if is_expired(w.end, spec.grace_ms, spec.retention_ms, stream_time):
                 continue
             if (start_ms is not None and w.end <= start_ms) or (end_ms is not None and w.start >= end_ms):

@@ -93,6 +93,13 @@ BACKPRESSURE_SECONDS = Counter(
     ["limit"],
     registry=REGISTRY,
 )
+CHANGELOG_RECORDS_RESTORED = Counter(
+    "continust_changelog_records_restored_total",
+    "Changelog records a worker read to restore table state it did not have on disk "
+    "(after a restart, only those committed since its last applied commit), by table.",
+    ["table"],
+    registry=REGISTRY,
+)
 STATE_CACHE_BYTES = Gauge(
     "continust_state_cache_bytes",
     "Estimated bytes of table state changed or read since the last commit (the write-back cache), by table.",

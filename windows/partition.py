@@ -20,15 +20,17 @@ Which changes and closes become output records is the table's emit policy
 Windows due at the same stream time are handled in ``(end + grace, key, start, end)`` order, so
 the output sequence of a partition is a function of its input sequence alone: stream time never
 depends on the wall clock (a caller that lets it follow one passes the time in, through
-:meth:`PartitionWindows.advance_to`). The close schedule lives in memory and is rebuilt from the
-store (:meth:`PartitionWindows.__init__`), so a restarted or reassigned partition continues
-exactly where the committed state left it.
+:meth:`PartitionWindows.advance_to`). The close schedule is the store's time index
+(:mod:`windows.store_layout`), saved with the windows, so a restarted or reassigned partition
+continues exactly where the committed state left it without reading any window to rebuild it.
+
+An event reads and writes only its own windows: for tumbling and sliding windows the ones it
+falls in (point reads), for sessions the key's sessions (one range scan).
 """
 
 from __future__ import annotations
 
 import enum
-import heapq
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
@@ -36,8 +38,9 @@ from windows.emission import Emission
 from windows.emit_policy import emit_policy
 from windows.keyed_state import KeyWindows, WindowState, apply_event
 from windows.progress import PartitionClock
-from windows.spec import Window
+from windows.spec import SessionWindows, Window
 from windows.store import WindowStore
+from windows.store_layout import CLOSE, EXPIRE, Scheduled
 from windows.stream_time import is_closed
 from windows.table import WindowedAggregate
 
@@ -48,7 +51,6 @@ class Tracked(enum.Enum):
 
 TRACKED = Tracked.TRACKED
 """For :meth:`PartitionWindows.on_input_event`: the input's progress as the partition tracked it."""
-_CLOSE, _EXPIRE = 0, 1
 
 
 class EventResult(NamedTuple):  # a tuple: built once per event, cheaper than a dataclass
@@ -78,19 +80,12 @@ class PartitionWindows:
             else PartitionClock.from_json(store.get_inputs(partition), inputs, self.stream_time)
         )
         self.emit_policy = emit_policy(table)
-        self._due: list[tuple[int, int, str, int, int]] = []
-        spec = table.window
-        for key, key_windows in store.items(partition):
-            for w in key_windows.windows.values():
-                if is_closed(w.end, spec.grace_ms, self.stream_time):
-                    self._schedule(_EXPIRE, key, w.window)
-                else:
-                    self._schedule(_CLOSE, key, w.window)
 
     @property
     def scheduled(self) -> int:
-        """Entries in the close/expiry schedule (including ones for windows since merged away)."""
-        return len(self._due)
+        """Entries in the time index: windows waiting to close or to expire (a whole scan of
+        the index: for tests and diagnostics)."""
+        return len(self.store.index(self.partition))
 
     def on_event(self, key: str, payload: Mapping[str, Any], timestamp_ms: int, arrival: int) -> EventResult:
         """Apply one event of a partition fed by one input (see :meth:`on_input_event`)."""
@@ -117,7 +112,7 @@ class PartitionWindows:
         state = clock.inputs.get(source)
         own = (None if state is None else state.progress) if own_progress is TRACKED else own_progress
         before = clock.own_threshold(own)
-        key_windows = self.store.get(self.partition, key) or KeyWindows()
+        key_windows = self._windows_for(key, timestamp_ms, before)
         outcome = apply_event(
             key_windows, self.table.window, self.table.aggregations, payload, timestamp_ms, arrival, before
         )
@@ -129,20 +124,49 @@ class PartitionWindows:
             if moved and clock.expected > 1:
                 self.store.set_inputs(self.partition, clock)
             return EventResult(emissions=closed, late=True, stream_time=before)
-        for window in outcome.created:
-            self._schedule(_CLOSE, key, window)
+        self._save(key, outcome.changed, outcome.created, outcome.replaced)
         emissions = self.emit_policy.changed(key, outcome)
-        touched = {key: key_windows}
         if moved:
             allowed = clock.advance()
             if allowed is not None and (self.stream_time is None or allowed > self.stream_time):
-                passed = self._advance(allowed, touched)
+                passed = self._advance(allowed)
                 if passed:
                     emissions = [*emissions, *passed]
             if clock.expected > 1:
                 self.store.set_inputs(self.partition, clock)
-        self._save(touched)
         return EventResult(emissions=tuple(emissions), late=False, stream_time=before)
+
+    def _windows_for(self, key: str, timestamp_ms: int, stream_time: int | None) -> KeyWindows:
+        """The key's windows an event at ``timestamp_ms`` may change: a session's every session
+        of the key; otherwise the windows it falls in that are not closed and exist."""
+        store, partition, spec = self.store, self.partition, self.table.window
+        if isinstance(spec, SessionWindows):
+            return KeyWindows({w.window: w for w in store.key_windows(partition, key)})
+        grace = spec.grace_ms
+        found: dict[Window, WindowState] = {}
+        for window in spec.windows_for(timestamp_ms):
+            if stream_time is not None and stream_time >= window.end + grace:  # closed
+                continue
+            state = store.get_window(partition, key, window)
+            if state is not None:
+                found[window] = state
+        return KeyWindows(found)
+
+    def _save(
+        self,
+        key: str,
+        changed: Sequence[WindowState],
+        created: Sequence[Window],
+        replaced: Sequence[Window],
+    ) -> None:
+        store, partition = self.store, self.partition
+        for window in replaced:  # sessions merged into another: open until now
+            store.delete_window(partition, key, window)
+            store.unschedule(partition, self._entry(CLOSE, key, window))
+        for state in changed:
+            store.put_window(partition, key, state)
+        for window in created:
+            store.schedule(partition, self._entry(CLOSE, key, window))
 
     def on_input_progress(self, source: int, progress: int | None, idle: bool) -> tuple[Emission, ...]:
         """Input ``source`` reports its progress and idleness; stream time moves to the clock
@@ -158,9 +182,7 @@ class PartitionWindows:
         clock = self.clock.advance()
         if clock is None or (self.stream_time is not None and clock <= self.stream_time):
             return ()
-        touched: dict[str, KeyWindows] = {}
-        emissions = self._advance(clock, touched)
-        self._save(touched)
+        emissions = self._advance(clock)
         if self.clock.expected > 1:
             self.store.set_inputs(self.partition, self.clock)
         return tuple(emissions)
@@ -179,17 +201,12 @@ class PartitionWindows:
         emissions = self.emit_policy.at_commit()
         if not emissions:
             return ()
-        touched: dict[str, KeyWindows] = {}
+        store, partition = self.store, self.partition
         for emission in emissions:
-            key = emission.key
-            key_windows = touched.get(key) or self.store.get(self.partition, key)
-            if key_windows is None:
-                continue
-            state = key_windows.windows.get(Window(emission.start, emission.end))
+            state = store.get_window(partition, emission.key, Window(emission.start, emission.end))
             if state is not None:  # not deleted since
                 state.version = emission.version
-                touched[key] = key_windows
-        self._save(touched)
+                store.put_window(partition, emission.key, state)
         return emissions
 
     def advance_to(self, stream_time: int) -> tuple[Emission, ...]:
@@ -201,47 +218,43 @@ class PartitionWindows:
         self.clock.raise_to(stream_time)
         return self.advance_clock()
 
-    def _advance(self, stream_time: int, touched: dict[str, KeyWindows]) -> list[Emission]:
+    def _advance(self, stream_time: int) -> list[Emission]:
+        """Move stream time to ``stream_time`` and do what it reaches in the time index, in
+        ``(due, kind, key, start, end)`` order: close (and emit) windows, delete expired ones."""
+        store, partition = self.store, self.partition
         self.stream_time = stream_time
-        self.store.set_stream_time(self.partition, stream_time)
+        store.set_stream_time(partition, stream_time)
         emissions: list[Emission] = []
         closed = self.emit_policy.closed
-        while self._due and self._due[0][0] <= stream_time:
-            _, kind, key, start, end = heapq.heappop(self._due)
-            window = Window(start, end)
-            key_windows = touched.get(key) or self.store.get(self.partition, key)
-            state = None if key_windows is None else key_windows.windows.get(window)
-            if key_windows is None or state is None:  # merged into a later session
+        for entry in store.take_due(partition, stream_time):
+            window = Window(entry.start, entry.end)
+            key = entry.key
+            if entry.kind == EXPIRE:
+                store.delete_window(partition, key, window)
                 continue
-            if kind == _CLOSE:
-                self._schedule(_EXPIRE, key, window)
-                emission = closed(key, state)
-                if emission is None:
-                    continue
-                emissions.append(emission)
+            state = store.get_window(partition, key, window)
+            if state is None:
+                continue
+            emission = closed(key, state)
+            expire = self._entry(EXPIRE, key, window)
+            if expire.due <= stream_time:  # no retention: deleted at once
+                store.delete_window(partition, key, window)
             else:
-                del key_windows.windows[window]
-            touched[key] = key_windows
+                store.schedule(partition, expire)
+                store.put_window(partition, key, state)  # its version
+            if emission is not None:
+                emissions.append(emission)
         return emissions
 
-    def _schedule(self, kind: int, key: str, window: Window) -> None:
+    def _entry(self, kind: int, key: str, window: Window) -> Scheduled:
         spec = self.table.window
-        due = window.end + spec.grace_ms + (spec.retention_ms if kind == _EXPIRE else 0)
-        heapq.heappush(self._due, (due, kind, key, window.start, window.end))
-
-    def _save(self, touched: dict[str, KeyWindows]) -> None:
-        for key, key_windows in touched.items():
-            if key_windows.windows:
-                self.store.put(self.partition, key, key_windows)
-            else:
-                self.store.delete(self.partition, key)
+        due = window.end + spec.grace_ms + (spec.retention_ms if kind == EXPIRE else 0)
+        return Scheduled(due, kind, key, window.start, window.end)
 
 
 def live_windows(
-    table: WindowedAggregate, key_windows: KeyWindows | None, stream_time: int | None
+    table: WindowedAggregate, windows: Sequence[WindowState], stream_time: int | None
 ) -> Sequence[tuple[WindowState, bool]]:
-    """The key's windows in (start, end) order with whether each is closed."""
-    if key_windows is None:
-        return ()
+    """The windows (in (start, end) order) with whether each is closed."""
     grace = table.window.grace_ms
-    return [(w, is_closed(w.end, grace, stream_time)) for w in key_windows.in_order()]
+    return [(w, is_closed(w.end, grace, stream_time)) for w in windows]

@@ -1,36 +1,66 @@
-"""The windowed state store contract.
+"""The windowed state store contracts.
 
-A table's state, per partition of its keyed stream: each key's live windows and the partition's
-stream time. The engine keeps it in RocksDB behind Faust tables with changelog topics
-(:mod:`agents.table_store`); :class:`InMemoryWindowStore` keeps it in dictionaries, for tests
-and tools that need the window rules without a broker.
+A table's state, per partition of its keyed stream, laid out as :mod:`windows.store_layout`
+describes: one record per window, a time index of what stream time does next to each window,
+and the partition's stream time and input progress.
+
+Two levels:
+
+* :class:`~windows.ordered_store.OrderedStore` holds *committed* state as ordered bytes:
+  point reads, range scans, and ``apply`` of a batch of writes (the same records as the changelog) with
+  the changelog offset they reflect, atomically. RocksDB behind Faust's tables
+  (:mod:`agents.table_store`) and :class:`MemoryOrderedStore` implement it.
+* :class:`WindowStore` is what the window engine (:mod:`windows.partition`) reads and changes:
+  windows by key and ``[start, end)``, the index, stream time and inputs. Its implementation,
+  :class:`~windows.write_back.WriteBackStore`, keeps every change in memory until the commit
+  that makes it durable, then applies it to an :class:`OrderedStore`.
+
+:class:`InMemoryWindowStore` is the whole stack in memory, for tests and tools that need the
+window rules without a broker.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from windows.keyed_state import KeyWindows
+from windows.keyed_state import KeyWindows, WindowState
+from windows.ordered_store import MemoryOrderedStore, OrderedStore, Write
 from windows.progress import PartitionClock
+from windows.spec import Window
+from windows.store_layout import Scheduled
+from windows.write_back import WriteBackStore
 
 
 class WindowStore(Protocol):
-    def get(self, partition: int, key: str) -> KeyWindows | None:
-        """The key's windows, or ``None`` when the key has none."""
+    """The state the window engine of one table works on, per partition."""
+
+    def get_window(self, partition: int, key: str, window: Window) -> WindowState | None:
+        """The key's window ``[start, end)``, or ``None``."""
         ...
 
-    def put(self, partition: int, key: str, windows: KeyWindows) -> None:
-        """Replace the key's windows (``windows`` is not empty)."""
+    def key_windows(self, partition: int, key: str) -> list[WindowState]:
+        """Every window of the key, in ``(start, end)`` order."""
         ...
 
-    def delete(self, partition: int, key: str) -> None:
-        """Forget the key: its last window is gone."""
+    def put_window(self, partition: int, key: str, state: WindowState) -> None: ...
+
+    def delete_window(self, partition: int, key: str, window: Window) -> None: ...
+
+    def schedule(self, partition: int, entry: Scheduled) -> None:
+        """Add an entry to the time index."""
         ...
 
-    def items(self, partition: int) -> Iterator[tuple[str, KeyWindows]]:
-        """Every key of the partition with its windows."""
+    def unschedule(self, partition: int, entry: Scheduled) -> None:
+        """Remove an entry from the time index (absent: nothing happens)."""
+        ...
+
+    def take_due(self, partition: int, up_to: int) -> list[Scheduled]:
+        """Remove and return the index entries with ``due <= up_to``, in order."""
+        ...
+
+    def index(self, partition: int) -> list[Scheduled]:
+        """Every entry of the time index, in order (a whole scan: for tests and diagnostics)."""
         ...
 
     def get_stream_time(self, partition: int) -> int | None:
@@ -49,38 +79,37 @@ class WindowStore(Protocol):
         ...
 
 
-class InMemoryWindowStore:
-    """A :class:`WindowStore` in dictionaries. Values are copied through their JSON form, so a
-    caller never shares mutable state with the store, as with a real one."""
+class InMemoryWindowStore(WriteBackStore):
+    """A :class:`~windows.write_back.WriteBackStore` on a :class:`MemoryOrderedStore`. It is
+    also an :class:`OrderedStore` of its committed state, so another write-back cache can stand
+    in front of it (each read or apply through that level first commits its own changes)."""
 
     def __init__(self) -> None:
-        self.keys: dict[int, dict[str, list]] = {}
-        self.stream_times: dict[int, int] = {}
-        self.inputs: dict[int, Any] = {}
+        super().__init__(MemoryOrderedStore())
 
-    def get(self, partition: int, key: str) -> KeyWindows | None:
-        raw = self.keys.get(partition, {}).get(key)
-        return None if raw is None else KeyWindows.from_json(raw)
+    def read(self, partition: int, key: bytes) -> bytes | None:
+        self.flush()
+        return self.inner.read(partition, key)
 
-    def put(self, partition: int, key: str, windows: KeyWindows) -> None:
-        self.keys.setdefault(partition, {})[key] = copy.deepcopy(windows.to_json())
+    def scan(self, partition: int, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
+        self.flush()
+        return self.inner.scan(partition, low, high)
 
-    def delete(self, partition: int, key: str) -> None:
-        self.keys.get(partition, {}).pop(key, None)
+    def apply(self, partition: int, writes: Sequence[Write], changelog_offset: int | None) -> None:
+        self.flush()
+        self.inner.apply(partition, writes, changelog_offset)
+        self.forget(partition)  # its cached reads are older than these writes
 
-    def items(self, partition: int) -> Iterator[tuple[str, KeyWindows]]:
-        for key, raw in list(self.keys.get(partition, {}).items()):
-            yield key, KeyWindows.from_json(raw)
+    def changelog_offset(self, partition: int) -> int | None:
+        return self.inner.changelog_offset(partition)
 
-    def get_stream_time(self, partition: int) -> int | None:
-        return self.stream_times.get(partition)
 
-    def set_stream_time(self, partition: int, stream_time: int) -> None:
-        self.stream_times[partition] = stream_time
-
-    def get_inputs(self, partition: int) -> Any:
-        raw = self.inputs.get(partition)
-        return None if raw is None else copy.deepcopy(raw)
-
-    def set_inputs(self, partition: int, clock: PartitionClock) -> None:
-        self.inputs[partition] = clock.to_json()
+__all__ = [
+    "InMemoryWindowStore",
+    "KeyWindows",
+    "MemoryOrderedStore",
+    "OrderedStore",
+    "Scheduled",
+    "WindowStore",
+    "Write",
+]

@@ -1,30 +1,59 @@
-"""A write-back cache in front of a :class:`~windows.store.WindowStore`.
+"""The write-back cache between the window engine and the committed store.
 
-Between two commits a key's windows change once per event; its store (RocksDB and a changelog
-record each time) needs only the last state. :class:`WriteBackStore` keeps the keys read or
-written since the last :meth:`~WriteBackStore.flush` in memory and writes each changed key and
-stream time once per flush, in the order they first changed. Reads see the cached state.
+:class:`WriteBackStore` implements :class:`~windows.store.WindowStore` on an
+:class:`~windows.ordered_store.OrderedStore` holding committed state only. Between two commits it
+keeps in memory the windows read or changed, the index entries added and removed, and the
+stream time and inputs; reads see these changes. At a commit:
 
-The owner flushes before every commit (the changelog records must be in the transaction that
-commits the offsets of the events behind them) and drops the cache of a partition it loses
-(:meth:`~WriteBackStore.forget`): unflushed changes belong to a transaction that never commits.
-Memory is bounded by the keys touched between two flushes, since a flush empties the cache.
-:attr:`WriteBackStore.approx_bytes` estimates what the cache holds (:data:`KEY_BYTES` per
-cached key plus ``window_bytes`` per cached window, an estimate of the Python objects), so the
-owner can flush early when it passes a limit.
+1. :meth:`~WriteBackStore.changes` encodes, per partition, one write per *changed* window (in
+   the order the windows first changed), index entry, stream time and inputs: these are the
+   changelog records the owner sends in the commit's transaction. An untouched window costs
+   nothing;
+2. once the transaction has committed, :meth:`~WriteBackStore.committed` applies the same
+   writes to the committed store, one atomic batch per partition with the changelog offset of
+   its last record, and empties the cache.
+
+:meth:`~WriteBackStore.flush` does both at once (for stores that need no transaction). A
+partition the owner loses, or a transaction that aborts, is dropped with
+:meth:`~WriteBackStore.forget`: its changes belong to a transaction that never commits.
+
+Memory is bounded by what one commit interval reads and changes: :attr:`approx_bytes`
+estimates it (:data:`KEY_BYTES` per cached window or index entry plus ``window_bytes`` per
+cached window, an estimate of the Python objects), so the owner can commit early when it passes
+a limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from windows.keyed_state import KeyWindows
+from windows.keyed_state import KeyWindows, WindowState
+from windows.ordered_store import OrderedStore, Write
 from windows.progress import PartitionClock
-from windows.store import WindowStore
+from windows.spec import Window
+from windows.store_layout import (
+    INDEX,
+    INPUTS_KEY,
+    STREAM_TIME_KEY,
+    Scheduled,
+    data_range,
+    decode_meta,
+    decode_window,
+    encode_meta,
+    encode_window,
+    index_key,
+    index_range,
+    key_range,
+    parse_index_key,
+    parse_window_key,
+    window_key,
+)
 
-_ABSENT = None
-#: estimated bytes of one cached key (the key, its dict entries, its KeyWindows)
+_NEVER = 1 << 63
+INDEX_END = INDEX + b"\xff"
+#: estimated bytes of one cached window or index entry beyond its aggregation states
 KEY_BYTES = 250
 
 
@@ -34,121 +63,276 @@ def window_bytes_for(aggregations: int) -> int:
     return 200 + 90 * aggregations
 
 
+class _Partition:
+    """The cache of one partition."""
+
+    __slots__ = (
+        "added",
+        "dirty",
+        "fresh",
+        "inputs",
+        "meta",
+        "meta_dirty",
+        "next_committed",
+        "pending",
+        "removed",
+        "taken_to",
+        "windows",
+    )
+
+    def __init__(self) -> None:
+        # key -> (start, end) -> state (None: deleted / known absent)
+        self.windows: dict[str, dict[tuple[int, int], WindowState | None]] = {}
+        self.dirty: dict[tuple[str, int, int], None] = {}  # insertion order = first change order
+        self.added: set[Scheduled] = set()
+        self.fresh: set[Scheduled] = set()  # added and not in the committed index
+        self.removed: set[Scheduled] = set()
+        self.pending: list[Scheduled] = []  # heap of added entries not taken yet
+        self.taken_to: int | None = None  # the committed index is taken up to here
+        self.next_committed: int | None = None  # due of the first committed entry not taken
+        self.meta: dict[bytes, Any] = {}
+        self.meta_dirty: set[bytes] = set()
+        self.inputs: PartitionClock | None = None  # encoded at the commit, as it is then
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.dirty or self.added or self.removed or self.meta_dirty or self.inputs is not None)
+
+
 class WriteBackStore:
-    def __init__(self, inner: WindowStore, window_bytes: int = window_bytes_for(1)) -> None:
+    def __init__(self, inner: OrderedStore, window_bytes: int = window_bytes_for(1)) -> None:
         self.inner = inner
         self.window_bytes = window_bytes
         #: estimated bytes the cache holds (see the module docstring)
         self.approx_bytes = 0
-        self._sizes: dict[tuple[int, str], int] = {}
-        # partition -> key -> windows (None: no windows); insertion order = first change order
-        self._keys: dict[int, dict[str, KeyWindows | None]] = {}
-        self._dirty: dict[int, dict[str, None]] = {}
-        self._stream_times: dict[int, int | None] = {}
-        self._stream_time_dirty: set[int] = set()
-        self._inputs: dict[int, PartitionClock] = {}  # written at the flush, as they are then
+        self._partitions: dict[int, _Partition] = {}
 
-    def get(self, partition: int, key: str) -> KeyWindows | None:
-        keys = self._keys.setdefault(partition, {})
-        if key in keys:
-            return keys[key]
-        windows = self.inner.get(partition, key)
-        keys[key] = windows
-        self._resize(partition, key, windows)
-        return windows
+    def _part(self, partition: int) -> _Partition:
+        part = self._partitions.get(partition)
+        if part is None:
+            part = self._partitions[partition] = _Partition()
+        return part
 
-    def put(self, partition: int, key: str, windows: KeyWindows) -> None:
-        self._keys.setdefault(partition, {})[key] = windows
-        self._dirty.setdefault(partition, {})[key] = None
-        self._resize(partition, key, windows)
+    # -- windows --------------------------------------------------------------------------
 
-    def delete(self, partition: int, key: str) -> None:
-        self._keys.setdefault(partition, {})[key] = _ABSENT
-        self._dirty.setdefault(partition, {})[key] = None
-        self._resize(partition, key, None)
+    def get_window(self, partition: int, key: str, window: Window) -> WindowState | None:
+        part = self._part(partition)
+        cached = part.windows.get(key)
+        span = (window.start, window.end)
+        if cached is not None and span in cached:
+            return cached[span]
+        raw = self.inner.read(partition, window_key(key, window.start, window.end))
+        state = None if raw is None else decode_window(window.start, window.end, raw)
+        if cached is None:
+            cached = part.windows[key] = {}
+        cached[span] = state
+        self.approx_bytes += KEY_BYTES + (0 if state is None else self.window_bytes)
+        return state
 
-    def _resize(self, partition: int, key: str, windows: KeyWindows | None) -> None:
-        size = KEY_BYTES + (0 if windows is None else len(windows.windows) * self.window_bytes)
-        before = self._sizes.get((partition, key), 0)
-        self._sizes[(partition, key)] = size
-        self.approx_bytes += size - before
+    def key_windows(self, partition: int, key: str) -> list[WindowState]:
+        part = self._part(partition)
+        cached = part.windows.get(key)
+        if cached is None:
+            cached = part.windows[key] = {}
+        low, high = key_range(key)
+        for raw_key, raw in self.inner.scan(partition, low, high):
+            _, start, end = parse_window_key(raw_key)
+            if (start, end) not in cached:
+                cached[(start, end)] = decode_window(start, end, raw)
+                self.approx_bytes += KEY_BYTES + self.window_bytes
+        return [state for _, state in sorted(cached.items()) if state is not None]
 
-    def items(self, partition: int) -> Iterator[tuple[str, KeyWindows]]:
-        cached = self._keys.get(partition, {})
-        for key, windows in self.inner.items(partition):
-            if key not in cached:
-                yield key, windows
-        for key, maybe in list(cached.items()):
-            if maybe is not None and maybe.windows:
-                yield key, maybe
+    def put_window(self, partition: int, key: str, state: WindowState) -> None:
+        part = self._part(partition)
+        cached = part.windows.get(key)
+        if cached is None:
+            cached = part.windows[key] = {}
+        span = (state.start, state.end)
+        if span not in cached:
+            self.approx_bytes += KEY_BYTES + self.window_bytes
+        cached[span] = state
+        part.dirty[(key, state.start, state.end)] = None
+
+    def delete_window(self, partition: int, key: str, window: Window) -> None:
+        part = self._part(partition)
+        cached = part.windows.get(key)
+        if cached is None:
+            cached = part.windows[key] = {}
+        if (window.start, window.end) not in cached:
+            self.approx_bytes += KEY_BYTES
+        cached[(window.start, window.end)] = None
+        part.dirty[(key, window.start, window.end)] = None
+
+    # -- the time index -------------------------------------------------------------------
+
+    def schedule(self, partition: int, entry: Scheduled) -> None:
+        part = self._part(partition)
+        if entry in part.added:
+            return
+        if entry in part.removed:  # removed, then added again: committed, but the committed
+            part.removed.discard(entry)  # index may already be read past it, so it is pending
+        else:
+            part.fresh.add(entry)
+        part.added.add(entry)
+        heapq.heappush(part.pending, entry)
+        self.approx_bytes += KEY_BYTES
+
+    def unschedule(self, partition: int, entry: Scheduled) -> None:
+        part = self._part(partition)
+        if entry in part.added:
+            part.added.discard(entry)  # its heap item is skipped when taken
+            if entry in part.fresh:
+                part.fresh.discard(entry)  # never committed: nothing to delete
+                return
+        part.removed.add(entry)
+        self.approx_bytes += KEY_BYTES
+
+    def take_due(self, partition: int, up_to: int) -> list[Scheduled]:
+        """The committed index is read from where the last call of this commit interval
+        stopped (everything before it was taken then), so a commit interval reads each
+        committed entry at most once; and not at all while the first committed entry left
+        (found by the last read) is not due."""
+        part = self._part(partition)
+        committed: list[Scheduled] = []
+        if part.next_committed is None or part.next_committed <= up_to:
+            low, _ = index_range(part.taken_to, up_to)
+            part.next_committed = _NEVER
+            for raw_key, _ in self.inner.scan(partition, low, INDEX_END):
+                entry = parse_index_key(raw_key)
+                if entry.due > up_to:  # the first one not due: no scan until it is
+                    part.next_committed = entry.due
+                    break
+                if entry not in part.removed:
+                    committed.append(entry)
+        added: list[Scheduled] = []
+        pending = part.pending
+        while pending and pending[0].due <= up_to:
+            entry = heapq.heappop(pending)
+            if entry in part.added:
+                added.append(entry)
+        due = committed
+        if added:
+            due = []
+            for entry in heapq.merge(committed, added):
+                if not due or due[-1] != entry:  # committed, removed and added again
+                    due.append(entry)
+        for entry in due:
+            self.unschedule(partition, entry)
+        if part.taken_to is None or up_to > part.taken_to:
+            part.taken_to = up_to
+        return due
+
+    def index(self, partition: int) -> list[Scheduled]:
+        """Every entry of the time index, in order (a whole scan: for tests and diagnostics)."""
+        part = self._partitions.get(partition)
+        entries = {parse_index_key(raw_key) for raw_key, _ in self.inner.scan(partition, INDEX, INDEX_END)}
+        if part is not None:
+            entries = (entries - part.removed) | part.added
+        return sorted(entries)
+
+    # -- the partition's own state --------------------------------------------------------
+
+    def _meta(self, partition: int, key: bytes) -> Any:
+        part = self._part(partition)
+        if key not in part.meta:
+            part.meta[key] = decode_meta(self.inner.read(partition, key))
+        return part.meta[key]
 
     def get_stream_time(self, partition: int) -> int | None:
-        if partition in self._stream_times:
-            return self._stream_times[partition]
-        stream_time = self.inner.get_stream_time(partition)
-        self._stream_times[partition] = stream_time
-        return stream_time
+        value = self._meta(partition, STREAM_TIME_KEY)
+        return None if value is None else int(value)
 
     def set_stream_time(self, partition: int, stream_time: int) -> None:
-        self._stream_times[partition] = stream_time
-        self._stream_time_dirty.add(partition)
+        part = self._part(partition)
+        part.meta[STREAM_TIME_KEY] = stream_time
+        part.meta_dirty.add(STREAM_TIME_KEY)
 
     def get_inputs(self, partition: int) -> Any:
-        clock = self._inputs.get(partition)
-        return self.inner.get_inputs(partition) if clock is None else clock.to_json()
+        clock = self._part(partition).inputs
+        return self._meta(partition, INPUTS_KEY) if clock is None else clock.to_json()
 
     def set_inputs(self, partition: int, clock: PartitionClock) -> None:
-        self._inputs[partition] = clock
+        self._part(partition).inputs = clock
+
+    # -- whole keys (queries, tests) ------------------------------------------------------
+
+    def get(self, partition: int, key: str) -> KeyWindows | None:
+        """Every window of the key, or ``None`` when it has none."""
+        found = self.key_windows(partition, key)
+        return KeyWindows({w.window: w for w in found}) if found else None
+
+    def items(self, partition: int) -> Iterator[tuple[str, KeyWindows]]:
+        """Every key of the partition with its windows, in key order (one scan of the committed
+        windows, merged with the cached changes). Reads nothing into the cache."""
+        low, high = data_range()
+        part = self._partitions.get(partition)
+        cached = {} if part is None else part.windows
+        by_key: dict[str, dict[Window, WindowState]] = {}
+        for raw_key, raw in self.inner.scan(partition, low, high):
+            key, start, end = parse_window_key(raw_key)
+            if key in cached and (start, end) in cached[key]:
+                continue
+            by_key.setdefault(key, {})[Window(start, end)] = decode_window(start, end, raw)
+        for key, spans in cached.items():
+            for (start, end), state in spans.items():
+                if state is not None:
+                    by_key.setdefault(key, {})[Window(start, end)] = state
+        for key in sorted(by_key):
+            yield key, KeyWindows(dict(sorted(by_key[key].items())))
+
+    # -- commits --------------------------------------------------------------------------
 
     @property
     def dirty(self) -> bool:
-        return bool(self._stream_time_dirty) or bool(self._inputs) or any(self._dirty.values())
+        return any(part.changed for part in self._partitions.values())
 
-    def flush(self) -> int:
-        """Write every changed key and stream time to the inner store, then empty the cache.
-        Returns the number of writes."""
+    def changes(self) -> dict[int, list[Write]]:
+        """The writes that make the committed store equal to what this cache shows, per
+        partition with changes: changed windows in the order they first changed, then index
+        entries removed and added (in index order), then stream time and inputs."""
+        out: dict[int, list[Write]] = {}
+        for partition in sorted(self._partitions):
+            part = self._partitions[partition]
+            if not part.changed:
+                continue
+            writes: list[Write] = []
+            for key, start, end in part.dirty:
+                state = part.windows[key][(start, end)]
+                writes.append((window_key(key, start, end), None if state is None else encode_window(state)))
+            writes.extend((index_key(entry), None) for entry in sorted(part.removed))
+            writes.extend((index_key(entry), b"") for entry in sorted(part.added))
+            for meta_key in sorted(part.meta_dirty):
+                writes.append((meta_key, encode_meta(part.meta[meta_key])))
+            if part.inputs is not None:
+                writes.append((INPUTS_KEY, encode_meta(part.inputs.to_json())))
+            out[partition] = writes
+        return out
+
+    def committed(
+        self, changes: Mapping[int, Sequence[Write]], offsets: Mapping[int, int] | None = None
+    ) -> int:
+        """Apply ``changes`` (from :meth:`changes`, now committed) to the committed store, each
+        partition's with its changelog offset from ``offsets``, and empty the cache. Returns the
+        number of writes."""
         writes = 0
-        for partition, dirty in self._dirty.items():
-            keys = self._keys.get(partition, {})
-            for key in dirty:
-                windows = keys.get(key)
-                if windows is None or not windows.windows:
-                    self.inner.delete(partition, key)
-                else:
-                    self.inner.put(partition, key, windows)
-                writes += 1
-        for partition in sorted(self._stream_time_dirty):
-            stream_time = self._stream_times[partition]
-            if stream_time is not None:
-                self.inner.set_stream_time(partition, stream_time)
-                writes += 1
-        for partition in sorted(self._inputs):
-            self.inner.set_inputs(partition, self._inputs[partition])
-            writes += 1
-        self._inputs.clear()
-        self._keys.clear()
-        self._dirty.clear()
-        self._stream_times.clear()
-        self._stream_time_dirty.clear()
-        self._sizes.clear()
+        for partition, batch in changes.items():
+            self.inner.apply(partition, batch, None if offsets is None else offsets.get(partition))
+            writes += len(batch)
+        self._partitions.clear()
         self.approx_bytes = 0
         return writes
+
+    def flush(self) -> int:
+        """:meth:`changes`, then :meth:`committed` without changelog offsets. Returns the
+        number of writes."""
+        return self.committed(self.changes())
 
     def forget(self, partition: int | None = None) -> None:
         """Drop the cached state (of one partition, or all) without writing it."""
         if partition is None:
-            self._keys.clear()
-            self._dirty.clear()
-            self._stream_times.clear()
-            self._stream_time_dirty.clear()
-            self._inputs.clear()
-            self._sizes.clear()
+            self._partitions.clear()
             self.approx_bytes = 0
-            return
-        for key in self._keys.get(partition, {}):
-            self.approx_bytes -= self._sizes.pop((partition, key), 0)
-        self._keys.pop(partition, None)
-        self._dirty.pop(partition, None)
-        self._stream_times.pop(partition, None)
-        self._stream_time_dirty.discard(partition)
-        self._inputs.pop(partition, None)
+        else:
+            self._partitions.pop(partition, None)
+            if not self._partitions:
+                self.approx_bytes = 0

@@ -204,19 +204,19 @@ def test_sigkill_at_fault_points_loses_and_duplicates_nothing(
                 )
             worker.proc.send_signal(signal.SIGKILL)
             worker.proc.wait(timeout=30)
-            assert "stores=rebuilt" in last_state_open(worker)
+            assert "stores=kept" in last_state_open(worker)
         if kill != "random":
             before = committed_offsets(kafka, app_id, topics)
             worker, fault = kill_at(start_worker, pipeline, port, kill)
             NAMED_KILLS[kill](before, committed_offsets(kafka, app_id, topics), fault)
             if n > 0:  # every later start follows a kill
-                assert "stores=rebuilt" in last_state_open(worker)
+                assert "stores=kept" in last_state_open(worker)
     run(publish(kafka, records(src, chunks[-1])))
     if partitioned_by_key:
         misplaced = orjson.dumps({"user": "ann", "ts": two_hours_ago(), "x": 1})
         run(publish_to(kafka, src, (key_partition(b"ann", PARTITIONS) + 1) % PARTITIONS, b"ann", misplaced))
     worker = start_and_wait(start_worker, pipeline, port, keyed)
-    assert "stores=rebuilt" in last_state_open(worker)
+    assert "stores=kept" in last_state_open(worker)
     wait_consumed(kafka, app_id, topics, [worker])
     if not partitioned_by_key:
         check_keyed_stream_exact(kafka, src, keyed)
@@ -265,7 +265,7 @@ def test_a_worker_that_lost_its_data_directory_rebuilds_it(kafka, run_id, start_
     worker.proc.terminate()
     assert worker.proc.wait(timeout=60) == 0
     data_dir = tmp_path / f"data-{port}"
-    assert (data_dir / "clean-stop").exists()
+    assert (data_dir / "state-layout").exists()
     shutil.rmtree(data_dir)
     worker = start_and_wait(start_worker, pipeline, port, repartition)
     run(publish(kafka, records(src, events[300:])))

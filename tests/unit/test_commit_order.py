@@ -81,7 +81,7 @@ def recording_sequence(recorder: Recorder) -> CommitSequence:
         async def flush_outputs(label: str = label) -> None:
             recorder.reached(Step.OUTPUTS, label)
 
-        def flush_state(label: str = label) -> None:
+        async def flush_state(label: str = label) -> None:
             recorder.reached(Step.STATE, label)
 
         def after(outcome: CommitOutcome, label: str = label) -> None:

@@ -698,7 +698,7 @@ def test_write_back_cache_with_commits_and_crashes_continues_exactly(
     assert raw_store(inner, 0) == raw_store(whole_store, 0)
 
 
-def test_write_back_cache_writes_each_changed_key_once_per_flush() -> None:
+def test_write_back_cache_writes_each_changed_window_once_per_flush() -> None:
     inner = InMemoryWindowStore()
     cached = WriteBackStore(inner)
     table = Config("tumbling", "change", ("n",), grace=0, retention=0, size=10).table()
@@ -706,7 +706,7 @@ def test_write_back_cache_writes_each_changed_key_once_per_flush() -> None:
     for arrival in range(5):
         pw.on_event("k", {}, 3, arrival)
     assert inner.get(0, "k") is None, "nothing reaches the store before the flush"
-    assert cached.flush() == 2  # the key and the stream time
+    assert cached.flush() == 3  # the window, its close in the time index, the stream time
     assert table.value(next(iter(inner.get(0, "k").windows.values()))) == {"n": 5}
     assert cached.flush() == 0
 

@@ -1,0 +1,413 @@
+"""The window store contract, run against every committed store (in memory, and RocksDB as the
+worker opens it), through the write-back cache the engine uses.
+
+get, range, put, delete, the time index (expiry), stream time and inputs; what reaches the
+committed store and when (only at a commit, only what changed, with the changelog offset);
+recovery from the changelog (replaying the records a commit sent gives the same store); and
+the costs the layout promises: loading a partition reads nothing, an event reads and writes
+its own windows only.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rocksdict
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.table_store import FAUST_OFFSET_KEY, RocksDBPartitions
+from windows.aggregates import parse_aggregation
+from windows.keyed_state import WindowState
+from windows.ordered_store import MemoryOrderedStore, OrderedStore, Write
+from windows.partition import PartitionWindows
+from windows.progress import PartitionClock
+from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, Window
+from windows.store_layout import (
+    CLOSE,
+    EXPIRE,
+    Scheduled,
+    index_key,
+    key_range,
+    parse_index_key,
+    parse_window_key,
+    window_key,
+)
+from windows.table import WindowedAggregate
+from windows.write_back import WriteBackStore
+
+
+class RocksDBDirs:
+    """One rocksdict database per partition in a directory, as Faust opens them (raw mode)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dbs: dict[int, Any] = {}
+
+    def db(self, partition: int) -> Any:
+        if partition not in self.dbs:
+            path = self.root / f"p{partition}.db"
+            self.dbs[partition] = rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True))
+        return self.dbs[partition]
+
+    def open_db(self, partition: int) -> Any | None:
+        return self.dbs.get(partition)
+
+    def close(self) -> None:
+        for db in self.dbs.values():
+            db.close()
+
+
+@pytest.fixture(params=["memory", "rocksdb"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], OrderedStore]]:
+    """A factory of empty committed stores of the kind under test."""
+    opened: list[RocksDBDirs] = []
+
+    def make() -> OrderedStore:
+        if request.param == "memory":
+            return MemoryOrderedStore()
+        dirs = RocksDBDirs(tmp_path / f"store{len(opened)}")
+        opened.append(dirs)
+        return RocksDBPartitions(db_for=dirs.db, open_db_for=dirs.open_db)
+
+    yield make
+    for dirs in opened:
+        dirs.close()
+
+
+def w(start: int, end: int, n: int = 1, version: int = 0) -> WindowState:
+    return WindowState(start=start, end=end, states=[n], version=version)
+
+
+def as_tuples(states: Sequence[WindowState]) -> list[tuple[int, int, list[Any], int]]:
+    return [(s.start, s.end, s.states, s.version) for s in states]
+
+
+def commit(cache: WriteBackStore, offsets: dict[int, int] | None = None) -> dict[int, list[Write]]:
+    changes = cache.changes()
+    cache.committed(changes, offsets)
+    return changes
+
+
+# -- get, range, put, delete -------------------------------------------------------------------
+
+
+def test_put_get_delete_and_range_in_time_order(make_store: Callable[[], OrderedStore]) -> None:
+    inner = make_store()
+    cache = WriteBackStore(inner)
+    for start in (20, 0, 10):
+        cache.put_window(0, "k", w(start, start + 10, n=start))
+    cache.put_window(0, "k\x00", w(5, 15))  # a key that extends another's bytes
+    cache.put_window(0, "", w(1, 2))
+    cache.put_window(1, "k", w(0, 10, n=99))
+    assert as_tuples(cache.key_windows(0, "k")) == [(0, 10, [0], 0), (10, 20, [10], 0), (20, 30, [20], 0)]
+    commit(cache)
+    fresh = WriteBackStore(inner)  # reads the committed store only
+    assert as_tuples(fresh.key_windows(0, "k")) == [(0, 10, [0], 0), (10, 20, [10], 0), (20, 30, [20], 0)]
+    assert as_tuples(fresh.key_windows(0, "k\x00")) == [(5, 15, [1], 0)]
+    assert as_tuples(fresh.key_windows(0, "")) == [(1, 2, [1], 0)]
+    assert as_tuples(fresh.key_windows(1, "k")) == [(0, 10, [99], 0)]
+    assert fresh.get_window(0, "k", Window(10, 20)) == w(10, 20, n=10)
+    assert fresh.get_window(0, "k", Window(10, 21)) is None
+    assert fresh.get_window(2, "k", Window(10, 20)) is None
+    fresh.delete_window(0, "k", Window(10, 20))
+    assert fresh.get_window(0, "k", Window(10, 20)) is None, "reads see the cached delete"
+    assert [s.start for s in fresh.key_windows(0, "k")] == [0, 20]
+    commit(fresh)
+    again = WriteBackStore(inner)
+    assert [s.start for s in again.key_windows(0, "k")] == [0, 20]
+    assert sorted(key for key, _ in again.items(0)) == ["", "k", "k\x00"]
+
+
+def test_negative_and_large_times_keep_their_order(make_store: Callable[[], OrderedStore]) -> None:
+    inner = make_store()
+    cache = WriteBackStore(inner)
+    starts = [-(2**62), -10, -1, 0, 1, 2**40, 2**62]
+    for start in reversed(starts):
+        cache.put_window(0, "k", w(start, start + 1))
+    commit(cache)
+    assert [s.start for s in WriteBackStore(inner).key_windows(0, "k")] == starts
+
+
+# -- nothing reaches the committed store before the commit; only what changed at it -------------
+
+
+def test_the_committed_store_changes_only_at_a_commit_and_only_by_what_changed(
+    make_store: Callable[[], OrderedStore],
+) -> None:
+    inner = make_store()
+    cache = WriteBackStore(inner)
+    for start in range(0, 1000, 10):
+        cache.put_window(0, "k", w(start, start + 10))
+    cache.set_stream_time(0, 5)
+    assert inner.read(0, window_key("k", 0, 10)) is None
+    assert len(commit(cache, {0: 41})[0]) == 101  # 100 windows and the stream time
+    assert inner.changelog_offset(0) == 41
+    state = cache.get_window(0, "k", Window(500, 510))
+    assert state is not None
+    state.states = [7]
+    cache.put_window(0, "k", state)
+    changes = commit(cache, {0: 42})
+    assert changes == {0: [(window_key("k", 500, 510), b"[0,[7]]")]}, "one window changed: one write"
+    assert inner.changelog_offset(0) == 42
+    assert commit(cache) == {}, "nothing changed: nothing written"
+
+
+def test_forgotten_changes_never_reach_the_store(make_store: Callable[[], OrderedStore]) -> None:
+    inner = make_store()
+    cache = WriteBackStore(inner)
+    cache.put_window(0, "k", w(0, 10))
+    cache.set_stream_time(0, 3)
+    commit(cache, {0: 7})
+    cache.put_window(0, "k", w(0, 10, n=2))
+    cache.put_window(0, "j", w(0, 10))
+    cache.set_stream_time(0, 9)
+    cache.forget(0)  # the transaction aborted
+    assert cache.get_window(0, "k", Window(0, 10)) == w(0, 10)
+    assert cache.key_windows(0, "j") == []
+    assert cache.get_stream_time(0) == 3
+    assert inner.changelog_offset(0) == 7
+
+
+# -- the time index: what stream time closes and expires ---------------------------------------
+
+
+def test_take_due_returns_every_due_entry_once_in_order(make_store: Callable[[], OrderedStore]) -> None:
+    inner = make_store()
+    cache = WriteBackStore(inner)
+    entries = [
+        Scheduled(due, kind, key, due - 10, due)
+        for due in (30, 10, 20)
+        for kind in (EXPIRE, CLOSE)
+        for key in "ba"
+    ]
+    for entry in entries[:6]:
+        cache.schedule(0, entry)
+    commit(cache)
+    for entry in entries[6:]:
+        cache.schedule(0, entry)  # in the cache, not committed
+    cache.unschedule(0, Scheduled(10, CLOSE, "a", 0, 10))  # committed, then removed
+    assert cache.take_due(0, 9) == []
+    first = cache.take_due(0, 20)
+    assert first == sorted(e for e in entries if e.due <= 20 and e != Scheduled(10, CLOSE, "a", 0, 10))
+    assert cache.take_due(0, 20) == [], "taken entries are gone"
+    cache.schedule(0, Scheduled(15, CLOSE, "late", 5, 15))  # due already: taken at the next call
+    assert cache.take_due(0, 25) == [Scheduled(15, CLOSE, "late", 5, 15)]
+    commit(cache)
+    fresh = WriteBackStore(inner)
+    assert fresh.index(0) == sorted(e for e in entries if e.due == 30)
+    assert fresh.take_due(0, 100) == sorted(e for e in entries if e.due == 30)
+    commit(fresh)
+    assert WriteBackStore(inner).index(0) == []
+
+
+def test_an_entry_removed_and_scheduled_again_is_still_taken(make_store: Callable[[], OrderedStore]) -> None:
+    inner = make_store()
+    cache = WriteBackStore(inner)
+    entry = Scheduled(10, CLOSE, "k", 0, 10)
+    cache.schedule(0, entry)
+    commit(cache)
+    assert cache.take_due(0, 10) == [entry]
+    cache.schedule(0, entry)
+    assert cache.take_due(0, 10) == [entry]
+    assert cache.index(0) == []
+    commit(cache)
+    assert WriteBackStore(inner).index(0) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["schedule", "unschedule", "take", "commit"]),
+            st.integers(0, 20),
+            st.sampled_from([CLOSE, EXPIRE]),
+            st.sampled_from(["a", "b", "a\x00", ""]),
+        ),
+        max_size=60,
+    )
+)
+def test_the_index_behaves_as_a_sorted_set(ops: list[tuple[str, int, int, str]]) -> None:
+    """Against a reference (a Python set), whatever the commits in between."""
+    inner = MemoryOrderedStore()
+    cache = WriteBackStore(inner)
+    reference: set[Scheduled] = set()
+    for op, due, kind, key in ops:
+        entry = Scheduled(due, kind, key, due - 5, due)
+        if op == "schedule":
+            cache.schedule(0, entry)
+            reference.add(entry)
+        elif op == "unschedule":
+            cache.unschedule(0, entry)
+            reference.discard(entry)
+        elif op == "take":
+            taken = sorted(e for e in reference if e.due <= due)
+            assert cache.take_due(0, due) == taken
+            reference -= set(taken)
+        else:
+            commit(cache)
+        assert cache.index(0) == sorted(reference)
+    commit(cache)
+    assert WriteBackStore(inner).index(0) == sorted(reference)
+
+
+# -- stream time and inputs --------------------------------------------------------------------
+
+
+def test_stream_time_and_inputs_per_partition(make_store: Callable[[], OrderedStore]) -> None:
+    inner = make_store()
+    cache = WriteBackStore(inner)
+    assert cache.get_stream_time(0) is None and cache.get_inputs(0) is None
+    clock = PartitionClock.from_json(None, 2, None)
+    clock.on_event(0, 100)
+    cache.set_stream_time(0, 100)
+    cache.set_inputs(0, clock)
+    cache.set_stream_time(3, -5)
+    clock.on_event(1, 50)  # saved as it is at the commit
+    commit(cache)
+    fresh = WriteBackStore(inner)
+    assert fresh.get_stream_time(0) == 100 and fresh.get_stream_time(3) == -5
+    assert fresh.get_inputs(0) == clock.to_json()
+    assert fresh.get_inputs(3) is None
+
+
+# -- recovery from the changelog ----------------------------------------------------------------
+
+
+def scan_all(store: OrderedStore, partition: int) -> list[tuple[bytes, bytes]]:
+    return list(store.scan(partition, b"", b"\xff"))
+
+
+def test_replaying_the_changelog_rebuilds_the_store(make_store: Callable[[], OrderedStore]) -> None:
+    """The records each commit sends to the changelog, applied in order to an empty store (as
+    Faust's recovery does), give the committed store; replaying from the offset it names
+    (re-reading that record too, as Faust does) changes nothing."""
+    table = count_table(SessionWindows(gap_ms=10, grace_ms=5, retention_ms=20), emit="final")
+    inner = make_store()
+    cache = WriteBackStore(inner)
+    pw = PartitionWindows(table, cache, 0)
+    changelog: list[Write] = []
+    for arrival, (key, t) in enumerate(itertools.product("abc", range(0, 200, 7))):
+        pw.on_event(key, {}, t + ord(key), arrival)
+        if arrival % 5 == 0:
+            changes = cache.changes()
+            records = changes.get(0, [])
+            changelog.extend(records)
+            cache.committed(changes, {0: len(changelog) - 1} if records else None)
+    changes = cache.changes()
+    changelog.extend(changes.get(0, []))
+    cache.committed(changes, {0: len(changelog) - 1})
+    restored = make_store()
+    restored.apply(0, changelog, len(changelog) - 1)
+    assert scan_all(restored, 0) == scan_all(inner, 0)
+    offset = inner.changelog_offset(0)
+    assert offset == len(changelog) - 1
+    inner.apply(0, changelog[offset:], offset)
+    assert scan_all(restored, 0) == scan_all(inner, 0)
+    assert restored.changelog_offset(0) == offset
+
+
+def test_the_offset_is_stored_where_faust_recovery_reads_it(tmp_path: Path) -> None:
+    dirs = RocksDBDirs(tmp_path)
+    store = RocksDBPartitions(db_for=dirs.db, open_db_for=dirs.open_db)
+    store.apply(2, [(b"Wx", b"1")], 1234)
+    assert dirs.db(2).get(FAUST_OFFSET_KEY) == b"1234"  # faust's Store.persisted_offset format
+    assert [key for key, _ in store.scan(2, b"W", b"X")] == [b"Wx"]
+    assert store.read(5, b"Wx") is None, "a partition not held is not opened by a read"
+    assert 5 not in dirs.dbs
+    dirs.close()
+
+
+# -- what the engine reads and writes ----------------------------------------------------------
+
+
+def count_table(window: Any, emit: str = "change") -> WindowedAggregate:
+    return WindowedAggregate(
+        window=window, aggregations=(parse_aggregation("count()"),), names=("n",), emit=emit
+    )
+
+
+class CountingStore(MemoryOrderedStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[bytes] = []
+        self.scans: list[tuple[bytes, bytes]] = []
+
+    def read(self, partition: int, key: bytes) -> bytes | None:
+        self.reads.append(key)
+        return super().read(partition, key)
+
+    def scan(self, partition: int, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
+        self.scans.append((low, high))
+        return super().scan(partition, low, high)
+
+
+def test_loading_a_partition_and_an_event_read_only_what_they_need() -> None:
+    """A partition with 1,000 keys of 50 retained windows each: loading it reads its stream time
+    (no window, no index); an event reads its own window and the index up to the stream time it
+    reaches, and its commit writes that window, its index entry and the stream time."""
+    table = count_table(TumblingWindows(size_ms=10, grace_ms=0, retention_ms=10**9))
+    inner = CountingStore()
+    cache = WriteBackStore(inner)
+    pw = PartitionWindows(table, cache, 0)
+    for t in range(0, 500, 10):
+        for key in range(1000):
+            pw.on_event(str(key), {}, t, t * 1000 + key)
+    commit(cache)
+    inner.reads.clear()
+    inner.scans.clear()
+    cache = WriteBackStore(inner)
+    pw = PartitionWindows(table, cache, 0)
+    assert inner.scans == [] and len(inner.reads) == 1, "only the stream time is read at load"
+    pw.on_event("7", {}, 490, 10**9)  # at the stream time
+    assert window_key("7", 490, 500) in inner.reads and len(inner.reads) == 2
+    assert len(inner.scans) == 0, "stream time did not move: no index read"
+    pw.on_event("8", {}, 505, 10**9 + 1)  # moves stream time: closes the windows ending at 500
+    index_scans = [scan for scan in inner.scans if scan[0].startswith(b"T")]
+    assert len(index_scans) == 1 and not [s for s in inner.scans if s[0].startswith(b"W")]
+    changes = cache.changes()[0]
+    changed_windows = [parse_window_key(k) for k, _ in changes if k.startswith(b"W")]
+    assert sorted(changed_windows) == sorted([*((str(k), 490, 500) for k in range(1000)), ("8", 500, 510)])
+    assert all(parse_index_key(k).due in (500, 510, 500 + 10**9) for k, _ in changes if k.startswith(b"T"))
+
+
+def test_a_session_event_reads_its_key_only() -> None:
+    table = count_table(SessionWindows(gap_ms=10, grace_ms=0, retention_ms=10**9))
+    inner = CountingStore()
+    cache = WriteBackStore(inner)
+    pw = PartitionWindows(table, cache, 0)
+    for key in ("a", "b", "c"):
+        pw.on_event(key, {}, 0, 0)
+    commit(cache)
+    inner.scans.clear()
+    pw = PartitionWindows(table, WriteBackStore(inner), 0)
+    pw.on_event("b", {}, 5, 1)
+    assert [s for s in inner.scans if s[0].startswith(b"W")] == [key_range("b")]
+
+
+def test_sliding_windows_read_each_window_they_fall_in() -> None:
+    table = count_table(SlidingWindows(size_ms=30, slide_ms=10, grace_ms=0, retention_ms=10**9))
+    inner = CountingStore()
+    pw = PartitionWindows(table, WriteBackStore(inner), 0)
+    pw.on_event("k", {}, 25, 0)
+    assert [parse_window_key(k) for k in inner.reads if k.startswith(b"W")] == [
+        ("k", 0, 30),
+        ("k", 10, 40),
+        ("k", 20, 50),
+    ]
+
+
+def test_index_keys_sort_as_their_entries() -> None:
+    entries = [
+        Scheduled(due, kind, key, start, start + 1)
+        for due in (-5, 0, 7)
+        for kind in (CLOSE, EXPIRE)
+        for key in ("", "a", "a\x00", "a\x00b", "ab", "é", "\x00")
+        for start in (-3, 4)
+    ]
+    assert sorted(entries, key=index_key) == sorted(entries)
+    assert [parse_index_key(index_key(e)) for e in entries] == entries
