@@ -40,7 +40,7 @@ from windows.keyed_state import KeyWindows, WindowState, apply_event
 from windows.progress import PartitionClock
 from windows.spec import SessionWindows, Window
 from windows.store import WindowStore
-from windows.store_layout import CLOSE, EXPIRE, Scheduled
+from windows.store_layout import Scheduled
 from windows.stream_time import is_closed
 from windows.table import WindowedAggregate
 
@@ -162,11 +162,17 @@ class PartitionWindows:
         store, partition = self.store, self.partition
         for window in replaced:  # sessions merged into another: open until now
             store.delete_window(partition, key, window)
-            store.unschedule(partition, self._entry(CLOSE, key, window))
+            store.index_remove(partition, self._entry(key, window))
         for state in changed:
             store.put_window(partition, key, state)
+        stream_time = self.stream_time
         for window in created:
-            store.schedule(partition, self._entry(CLOSE, key, window))
+            entry = self._entry(key, window)
+            store.index_add(partition, entry)
+            if stream_time is not None and entry.due <= stream_time:
+                # open for its own input's progress, closed for the partition's: it closes at
+                # the next move of stream time
+                store.overdue_add(partition, entry)
 
     def on_input_progress(self, source: int, progress: int | None, idle: bool) -> tuple[Emission, ...]:
         """Input ``source`` reports its progress and idleness; stream time moves to the clock
@@ -219,37 +225,41 @@ class PartitionWindows:
         return self.advance_clock()
 
     def _advance(self, stream_time: int) -> list[Emission]:
-        """Move stream time to ``stream_time`` and do what it reaches in the time index, in
-        ``(due, kind, key, start, end)`` order: close (and emit) windows, delete expired ones."""
+        """Move stream time to ``stream_time``: close (and emit) the windows it reaches in the
+        time index, in ``(due, key, start, end)`` order, the overdue ones with them; then delete
+        the windows whose retention it passes."""
         store, partition = self.store, self.partition
-        self.stream_time = stream_time
+        before, self.stream_time = self.stream_time, stream_time
         store.set_stream_time(partition, stream_time)
+        retention = self.table.window.retention_ms
         emissions: list[Emission] = []
         closed = self.emit_policy.closed
-        for entry in store.take_due(partition, stream_time):
-            window = Window(entry.start, entry.end)
+        closing = store.index_between(partition, before, stream_time, "close")
+        overdue = store.take_overdue(partition)
+        if overdue:
+            closing = sorted({*closing, *overdue})
+        for entry in closing:
             key = entry.key
-            if entry.kind == EXPIRE:
-                store.delete_window(partition, key, window)
-                continue
+            window = Window(entry.start, entry.end)
             state = store.get_window(partition, key, window)
-            if state is None:
+            if state is None:  # merged into a later session
                 continue
             emission = closed(key, state)
-            expire = self._entry(EXPIRE, key, window)
-            if expire.due <= stream_time:  # no retention: deleted at once
+            if entry.due + retention <= stream_time:  # no retention left: deleted at once
                 store.delete_window(partition, key, window)
-            else:
-                store.schedule(partition, expire)
+                store.index_remove(partition, entry)
+            elif emission is not None:
                 store.put_window(partition, key, state)  # its version
             if emission is not None:
                 emissions.append(emission)
+        after = None if before is None else before - retention
+        for entry in store.index_between(partition, after, stream_time - retention, "delete"):
+            store.delete_window(partition, entry.key, Window(entry.start, entry.end))
+            store.index_remove(partition, entry)
         return emissions
 
-    def _entry(self, kind: int, key: str, window: Window) -> Scheduled:
-        spec = self.table.window
-        due = window.end + spec.grace_ms + (spec.retention_ms if kind == EXPIRE else 0)
-        return Scheduled(due, kind, key, window.start, window.end)
+    def _entry(self, key: str, window: Window) -> Scheduled:
+        return Scheduled(window.end + self.table.window.grace_ms, key, window.start, window.end)
 
 
 def live_windows(

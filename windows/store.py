@@ -47,16 +47,26 @@ class WindowStore(Protocol):
 
     def delete_window(self, partition: int, key: str, window: Window) -> None: ...
 
-    def schedule(self, partition: int, entry: Scheduled) -> None:
-        """Add an entry to the time index."""
+    def index_add(self, partition: int, entry: Scheduled) -> None:
+        """Add a window's entry to the time index."""
         ...
 
-    def unschedule(self, partition: int, entry: Scheduled) -> None:
+    def index_remove(self, partition: int, entry: Scheduled) -> None:
         """Remove an entry from the time index (absent: nothing happens)."""
         ...
 
-    def take_due(self, partition: int, up_to: int) -> list[Scheduled]:
-        """Remove and return the index entries with ``due <= up_to``, in order."""
+    def index_between(self, partition: int, after: int | None, up_to: int, view: str) -> list[Scheduled]:
+        """The index entries with ``after < due <= up_to`` (``after`` ``None``: from the
+        first), in order. ``view`` names the caller's sequence of such reads, each usually
+        continuing from the last (the store may use it to skip reading its committed part)."""
+        ...
+
+    def overdue_add(self, partition: int, entry: Scheduled) -> None:
+        """Mark a window to close at the next move of stream time (its due time is past)."""
+        ...
+
+    def take_overdue(self, partition: int) -> list[Scheduled]:
+        """Remove and return the windows marked overdue, in order."""
         ...
 
     def index(self, partition: int) -> list[Scheduled]:

@@ -5,11 +5,14 @@ Three key spaces, each a one-byte prefix:
 
 * ``W`` — one record per window: ``W | key | start | end`` → ``[version, states]`` (orjson).
   A key's windows are one range scan, in ``(start, end)`` order (:func:`key_range`).
-* ``T`` — the time index: ``T | due | kind | key | start | end`` → empty. One entry per window
-  for the next thing stream time does to it: close it (:data:`CLOSE`, due at ``end + grace``)
-  or delete it (:data:`EXPIRE`, due at ``end + grace + retention``). The windows stream time
-  reaches are one range scan from the start of the index, in ``(due, kind, key, start, end)``
-  order, without reading any window that is not due.
+* ``T`` — the time index: ``T | due | key | start | end`` → empty, one entry per window, due
+  at the stream time that closes it (``end + grace``), from its creation until stream time
+  deletes it (``due + retention``). The windows a move of stream time closes, and those it
+  deletes, are each one range scan of the index, in ``(due, key, start, end)`` order, without
+  reading any window that is not due.
+* ``O`` — overdue closes: the same entry for a window created when the partition's stream time
+  had already passed its close (an event judged by its own input's lagging progress,
+  :mod:`windows.progress`); it closes at the next move of stream time.
 * ``M`` — the partition's own state: stream time and, for a partition fed by several inputs,
   their progress (:mod:`windows.progress`).
 
@@ -29,26 +32,23 @@ from windows.keyed_state import WindowState
 
 DATA = b"W"
 INDEX = b"T"
+OVERDUE = b"O"
 META = b"M"
 STREAM_TIME_KEY = META + b"stream-time"
 INPUTS_KEY = META + b"inputs"
-
-#: what stream time does to a window when its index entry is due
-CLOSE, EXPIRE = 0, 1
 
 _BIAS = 1 << 63
 _END = b"\x00\x00"
 _TIME_BYTES = 8
 _TWO_TIMES = struct.Struct(">QQ")
-_DUE_KIND = struct.Struct(">QB")
+_DUE = struct.Struct(">Q")
 
 
 class Scheduled(NamedTuple):
-    """An index entry: at stream time ``due`` (epoch ms), ``kind`` (:data:`CLOSE` or
-    :data:`EXPIRE`) the window ``[start, end)`` of ``key``. Tuples sort as their keys do."""
+    """An index entry: the window ``[start, end)`` of ``key`` closes at stream time ``due``
+    (epoch ms). Tuples sort as their keys do."""
 
     due: int
-    kind: int
     key: str
     start: int
     end: int
@@ -103,28 +103,25 @@ def decode_window(start: int, end: int, raw: bytes) -> WindowState:
     return WindowState(start=start, end=end, states=states, version=version)
 
 
-def index_key(entry: Scheduled) -> bytes:
-    due, kind, key, start, end = entry
-    head = _DUE_KIND.pack(due + _BIAS, kind)
-    return INDEX + head + _encode_key(key) + _TWO_TIMES.pack(start + _BIAS, end + _BIAS)
+def index_key(entry: Scheduled, space: bytes = INDEX) -> bytes:
+    """The key of ``entry`` in the time index (or, with ``space`` :data:`OVERDUE`, there)."""
+    due, key, start, end = entry
+    return space + _DUE.pack(due + _BIAS) + _encode_key(key) + _TWO_TIMES.pack(start + _BIAS, end + _BIAS)
 
 
 def parse_index_key(raw: bytes) -> Scheduled:
     t = _TIME_BYTES
     return Scheduled(
         due=decode_time(raw[1 : 1 + t]),
-        kind=raw[1 + t],
-        key=_decode_key(raw[2 + t : -2 * t]),
+        key=_decode_key(raw[1 + t : -2 * t]),
         start=decode_time(raw[-2 * t : -t]),
         end=decode_time(raw[-t:]),
     )
 
 
-def index_range(after: int | None, up_to: int) -> tuple[bytes, bytes]:
-    """``[low, high)`` holding the index entries with ``after < due <= up_to`` (``after``
-    ``None``: from the first)."""
-    low = INDEX if after is None else INDEX + encode_time(after + 1)
-    return low, INDEX + encode_time(up_to + 1)
+def index_start(after: int | None, space: bytes = INDEX) -> bytes:
+    """The first key of the index entries with ``due > after`` (``after`` ``None``: all)."""
+    return space if after is None else space + encode_time(after + 1)
 
 
 def encode_meta(value: Any) -> bytes:

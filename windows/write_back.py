@@ -25,8 +25,9 @@ a limit.
 
 from __future__ import annotations
 
+import bisect
 import heapq
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from windows.keyed_state import KeyWindows, WindowState
@@ -36,6 +37,7 @@ from windows.spec import Window
 from windows.store_layout import (
     INDEX,
     INPUTS_KEY,
+    OVERDUE,
     STREAM_TIME_KEY,
     Scheduled,
     data_range,
@@ -44,7 +46,7 @@ from windows.store_layout import (
     encode_meta,
     encode_window,
     index_key,
-    index_range,
+    index_start,
     key_range,
     parse_index_key,
     parse_window_key,
@@ -53,6 +55,7 @@ from windows.store_layout import (
 
 _NEVER = 1 << 63
 INDEX_END = INDEX + b"\xff"
+OVERDUE_END = OVERDUE + b"\xff"
 #: estimated bytes of one cached window or index entry beyond its aggregation states
 KEY_BYTES = 250
 
@@ -63,20 +66,71 @@ def window_bytes_for(aggregations: int) -> int:
     return 200 + 90 * aggregations
 
 
+class _EntryChanges:
+    """Entries added to and removed from one index space since the last commit."""
+
+    __slots__ = ("added", "fresh", "listed", "removed", "sorted")
+
+    def __init__(self) -> None:
+        self.added: set[Scheduled] = set()
+        self.fresh: set[Scheduled] = set()  # added and not in the committed index
+        self.removed: set[Scheduled] = set()
+        self.sorted: list[Scheduled] = []  # every entry ever added, in order (filter by added)
+        self.listed: set[Scheduled] = set()
+
+    def add(self, entry: Scheduled) -> bool:
+        """Returns whether the entry was not there."""
+        if entry in self.added:
+            return False
+        if entry in self.removed:  # removed, then added again: as committed
+            self.removed.discard(entry)
+        else:
+            self.fresh.add(entry)
+        self.added.add(entry)
+        if entry not in self.listed:
+            self.listed.add(entry)
+            bisect.insort(self.sorted, entry)
+        return True
+
+    def remove(self, entry: Scheduled) -> bool:
+        """Returns whether the store needs a delete for it."""
+        if entry in self.added:
+            self.added.discard(entry)
+            if entry in self.fresh:
+                self.fresh.discard(entry)  # never committed: nothing to delete
+                return False
+        self.removed.add(entry)
+        return True
+
+    def between(self, after: int | None, up_to: int) -> list[Scheduled]:
+        """The added entries with ``after < due <= up_to``, in order."""
+        listed = self.sorted
+        low = 0 if after is None else bisect.bisect_left(listed, (after + 1,))
+        high = bisect.bisect_left(listed, (up_to + 1,))
+        return [entry for entry in listed[low:high] if entry in self.added]
+
+    def writes(self, space: bytes) -> list[Write]:
+        return [(index_key(e, space), None) for e in sorted(self.removed)] + [
+            (index_key(e, space), b"") for e in sorted(self.added)
+        ]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
+
+
 class _Partition:
     """The cache of one partition."""
 
     __slots__ = (
-        "added",
         "dirty",
-        "fresh",
+        "index",
         "inputs",
         "meta",
         "meta_dirty",
-        "next_committed",
-        "pending",
-        "removed",
-        "taken_to",
+        "overdue",
+        "overdue_read",
+        "views",
         "windows",
     )
 
@@ -84,19 +138,24 @@ class _Partition:
         # key -> (start, end) -> state (None: deleted / known absent)
         self.windows: dict[str, dict[tuple[int, int], WindowState | None]] = {}
         self.dirty: dict[tuple[str, int, int], None] = {}  # insertion order = first change order
-        self.added: set[Scheduled] = set()
-        self.fresh: set[Scheduled] = set()  # added and not in the committed index
-        self.removed: set[Scheduled] = set()
-        self.pending: list[Scheduled] = []  # heap of added entries not taken yet
-        self.taken_to: int | None = None  # the committed index is taken up to here
-        self.next_committed: int | None = None  # due of the first committed entry not taken
+        self.index = _EntryChanges()
+        self.overdue = _EntryChanges()
+        self.overdue_read = False  # the committed overdue entries were taken
+        # view -> (up_to of its last read of the committed index, due of the first entry after)
+        self.views: dict[str, tuple[int, int]] = {}
         self.meta: dict[bytes, Any] = {}
         self.meta_dirty: set[bytes] = set()
         self.inputs: PartitionClock | None = None  # encoded at the commit, as it is then
 
     @property
     def changed(self) -> bool:
-        return bool(self.dirty or self.added or self.removed or self.meta_dirty or self.inputs is not None)
+        return bool(
+            self.dirty
+            or self.index.changed
+            or self.overdue.changed
+            or self.meta_dirty
+            or self.inputs is not None
+        )
 
 
 class WriteBackStore:
@@ -150,6 +209,8 @@ class WriteBackStore:
         span = (state.start, state.end)
         if span not in cached:
             self.approx_bytes += KEY_BYTES + self.window_bytes
+        elif cached[span] is None:  # read as absent, or deleted
+            self.approx_bytes += self.window_bytes
         cached[span] = state
         part.dirty[(key, state.start, state.end)] = None
 
@@ -165,61 +226,54 @@ class WriteBackStore:
 
     # -- the time index -------------------------------------------------------------------
 
-    def schedule(self, partition: int, entry: Scheduled) -> None:
-        part = self._part(partition)
-        if entry in part.added:
-            return
-        if entry in part.removed:  # removed, then added again: committed, but the committed
-            part.removed.discard(entry)  # index may already be read past it, so it is pending
-        else:
-            part.fresh.add(entry)
-        part.added.add(entry)
-        heapq.heappush(part.pending, entry)
-        self.approx_bytes += KEY_BYTES
+    def index_add(self, partition: int, entry: Scheduled) -> None:
+        if self._part(partition).index.add(entry):
+            self.approx_bytes += KEY_BYTES
 
-    def unschedule(self, partition: int, entry: Scheduled) -> None:
-        part = self._part(partition)
-        if entry in part.added:
-            part.added.discard(entry)  # its heap item is skipped when taken
-            if entry in part.fresh:
-                part.fresh.discard(entry)  # never committed: nothing to delete
-                return
-        part.removed.add(entry)
-        self.approx_bytes += KEY_BYTES
+    def index_remove(self, partition: int, entry: Scheduled) -> None:
+        if self._part(partition).index.remove(entry):
+            self.approx_bytes += KEY_BYTES
 
-    def take_due(self, partition: int, up_to: int) -> list[Scheduled]:
-        """The committed index is read from where the last call of this commit interval
-        stopped (everything before it was taken then), so a commit interval reads each
-        committed entry at most once; and not at all while the first committed entry left
-        (found by the last read) is not due."""
+    def index_between(self, partition: int, after: int | None, up_to: int, view: str) -> list[Scheduled]:
+        """The committed index is read only when it can hold a due entry: a ``view`` (the
+        engine keeps one per kind of move: closes, deletions) that continues from its last
+        read (``after`` is that read's ``up_to``) skips the read while ``up_to`` is before the
+        first committed entry that read found beyond it."""
         part = self._part(partition)
+        changes = part.index
         committed: list[Scheduled] = []
-        if part.next_committed is None or part.next_committed <= up_to:
-            low, _ = index_range(part.taken_to, up_to)
-            part.next_committed = _NEVER
-            for raw_key, _ in self.inner.scan(partition, low, INDEX_END):
+        last = part.views.get(view)
+        if last is not None and last[0] == after and up_to < last[1]:
+            part.views[view] = (up_to, last[1])
+        else:
+            beyond = _NEVER
+            for raw_key, _ in self.inner.scan(partition, index_start(after), INDEX_END):
                 entry = parse_index_key(raw_key)
-                if entry.due > up_to:  # the first one not due: no scan until it is
-                    part.next_committed = entry.due
+                if entry.due > up_to:
+                    beyond = entry.due
                     break
-                if entry not in part.removed:
+                if entry not in changes.removed:
                     committed.append(entry)
-        added: list[Scheduled] = []
-        pending = part.pending
-        while pending and pending[0].due <= up_to:
-            entry = heapq.heappop(pending)
-            if entry in part.added:
-                added.append(entry)
-        due = committed
-        if added:
-            due = []
-            for entry in heapq.merge(committed, added):
-                if not due or due[-1] != entry:  # committed, removed and added again
-                    due.append(entry)
+            part.views[view] = (up_to, beyond)
+        return _merged(committed, changes.between(after, up_to))
+
+    def overdue_add(self, partition: int, entry: Scheduled) -> None:
+        if self._part(partition).overdue.add(entry):
+            self.approx_bytes += KEY_BYTES
+
+    def take_overdue(self, partition: int) -> list[Scheduled]:
+        part = self._part(partition)
+        changes = part.overdue
+        committed: list[Scheduled] = []
+        if not part.overdue_read:
+            part.overdue_read = True
+            for raw_key, _ in self.inner.scan(partition, OVERDUE, OVERDUE_END):
+                entry = parse_index_key(raw_key)
+                if entry not in changes.removed:
+                    committed.append(entry)
+        due = _merged(committed, sorted(changes.added)) if changes.added else committed
         for entry in due:
-            self.unschedule(partition, entry)
-        if part.taken_to is None or up_to > part.taken_to:
-            part.taken_to = up_to
+            changes.remove(entry)
         return due
 
     def index(self, partition: int) -> list[Scheduled]:
@@ -227,7 +281,7 @@ class WriteBackStore:
         part = self._partitions.get(partition)
         entries = {parse_index_key(raw_key) for raw_key, _ in self.inner.scan(partition, INDEX, INDEX_END)}
         if part is not None:
-            entries = (entries - part.removed) | part.added
+            entries = (entries - part.index.removed) | part.index.added
         return sorted(entries)
 
     # -- the partition's own state --------------------------------------------------------
@@ -289,7 +343,7 @@ class WriteBackStore:
     def changes(self) -> dict[int, list[Write]]:
         """The writes that make the committed store equal to what this cache shows, per
         partition with changes: changed windows in the order they first changed, then index
-        entries removed and added (in index order), then stream time and inputs."""
+        and overdue entries removed and added (in index order), then stream time and inputs."""
         out: dict[int, list[Write]] = {}
         for partition in sorted(self._partitions):
             part = self._partitions[partition]
@@ -299,8 +353,8 @@ class WriteBackStore:
             for key, start, end in part.dirty:
                 state = part.windows[key][(start, end)]
                 writes.append((window_key(key, start, end), None if state is None else encode_window(state)))
-            writes.extend((index_key(entry), None) for entry in sorted(part.removed))
-            writes.extend((index_key(entry), b"") for entry in sorted(part.added))
+            writes.extend(part.index.writes(INDEX))
+            writes.extend(part.overdue.writes(OVERDUE))
             for meta_key in sorted(part.meta_dirty):
                 writes.append((meta_key, encode_meta(part.meta[meta_key])))
             if part.inputs is not None:
@@ -336,3 +390,12 @@ class WriteBackStore:
             self._partitions.pop(partition, None)
             if not self._partitions:
                 self.approx_bytes = 0
+
+
+def _merged(first: list[Scheduled], second: Iterable[Scheduled]) -> list[Scheduled]:
+    """Two sorted lists as one, without repeats."""
+    out: list[Scheduled] = []
+    for entry in heapq.merge(first, second):
+        if not out or out[-1] != entry:
+            out.append(entry)
+    return out

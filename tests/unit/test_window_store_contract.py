@@ -28,8 +28,7 @@ from windows.partition import PartitionWindows
 from windows.progress import PartitionClock
 from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, Window
 from windows.store_layout import (
-    CLOSE,
-    EXPIRE,
+    OVERDUE,
     Scheduled,
     index_key,
     key_range,
@@ -176,78 +175,95 @@ def test_forgotten_changes_never_reach_the_store(make_store: Callable[[], Ordere
 # -- the time index: what stream time closes and expires ---------------------------------------
 
 
-def test_take_due_returns_every_due_entry_once_in_order(make_store: Callable[[], OrderedStore]) -> None:
+def test_index_between_reads_what_is_due_in_order(make_store: Callable[[], OrderedStore]) -> None:
     inner = make_store()
     cache = WriteBackStore(inner)
-    entries = [
-        Scheduled(due, kind, key, due - 10, due)
-        for due in (30, 10, 20)
-        for kind in (EXPIRE, CLOSE)
-        for key in "ba"
-    ]
+    entries = [Scheduled(due, key, due - 10, due) for due in (30, 10, 20) for key in ("b", "a", "a\x00")]
     for entry in entries[:6]:
-        cache.schedule(0, entry)
+        cache.index_add(0, entry)
     commit(cache)
     for entry in entries[6:]:
-        cache.schedule(0, entry)  # in the cache, not committed
-    cache.unschedule(0, Scheduled(10, CLOSE, "a", 0, 10))  # committed, then removed
-    assert cache.take_due(0, 9) == []
-    first = cache.take_due(0, 20)
-    assert first == sorted(e for e in entries if e.due <= 20 and e != Scheduled(10, CLOSE, "a", 0, 10))
-    assert cache.take_due(0, 20) == [], "taken entries are gone"
-    cache.schedule(0, Scheduled(15, CLOSE, "late", 5, 15))  # due already: taken at the next call
-    assert cache.take_due(0, 25) == [Scheduled(15, CLOSE, "late", 5, 15)]
+        cache.index_add(0, entry)  # in the cache, not committed
+    cache.index_remove(0, Scheduled(10, "a", 0, 10))  # committed, then removed
+    live = sorted(set(entries) - {Scheduled(10, "a", 0, 10)})
+    assert cache.index_between(0, None, 9, "close") == []
+    assert cache.index_between(0, 9, 20, "close") == [e for e in live if e.due <= 20]
+    assert cache.index_between(0, 20, 25, "close") == []
+    assert cache.index_between(0, 25, 30, "close") == [e for e in live if e.due == 30]
+    assert cache.index_between(0, None, 30, "other") == live, "reads do not remove"
+    assert cache.index_between(0, 10, 20, "other") == [e for e in live if e.due == 20]
     commit(cache)
     fresh = WriteBackStore(inner)
-    assert fresh.index(0) == sorted(e for e in entries if e.due == 30)
-    assert fresh.take_due(0, 100) == sorted(e for e in entries if e.due == 30)
+    assert fresh.index(0) == live
+    for entry in live:
+        fresh.index_remove(0, entry)
+    assert fresh.index_between(0, None, 100, "close") == []
     commit(fresh)
     assert WriteBackStore(inner).index(0) == []
 
 
-def test_an_entry_removed_and_scheduled_again_is_still_taken(make_store: Callable[[], OrderedStore]) -> None:
+def test_an_entry_removed_and_added_again_is_there(make_store: Callable[[], OrderedStore]) -> None:
     inner = make_store()
     cache = WriteBackStore(inner)
-    entry = Scheduled(10, CLOSE, "k", 0, 10)
-    cache.schedule(0, entry)
+    entry = Scheduled(10, "k", 0, 10)
+    cache.index_add(0, entry)
     commit(cache)
-    assert cache.take_due(0, 10) == [entry]
-    cache.schedule(0, entry)
-    assert cache.take_due(0, 10) == [entry]
-    assert cache.index(0) == []
+    assert cache.index_between(0, None, 10, "close") == [entry]
+    cache.index_remove(0, entry)
+    assert cache.index_between(0, None, 10, "close") == []
+    cache.index_add(0, entry)
+    assert cache.index_between(0, None, 10, "close") == [entry]
     commit(cache)
-    assert WriteBackStore(inner).index(0) == []
+    assert WriteBackStore(inner).index(0) == [entry]
+
+
+def test_overdue_entries_are_taken_once_across_commits(make_store: Callable[[], OrderedStore]) -> None:
+    inner = make_store()
+    cache = WriteBackStore(inner)
+    late, later = Scheduled(5, "k", 0, 5), Scheduled(7, "j", 2, 7)
+    cache.overdue_add(0, later)
+    commit(cache)
+    assert inner.read(0, index_key(later, OVERDUE)) == b""
+    cache.overdue_add(0, late)
+    assert cache.take_overdue(0) == [late, later]
+    assert cache.take_overdue(0) == []
+    commit(cache)
+    assert WriteBackStore(inner).take_overdue(0) == []
+    assert inner.read(0, index_key(later, OVERDUE)) is None
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     ops=st.lists(
         st.tuples(
-            st.sampled_from(["schedule", "unschedule", "take", "commit"]),
+            st.sampled_from(["add", "remove", "between", "commit"]),
             st.integers(0, 20),
-            st.sampled_from([CLOSE, EXPIRE]),
+            st.integers(0, 20),
             st.sampled_from(["a", "b", "a\x00", ""]),
         ),
         max_size=60,
     )
 )
 def test_the_index_behaves_as_a_sorted_set(ops: list[tuple[str, int, int, str]]) -> None:
-    """Against a reference (a Python set), whatever the commits in between."""
+    """Against a reference (a Python set), whatever the commits in between, with reads that
+    continue from the last one (as the engine reads) and reads that do not."""
     inner = MemoryOrderedStore()
     cache = WriteBackStore(inner)
     reference: set[Scheduled] = set()
-    for op, due, kind, key in ops:
-        entry = Scheduled(due, kind, key, due - 5, due)
-        if op == "schedule":
-            cache.schedule(0, entry)
+    last_up_to: int | None = None
+    for op, due, other, key in ops:
+        entry = Scheduled(due, key, due - 5, due)
+        if op == "add":
+            cache.index_add(0, entry)
             reference.add(entry)
-        elif op == "unschedule":
-            cache.unschedule(0, entry)
+        elif op == "remove":
+            cache.index_remove(0, entry)
             reference.discard(entry)
-        elif op == "take":
-            taken = sorted(e for e in reference if e.due <= due)
-            assert cache.take_due(0, due) == taken
-            reference -= set(taken)
+        elif op == "between":
+            for view, after, up_to in (("close", last_up_to, max(due, last_up_to or 0)), ("any", other, due)):
+                want = sorted(e for e in reference if (after is None or e.due > after) and e.due <= up_to)
+                assert cache.index_between(0, after, up_to, view) == want
+            last_up_to = max(due, last_up_to or 0)
         else:
             commit(cache)
         assert cache.index(0) == sorted(reference)
@@ -336,6 +352,7 @@ class CountingStore(MemoryOrderedStore):
         super().__init__()
         self.reads: list[bytes] = []
         self.scans: list[tuple[bytes, bytes]] = []
+        self.rows: list[bytes] = []  # every key a scan yielded
 
     def read(self, partition: int, key: bytes) -> bytes | None:
         self.reads.append(key)
@@ -343,13 +360,16 @@ class CountingStore(MemoryOrderedStore):
 
     def scan(self, partition: int, low: bytes, high: bytes) -> Iterator[tuple[bytes, bytes]]:
         self.scans.append((low, high))
-        return super().scan(partition, low, high)
+        for key, value in super().scan(partition, low, high):
+            self.rows.append(key)
+            yield key, value
 
 
 def test_loading_a_partition_and_an_event_read_only_what_they_need() -> None:
     """A partition with 1,000 keys of 50 retained windows each: loading it reads its stream time
-    (no window, no index); an event reads its own window and the index up to the stream time it
-    reaches, and its commit writes that window, its index entry and the stream time."""
+    (no window, no index); an event reads its own window, and the index entries of the windows
+    the stream time it reaches closes; its commit writes the windows it changed, the new one's
+    index entry and the stream time."""
     table = count_table(TumblingWindows(size_ms=10, grace_ms=0, retention_ms=10**9))
     inner = CountingStore()
     cache = WriteBackStore(inner)
@@ -367,12 +387,14 @@ def test_loading_a_partition_and_an_event_read_only_what_they_need() -> None:
     assert window_key("7", 490, 500) in inner.reads and len(inner.reads) == 2
     assert len(inner.scans) == 0, "stream time did not move: no index read"
     pw.on_event("8", {}, 505, 10**9 + 1)  # moves stream time: closes the windows ending at 500
-    index_scans = [scan for scan in inner.scans if scan[0].startswith(b"T")]
-    assert len(index_scans) == 1 and not [s for s in inner.scans if s[0].startswith(b"W")]
+    assert not [s for s in inner.scans if s[0].startswith(b"W")], "no window is scanned"
+    # of the 50,000 index entries: the 1,000 due to close (the last of the committed index),
+    # and for deletions the first entry, which is not due
+    assert len([key for key in inner.rows if key.startswith(b"T")]) == 1000 + 1
     changes = cache.changes()[0]
     changed_windows = [parse_window_key(k) for k, _ in changes if k.startswith(b"W")]
-    assert sorted(changed_windows) == sorted([*((str(k), 490, 500) for k in range(1000)), ("8", 500, 510)])
-    assert all(parse_index_key(k).due in (500, 510, 500 + 10**9) for k, _ in changes if k.startswith(b"T"))
+    assert changed_windows == [("7", 490, 500), ("8", 500, 510)], "closing changed no window (emit change)"
+    assert [parse_index_key(k) for k, _ in changes if k.startswith(b"T")] == [Scheduled(510, "8", 500, 510)]
 
 
 def test_a_session_event_reads_its_key_only() -> None:
@@ -403,9 +425,8 @@ def test_sliding_windows_read_each_window_they_fall_in() -> None:
 
 def test_index_keys_sort_as_their_entries() -> None:
     entries = [
-        Scheduled(due, kind, key, start, start + 1)
+        Scheduled(due, key, start, start + 1)
         for due in (-5, 0, 7)
-        for kind in (CLOSE, EXPIRE)
         for key in ("", "a", "a\x00", "a\x00b", "ab", "é", "\x00")
         for start in (-3, 4)
     ]
