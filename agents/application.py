@@ -140,9 +140,9 @@ def fetch_size_per_partition(settings: Settings, plan: TopicPlan) -> int:
 
 def store_options(settings: Settings, pipeline: Pipeline, plan: TopicPlan) -> dict[str, int]:
     """RocksDB options of each table partition's database: ``store_memory_mb`` shared by every
-    database the worker could open (two per table and partition), a quarter for each of two
+    database the worker could open (one per table and partition), a quarter for each of two
     write buffers and half for the block cache, each at least 1 MiB."""
-    databases = sum(2 * plan.source_partitions[t.source] for t in pipeline.tables) or 1
+    databases = sum(plan.source_partitions[t.source] for t in pipeline.tables) or 1
     per_db = settings.store_memory_mb * MIB // databases
     return {
         "write_buffer_size": max(MIB, per_db // 4),

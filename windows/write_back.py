@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from windows.keyed_state import KeyWindows, WindowState
@@ -105,6 +105,8 @@ class _EntryChanges:
     def between(self, after: int | None, up_to: int) -> list[Scheduled]:
         """The added entries with ``after < due <= up_to``, in order."""
         listed = self.sorted
+        if not listed or (after is not None and listed[-1].due <= after):
+            return []
         low = 0 if after is None else bisect.bisect_left(listed, (after + 1,))
         high = bisect.bisect_left(listed, (up_to + 1,))
         return [entry for entry in listed[low:high] if entry in self.added]
@@ -264,6 +266,8 @@ class WriteBackStore:
     def take_overdue(self, partition: int) -> list[Scheduled]:
         part = self._part(partition)
         changes = part.overdue
+        if part.overdue_read and not changes.added:
+            return []
         committed: list[Scheduled] = []
         if not part.overdue_read:
             part.overdue_read = True
@@ -392,8 +396,12 @@ class WriteBackStore:
                 self.approx_bytes = 0
 
 
-def _merged(first: list[Scheduled], second: Iterable[Scheduled]) -> list[Scheduled]:
+def _merged(first: list[Scheduled], second: list[Scheduled]) -> list[Scheduled]:
     """Two sorted lists as one, without repeats."""
+    if not second:
+        return first
+    if not first:
+        return second
     out: list[Scheduled] = []
     for entry in heapq.merge(first, second):
         if not out or out[-1] != entry:
