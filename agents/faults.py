@@ -19,6 +19,8 @@ The points, in the order a record meets them:
   the producer, and no commit has covered it yet (under the commit gate, so none can);
 * ``commit.in_transaction``: inside the transaction, after the state and outputs were flushed
   and before the commit request (the offsets to commit are in the marker);
+* ``state.apply``: a commit carrying table state committed, and RocksDB does not hold that
+  state yet (the next start restores it from the changelog);
 * ``commit.done``: the transaction that carried the offsets committed, before the next batch
   is processed (still under the gate);
 * ``recovery``: a table's changelog record was read while the worker restores its tables,
@@ -50,6 +52,7 @@ MARKER_NAME = "fault-fired"
 class FaultPoint(enum.Enum):
     BATCH_PROCESSED = "batch.processed"
     COMMIT_IN_TRANSACTION = "commit.in_transaction"
+    STATE_APPLY = "state.apply"
     COMMIT_DONE = "commit.done"
     RECOVERY = "recovery"
 

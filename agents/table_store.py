@@ -9,8 +9,9 @@ module only reads them and applies committed batches.
 
 **RocksDB holds committed state only.** A batch reaches RocksDB after the transaction carrying
 its changelog records has committed (:meth:`RocksDBPartitions.apply`), in one RocksDB write
-batch together with the changelog offset of its last record, under the key Faust's recovery
-reads (``Store.offset_key``). So after a crash, at any point, a partition's database is the
+batch together with the changelog offset it reaches (under ``exactly_once`` the offset of the
+transaction's commit marker, just after its last record), under the key Faust's recovery reads
+(``Store.offset_key``). So after a crash, at any point, a partition's database is the
 state of some committed transaction and names its changelog offset: Faust's recovery reads the
 changelog from there on (``read_committed``), only the records committed since.
 """

@@ -41,7 +41,7 @@ from agents.commit_order import (
     StateFlush,
     commit_sequence_for,
 )
-from agents.faults import FAULTS, FaultPoint
+from agents.faults import FAULTS, FaultPoint, offsets_detail
 from agents.faust_compat import in_recovery
 from agents.idle_timeout import IdleTimeout
 from agents.merge import KeyedEvent, ProgressReport, SourceStage
@@ -58,6 +58,7 @@ from streams.metrics import (
     INPUT_PROGRESS,
     OUTPUTS,
     STATE_CACHE_BYTES,
+    STATE_CHANGELOG_OFFSET,
     STREAM_TIME,
     STREAM_TIME_LAG,
 )
@@ -180,8 +181,12 @@ class TableStage:
             for key, value in writes:
                 self.sink.add(source, changelog, key, value, partition)
         delivered = await self.sink.flush(delivered=True)
+        # under exactly_once the transaction's commit marker follows its last record: RocksDB
+        # names the marker's offset, which Faust's recovery then takes as read (it does not read
+        # a marker, and would otherwise wait for it to time out)
+        past = 1 if self.sink.exactly_once else 0
         self._sent_offsets = {
-            partition: delivered[(changelog, partition)]
+            partition: delivered[(changelog, partition)] + past
             for partition in self._sent
             if (changelog, partition) in delivered
         }
@@ -190,7 +195,12 @@ class TableStage:
         """Step 7: the commit is complete, so the changes it carried go to RocksDB, a write
         batch per partition with the changelog offset of its last record."""
         sent, self._sent = self._sent, {}
+        if sent:
+            moved = offsets_detail(outcome.moved)
+            FAULTS.reached(FaultPoint.STATE_APPLY, table=self.spec.name, offsets=moved)
         self.store.committed(sent, self._sent_offsets)
+        for partition, offset in self._sent_offsets.items():
+            STATE_CHANGELOG_OFFSET.labels(table=self.spec.name, partition=str(partition)).set(offset)
         self._sent_offsets = {}
 
     def cache_bytes(self) -> int:

@@ -100,6 +100,13 @@ CHANGELOG_RECORDS_RESTORED = Counter(
     ["table"],
     registry=REGISTRY,
 )
+STATE_CHANGELOG_OFFSET = Gauge(
+    "continust_state_changelog_offset",
+    "The changelog offset of the last committed state a table partition's RocksDB holds "
+    "(a restart restores only the changelog records after it), by table and partition.",
+    ["table", "partition"],
+    registry=REGISTRY,
+)
 STATE_CACHE_BYTES = Gauge(
     "continust_state_cache_bytes",
     "Estimated bytes of table state changed or read since the last commit (the write-back cache), by table.",

@@ -109,11 +109,6 @@ def committed_offsets(kafka: str, app_id: str, topics: list[str]) -> dict[str, i
     return wait_until(ask, 60, f"the group coordinator of {app_id}")[0]
 
 
-def changelog_written(kafka: str, app_id: str) -> bool:
-    """Whether a table's changelog holds committed records (a restart will restore them)."""
-    return any(run(read_to_end(kafka, f"{app_id}-tumbling-changelog")).values())
-
-
 def kill_at(start_worker: Any, pipeline: Path, port: int, point: str) -> tuple[Any, dict[str, Any]]:
     """Start a worker told to SIGKILL itself at ``point``, and wait until it has: its exit is by
     SIGKILL and its marker names the point."""
@@ -172,7 +167,8 @@ def test_sigkill_at_fault_points_loses_and_duplicates_nothing(
     named fault points of :mod:`agents.faults` (each kill checked to have landed there; the two
     source kinds share the four points between them), then at a random moment (where it lands
     is not asserted). Each chunk is a backlog when its worker starts. A worker killed in
-    recovery restores state that a worker killed at a random moment left committed. With
+    recovery restores state that a worker killed between a commit and its RocksDB write
+    (``state.apply``) left in the changelog only. With
     ``partitioned_by_key`` the tables read the source topic (keyed by ``user``), and one record
     on the wrong partition is a dead letter."""
     extra = "partitioned_by_key = true" if partitioned_by_key else ""
@@ -188,20 +184,23 @@ def test_sigkill_at_fault_points_loses_and_duplicates_nothing(
     assert sorted(k for ks in KILLS_BY_SOURCE.values() for k in ks) == sorted(NAMED_KILLS)
     for n, (chunk, kill) in enumerate(zip(chunks, kills, strict=False)):
         run(publish(kafka, records(src, chunk)))
-        if kill in ("recovery", "random"):
-            # a kill at a random moment of the backlog (for recovery: once state is committed)
+        if kill == "recovery":
+            # killed after a commit carrying state and before RocksDB applied it: the next start
+            # must restore that commit's changelog records, and is killed doing so
+            before = committed_offsets(kafka, app_id, topics)
+            _, fault = kill_at(start_worker, pipeline, port, "state.apply")
+            landed_after_the_commit(before, committed_offsets(kafka, app_id, topics), fault)
+        elif kill == "random":
+            # a kill at a random moment of the backlog
             worker = start_and_wait(start_worker, pipeline, port, keyed)
             target = rng.randint(1, len(chunk))
             reading = worker
-            if kill == "recovery":
-                wait_until(lambda: changelog_written(kafka, app_id), 120, "committed table state")
-            else:
-                wait_until(
-                    lambda: events_read(reading) >= target,  # noqa: B023
-                    120,
-                    "the worker to read",
-                    reading.log_tail,
-                )
+            wait_until(
+                lambda: events_read(reading) >= target,  # noqa: B023
+                120,
+                "the worker to read",
+                reading.log_tail,
+            )
             worker.proc.send_signal(signal.SIGKILL)
             worker.proc.wait(timeout=30)
             assert "stores=kept" in last_state_open(worker)
