@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.doc_sections import keep_sections
 from bench.latency import LatencyResult
 from bench.summary import PEER, ContenderSummary
 
@@ -289,5 +290,8 @@ def write_markdown(
         "```",
         "",
     ]
+    text = "\n".join(parts)
+    if path.exists():  # the sections other commands write (bench.shapes, bench.restart_time)
+        text = keep_sections(text, path.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(parts))
+    path.write_text(text)
