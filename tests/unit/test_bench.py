@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import orjson
 
 from bench.contenders import CONTENDERS, STATE_RETENTION, Continust, Quix, RunPlan
+from bench.doc_sections import keep_sections, replace_section, split_sections
 from bench.events import RANDOM_KEYS, USER_KEYS, Event, EventPlan, encode, record_key
 from bench.jobs.markers import parse
 from bench.latency import LatencyResult, event_latencies
@@ -22,6 +23,8 @@ from bench.main import input_topic
 from bench.outputs import ContinustOutputs, QuixOutputs
 from bench.report import HEADERS, throughput_rows
 from bench.run import RunResult
+from bench.shapes import CONTINUST, QUIX, SHAPES, ShapeRun, scaling_rows, section_body, shape_rows
+from bench.shapes import HEADERS as SHAPE_HEADERS
 from bench.summary import RowLabels, summarize
 from bench.verdict import judge
 from bench.windowing import (
@@ -286,3 +289,92 @@ def test_table_answers_become_results():
         ],
     }
     assert key_windows(body) == {("u1", 0, 10): (2, 3.5), ("u1", 10, 20): (1, 1.0)}
+
+
+def test_state_shapes_set_the_events_keys_and_windows_per_key():
+    few, many_windows, many_keys = (SHAPES[n] for n in ("few-keys", "many-windows", "many-keys"))
+
+    def sizes(plan: EventPlan) -> tuple[int, int, int]:
+        return plan.count, plan.keys, plan.spacing_ms
+
+    assert sizes(few.plan()) == (1_000_000, 1_000, 1)
+    assert sizes(many_windows.plan()) == (500_000, 1_000, 10)
+    assert sizes(many_keys.plan()) == (500_000, 100_000, 2)
+    assert [s.windows_per_key() for s in (few, many_windows, many_keys)] == [100, 500, 5]
+    assert all(s.plan().in_turn for s in SHAPES.values())
+    assert sizes(few.plan(0.1)) == (100_000, 100, 10)
+    assert few.windows_per_key(0.1) == 100, "scaling keeps the windows per key"
+    assert many_keys.windows_per_key(0.1) == 5
+
+
+def test_users_taking_turns_fill_the_windows_of_their_shape():
+    plan = SHAPES["many-keys"].plan(0.01)  # 5,000 events, 1,000 keys, 5 events each, 200 s apart
+    events = list(plan.events(plan.start_ms(1_800_000_000_000)))
+    assert [e.user for e in events[:3]] == ["user-0000", "user-0001", "user-0002"]
+    assert {e.user for e in events} == set(plan.users())
+    windows = reference(TUMBLING, events)
+    assert len(windows) == plan.keys * 5
+    few = SHAPES["few-keys"].plan(0.01)  # 10,000 events, 10 keys over 100 windows
+    windows = reference(TUMBLING, list(few.events(few.start_ms(1_800_000_000_000))))
+    assert 100 * few.keys <= len(windows) <= 101 * few.keys
+
+
+def test_the_shape_runs_use_the_state_only_pair_with_a_30_day_retention(tmp_path: Path):
+    plan = _plan(CONTINUST.name, tmp_path)
+    table = parse_pipeline(tomllib.loads(CONTINUST.pipeline_toml(plan))).tables[0]
+    assert table.output is None and table.window.retention_ms == 30 * 86_400_000
+    assert table.window.size_ms == 10_000 and table.window.grace_ms == 5_000
+    assert CONTINUST.partitioned_by_key and CONTINUST.peer == QUIX.name == "quix-state"
+    assert QUIX.writes_results and not QUIX.final
+
+
+def _shape_run(shape: str, quix_s: float, continust_s: float, windows: int, status: str = "ok") -> ShapeRun:
+    results = [
+        RunResult(QUIX.name, 1, events=1000, seconds=quix_s, peak_rss_bytes=3 * 2**20, state_bytes=2**19),
+        RunResult(CONTINUST.name, 1, status=status, events=1000, seconds=continust_s, peak_rss_bytes=2**21),
+    ]
+    labels = {CONTINUST.name: RowLabels("tumbling 10s", peer=QUIX.name)}
+    return ShapeRun(shape, 1000, 10, windows, tuple(summarize(results, labels)))
+
+
+def test_shape_report_rows_and_scaling_ratios():
+    runs = [
+        _shape_run("few-keys", 1.0, 0.25, 100),
+        _shape_run("many-windows", 2.0, 1.0, 500),
+        _shape_run("many-keys", 1.0, 2.0, 50, status="failed"),
+    ]
+    rows = shape_rows(runs)
+    assert all(len(r) == len(SHAPE_HEADERS) for r in rows)
+    col = {h: i for i, h in enumerate(SHAPE_HEADERS)}
+    quix_few, continust_few = rows[0], rows[1]
+    assert continust_few[col["events/s"]] == "4,000" and quix_few[col["events/s"]] == "1,000"
+    assert continust_few[col["continust / Quix"]] == "4.00x" and quix_few[col["continust / Quix"]] == "-"
+    assert quix_few[col["peak RSS (MiB)"]] == "3.0" and quix_few[col["state on disk (MiB)"]] == "0.5"
+    assert continust_few[col["windows (per key)"]] == "100 (10.0)"
+    assert rows[5][col["events/s"]] == "FAILED"
+    assert scaling_rows(runs) == [
+        ("many-windows / few-keys", "0.25x", "0.50x"),
+        ("many-keys / few-keys", "-", "1.00x"),
+    ]
+    body = section_body(runs, "python -m bench.shapes --scale 0.1", "today", 0.1, 1, 8)
+    assert "python -m bench.shapes --scale 0.1" in body and "scaled by 0.1" in body
+    assert "many-keys, continust-tumbling-state: failed" in body
+
+
+def test_sections_are_replaced_added_before_reproduce_and_kept_by_the_main_report():
+    doc = "# B\n\nintro\n\n## Throughput\n\nt\n\n## Reproduce\n\n```sh\n## not a heading\n```\n"
+    added = replace_section(doc, "State shapes", "first")
+    assert [t for t, _ in split_sections(added)[1]] == ["Throughput", "State shapes", "Reproduce"]
+    replaced = replace_section(added, "State shapes", "second")
+    assert "second" in replaced and "first" not in replaced
+    assert split_sections(replaced)[1][1] == ("State shapes", "## State shapes\n\nsecond\n\n")
+    regenerated = "# B\n\nnew intro\n\n## Throughput\n\nnew\n\n## Reproduce\n\nr\n"
+    kept = keep_sections(regenerated, replace_section(replaced, "Restart after SIGKILL", "r"))
+    assert [t for t, _ in split_sections(kept)[1]] == [
+        "Throughput",
+        "State shapes",
+        "Restart after SIGKILL",
+        "Reproduce",
+    ]
+    assert "new intro" in kept and "second" in kept and "\nt\n" not in kept
+    assert replace_section("# B\n", "X", "x") == "# B\n\n## X\n\nx\n\n"
