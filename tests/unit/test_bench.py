@@ -9,6 +9,7 @@ import itertools
 import math
 import random
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +23,8 @@ from bench.latency import LatencyResult, event_latencies
 from bench.main import input_topic
 from bench.outputs import ContinustOutputs, QuixOutputs
 from bench.report import HEADERS, throughput_rows
+from bench.restart_time import HEADERS as RESTART_HEADERS
+from bench.restart_time import Recovery, Restart, event_times, recovery_from_log, restart_rows
 from bench.run import RunResult
 from bench.shapes import CONTINUST, QUIX, SHAPES, ShapeRun, scaling_rows, section_body, shape_rows
 from bench.shapes import HEADERS as SHAPE_HEADERS
@@ -378,3 +381,70 @@ def test_sections_are_replaced_added_before_reproduce_and_kept_by_the_main_repor
     ]
     assert "new intro" in kept and "second" in kept and "\nt\n" not in kept
     assert replace_section("# B\n", "X", "x") == "# B\n\n## X\n\nx\n\n"
+
+
+def test_restart_backlog_has_one_event_per_key_and_window_in_event_time_order():
+    times = event_times(keys=4, windows_per_key=3, start_ms=1_000_000)
+    assert len(times) == 12 and [k for k, _ in times[:5]] == [0, 1, 2, 3, 0]
+    assert all(a[1] < b[1] for a, b in itertools.pairwise(times))
+    windows = {(k, ts - ts % 10_000) for k, ts in times}
+    assert len(windows) == 12, "each event opens a window of its own"
+
+
+def _faust_table(title: str, column: str, rows: list[tuple[str, int, int]]) -> str:
+    lines = [f"+{title}---+---+---+", f"| topic | partition | {column} |", "+---+---+---+"]
+    previous = None
+    for topic, partition, value in rows:
+        lines.append(f"| {'〃' if topic == previous else topic} | {partition} | {value} |")
+        previous = topic
+    return "\\n".join([*lines, "+---+---+---+"])
+
+
+def test_recovery_records_and_time_come_from_fausts_recovery_log():
+    highwaters = [("a-changelog", 0, 99), ("a-changelog", 1, 9), ("a-stream-time-changelog", 0, 4)]
+    starts = [("a-changelog", 0, -1), ("a-changelog", 1, 4), ("a-stream-time-changelog", 0, -1)]
+    prefix = "level=info logger=faust.tables.recovery msg="
+    log = "\n".join(
+        [
+            "ts=2026-11-30T00:00:00.000Z level=info logger=continust.state event=state.open stores=rebuilt",
+            f'ts=2026-11-30T00:00:01.000Z {prefix}"[^---Recovery]: Highwater for active changelog partitions:'
+            f'\\n{_faust_table("Highwater - Active", "highwater", highwaters)}"',
+            f'ts=2026-11-30T00:00:01.500Z {prefix}"[^---Recovery]: active offsets at start of reading:'
+            f'\\n{_faust_table("Reading Starts At - Active", "offset", starts)}"',
+            f'ts=2026-11-30T00:00:03.250Z {prefix}"[^---Recovery]: Recovery complete"',
+        ]
+    )
+    recovery = recovery_from_log(log)
+    assert recovery is not None
+    assert recovery.records == 100 + 5 + 5 and recovery.rounds == 1
+    assert recovery.seconds is not None and math.isclose(recovery.seconds, 2.25)
+    assert recovery.completed_at is not None and recovery.completed_at - recovery.seconds == 1_795_996_801.0
+    assert recovery_from_log("no recovery here") is None
+
+
+def test_restart_report_rows():
+    result = Restart(
+        keys=1_000,
+        windows_per_key=100,
+        static=True,
+        processed_s=12.34,
+        seconds=3.21,
+        recovery=Recovery(records=123_456, seconds=2.5, completed_at=1_000_004.0, rounds=2),
+        restarted_at=1_000_000.0,
+        state_at_kill_bytes=5 * 2**20,
+        state_after_bytes=2**20,
+    )
+    (row,) = restart_rows([result])
+    assert len(row) == len(RESTART_HEADERS)
+    assert row == (
+        "100,000",
+        "1,000 x 100",
+        "12.3 s",
+        "3.2 s",
+        "4.0 s",
+        "2.5 s",
+        "123,456 (2 rounds)",
+        "5.0 MiB",
+        "1.0 MiB",
+    )
+    assert restart_rows([replace(result, recovery=None)])[0][4:7] == ("-", "-", "-")
