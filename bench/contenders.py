@@ -342,13 +342,14 @@ class Continust:
     ``partitioned_by_key``: the source reads the user-keyed input directly; otherwise it reads
     the random-keyed input through its repartition topic. ``emit``: the table's emission.
     ``writes_output``: whether the table has an output topic; without one, its windows are read
-    back over HTTP and kept until then (``STATE_RETENTION``)."""
+    back over HTTP and kept until then, for ``retention`` of event time."""
 
     name: str
     shape: WindowShape
     partitioned_by_key: bool = True
     emit: str = "update"
     writes_output: bool = True
+    retention: str = STATE_RETENTION
     peer: str | None = None
     writes_results: bool = False
 
@@ -376,7 +377,7 @@ class Continust:
             app_id=plan.name,
             topic=plan.topic,
             table=TABLE,
-            window=window_toml(self.shape, None if self.writes_output else STATE_RETENTION),
+            window=window_toml(self.shape, None if self.writes_output else self.retention),
             emit=self.emit,
             partitioned_by_key=str(self.partitioned_by_key).lower(),
         )

@@ -15,7 +15,10 @@ Contract:
   clock of the latest event produced.
 - Users are active in alternating halves: during each ``burst_ms`` of event time only the users
   of one parity send events, so each user's activity has gaps longer than a 30 s session gap
-  (sessions open and close) while tumbling and sliding windows fill.
+  (sessions open and close) while tumbling and sliding windows fill. With ``in_turn`` instead,
+  the users take turns (event ``i`` is user ``i mod keys``), so every user sends one event every
+  ``keys * spacing_ms`` of event time and the number of windows per user is set by that and by
+  the span (the state shapes of :mod:`bench.shapes`).
 - ``amount`` is a number with two decimals in [0.5, 500].
 """
 
@@ -48,6 +51,7 @@ class EventPlan:
     grace_ms: int = 5_000
     burst_ms: int = 40_000
     seed: int = 5
+    in_turn: bool = False
 
     def start_ms(self, now_ms: int) -> int:
         """An event-time start such that the last event is a minute before ``now_ms`` (events
@@ -65,8 +69,11 @@ class EventPlan:
         halves = [users[0::2], users[1::2] or users]
         for i in range(self.count):
             clock = start_ms + i * self.spacing_ms
-            active = halves[((clock - start_ms) // self.burst_ms) % 2]
-            user = active[rng.randrange(len(active))]
+            if self.in_turn:
+                user = users[i % self.keys]
+            else:
+                active = halves[((clock - start_ms) // self.burst_ms) % 2]
+                user = active[rng.randrange(len(active))]
             ts = clock - rng.randrange(1, self.grace_ms) if rng.random() < 0.2 else clock
             yield Event(user, ts, round(rng.uniform(0.5, 500.0), 2))
 

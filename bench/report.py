@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.doc_sections import keep_sections
 from bench.latency import LatencyResult
 from bench.summary import PEER, ContenderSummary
 
@@ -275,19 +276,25 @@ def write_markdown(
         "## Reproduce",
         "",
         "```sh",
-        "make bench        # defaults: 1,000,000 events, 1000 keys, 8 partitions, 3 repetitions",
-        'make bench BENCH_ARGS="--events 100000 --repetitions 1"   # a shorter run',
+        "make bench        # defaults: 1,000,000 events, 1000 keys, 8 partitions, 3 repetitions; shapes",
+        'make bench BENCH_ARGS="--events 100000 --repetitions 1" SHAPES_ARGS="--scale 0.1"   # a shorter run',
         "```",
         "",
         "`make bench` creates the virtualenv with the `bench` extra (Quix Streams and matplotlib), "
         "starts the local broker on 127.0.0.1:9092 unless one answers there (and stops it afterwards), "
-        "and writes this file and the chart. Options: `.venv/bin/python -m bench --help` (`--events`, "
-        "`--repetitions`, `--contenders`, `--port`, `--latency-rate`, ...). This run:",
+        'and writes this file and the chart (`python -m bench`), then the section "State shapes" '
+        "(`python -m bench.shapes`; the other sections of this file that `python -m bench` does not "
+        "write are kept). Options: `.venv/bin/python -m bench --help` (`--events`, "
+        "`--repetitions`, `--contenders`, `--port`, `--latency-rate`, ...), `.venv/bin/python -m "
+        "bench.shapes --help` (`--scale`, `--shapes`, `--repetitions`, `--port`). This run:",
         "",
         "```sh",
         run.command,
         "```",
         "",
     ]
+    text = "\n".join(parts)
+    if path.exists():  # the sections other commands write (bench.shapes, bench.restart_time)
+        text = keep_sections(text, path.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(parts))
+    path.write_text(text)

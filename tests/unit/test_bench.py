@@ -9,19 +9,25 @@ import itertools
 import math
 import random
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import orjson
 
 from bench.contenders import CONTENDERS, STATE_RETENTION, Continust, Quix, RunPlan
+from bench.doc_sections import keep_sections, replace_section, split_sections
 from bench.events import RANDOM_KEYS, USER_KEYS, Event, EventPlan, encode, record_key
 from bench.jobs.markers import parse
 from bench.latency import LatencyResult, event_latencies
 from bench.main import input_topic
 from bench.outputs import ContinustOutputs, QuixOutputs
 from bench.report import HEADERS, throughput_rows
+from bench.restart_time import HEADERS as RESTART_HEADERS
+from bench.restart_time import Recovery, Restart, event_times, recovery_from_log, restart_rows
 from bench.run import RunResult
+from bench.shapes import CONTINUST, QUIX, SHAPES, ShapeRun, scaling_rows, section_body, shape_rows
+from bench.shapes import HEADERS as SHAPE_HEADERS
 from bench.summary import RowLabels, summarize
 from bench.verdict import judge
 from bench.windowing import (
@@ -286,3 +292,159 @@ def test_table_answers_become_results():
         ],
     }
     assert key_windows(body) == {("u1", 0, 10): (2, 3.5), ("u1", 10, 20): (1, 1.0)}
+
+
+def test_state_shapes_set_the_events_keys_and_windows_per_key():
+    few, many_windows, many_keys = (SHAPES[n] for n in ("few-keys", "many-windows", "many-keys"))
+
+    def sizes(plan: EventPlan) -> tuple[int, int, int]:
+        return plan.count, plan.keys, plan.spacing_ms
+
+    assert sizes(few.plan()) == (1_000_000, 1_000, 1)
+    assert sizes(many_windows.plan()) == (500_000, 1_000, 10)
+    assert sizes(many_keys.plan()) == (500_000, 100_000, 2)
+    assert [s.windows_per_key() for s in (few, many_windows, many_keys)] == [100, 500, 5]
+    assert all(s.plan().in_turn for s in SHAPES.values())
+    assert sizes(few.plan(0.1)) == (100_000, 100, 10)
+    assert few.windows_per_key(0.1) == 100, "scaling keeps the windows per key"
+    assert many_keys.windows_per_key(0.1) == 5
+
+
+def test_users_taking_turns_fill_the_windows_of_their_shape():
+    plan = SHAPES["many-keys"].plan(0.01)  # 5,000 events, 1,000 keys, 5 events each, 200 s apart
+    events = list(plan.events(plan.start_ms(1_800_000_000_000)))
+    assert [e.user for e in events[:3]] == ["user-0000", "user-0001", "user-0002"]
+    assert {e.user for e in events} == set(plan.users())
+    windows = reference(TUMBLING, events)
+    assert len(windows) == plan.keys * 5
+    few = SHAPES["few-keys"].plan(0.01)  # 10,000 events, 10 keys over 100 windows
+    windows = reference(TUMBLING, list(few.events(few.start_ms(1_800_000_000_000))))
+    assert 100 * few.keys <= len(windows) <= 101 * few.keys
+
+
+def test_the_shape_runs_use_the_state_only_pair_with_a_30_day_retention(tmp_path: Path):
+    plan = _plan(CONTINUST.name, tmp_path)
+    table = parse_pipeline(tomllib.loads(CONTINUST.pipeline_toml(plan))).tables[0]
+    assert table.output is None and table.window.retention_ms == 30 * 86_400_000
+    assert table.window.size_ms == 10_000 and table.window.grace_ms == 5_000
+    assert CONTINUST.partitioned_by_key and CONTINUST.peer == QUIX.name == "quix-state"
+    assert QUIX.writes_results and not QUIX.final
+
+
+def _shape_run(shape: str, quix_s: float, continust_s: float, windows: int, status: str = "ok") -> ShapeRun:
+    results = [
+        RunResult(QUIX.name, 1, events=1000, seconds=quix_s, peak_rss_bytes=3 * 2**20, state_bytes=2**19),
+        RunResult(CONTINUST.name, 1, status=status, events=1000, seconds=continust_s, peak_rss_bytes=2**21),
+    ]
+    labels = {CONTINUST.name: RowLabels("tumbling 10s", peer=QUIX.name)}
+    return ShapeRun(shape, 1000, 10, windows, tuple(summarize(results, labels)))
+
+
+def test_shape_report_rows_and_scaling_ratios():
+    runs = [
+        _shape_run("few-keys", 1.0, 0.25, 100),
+        _shape_run("many-windows", 2.0, 1.0, 500),
+        _shape_run("many-keys", 1.0, 2.0, 50, status="failed"),
+    ]
+    rows = shape_rows(runs)
+    assert all(len(r) == len(SHAPE_HEADERS) for r in rows)
+    col = {h: i for i, h in enumerate(SHAPE_HEADERS)}
+    quix_few, continust_few = rows[0], rows[1]
+    assert continust_few[col["events/s"]] == "4,000" and quix_few[col["events/s"]] == "1,000"
+    assert continust_few[col["continust / Quix"]] == "4.00x" and quix_few[col["continust / Quix"]] == "-"
+    assert quix_few[col["peak RSS (MiB)"]] == "3.0" and quix_few[col["state on disk (MiB)"]] == "0.5"
+    assert continust_few[col["windows (per key)"]] == "100 (10.0)"
+    assert rows[5][col["events/s"]] == "FAILED"
+    assert scaling_rows(runs) == [
+        ("many-windows / few-keys", "0.25x", "0.50x"),
+        ("many-keys / few-keys", "-", "1.00x"),
+    ]
+    body = section_body(runs, "python -m bench.shapes --scale 0.1", "today", 0.1, 1, 8)
+    assert "python -m bench.shapes --scale 0.1" in body and "scaled by 0.1" in body
+    assert "many-keys, continust-tumbling-state: failed" in body
+
+
+def test_sections_are_replaced_added_before_reproduce_and_kept_by_the_main_report():
+    doc = "# B\n\nintro\n\n## Throughput\n\nt\n\n## Reproduce\n\n```sh\n## not a heading\n```\n"
+    added = replace_section(doc, "State shapes", "first")
+    assert [t for t, _ in split_sections(added)[1]] == ["Throughput", "State shapes", "Reproduce"]
+    replaced = replace_section(added, "State shapes", "second")
+    assert "second" in replaced and "first" not in replaced
+    assert split_sections(replaced)[1][1] == ("State shapes", "## State shapes\n\nsecond\n\n")
+    regenerated = "# B\n\nnew intro\n\n## Throughput\n\nnew\n\n## Reproduce\n\nr\n"
+    kept = keep_sections(regenerated, replace_section(replaced, "Restart after SIGKILL", "r"))
+    assert [t for t, _ in split_sections(kept)[1]] == [
+        "Throughput",
+        "State shapes",
+        "Restart after SIGKILL",
+        "Reproduce",
+    ]
+    assert "new intro" in kept and "second" in kept and "\nt\n" not in kept
+    assert replace_section("# B\n", "X", "x") == "# B\n\n## X\n\nx\n\n"
+
+
+def test_restart_backlog_has_one_event_per_key_and_window_in_event_time_order():
+    times = event_times(keys=4, windows_per_key=3, start_ms=1_000_000)
+    assert len(times) == 12 and [k for k, _ in times[:5]] == [0, 1, 2, 3, 0]
+    assert all(a[1] < b[1] for a, b in itertools.pairwise(times))
+    windows = {(k, ts - ts % 10_000) for k, ts in times}
+    assert len(windows) == 12, "each event opens a window of its own"
+
+
+def _faust_table(title: str, column: str, rows: list[tuple[str, int, int]]) -> str:
+    lines = [f"+{title}---+---+---+", f"| topic | partition | {column} |", "+---+---+---+"]
+    previous = None
+    for topic, partition, value in rows:
+        lines.append(f"| {'〃' if topic == previous else topic} | {partition} | {value} |")
+        previous = topic
+    return "\\n".join([*lines, "+---+---+---+"])
+
+
+def test_recovery_records_and_time_come_from_fausts_recovery_log():
+    highwaters = [("a-changelog", 0, 99), ("a-changelog", 1, 9), ("a-stream-time-changelog", 0, 4)]
+    starts = [("a-changelog", 0, -1), ("a-changelog", 1, 4), ("a-stream-time-changelog", 0, -1)]
+    prefix = "level=info logger=faust.tables.recovery msg="
+    log = "\n".join(
+        [
+            "ts=2026-11-30T00:00:00.000Z level=info logger=continust.state event=state.open stores=rebuilt",
+            f'ts=2026-11-30T00:00:01.000Z {prefix}"[^---Recovery]: Highwater for active changelog partitions:'
+            f'\\n{_faust_table("Highwater - Active", "highwater", highwaters)}"',
+            f'ts=2026-11-30T00:00:01.500Z {prefix}"[^---Recovery]: active offsets at start of reading:'
+            f'\\n{_faust_table("Reading Starts At - Active", "offset", starts)}"',
+            f'ts=2026-11-30T00:00:03.250Z {prefix}"[^---Recovery]: Recovery complete"',
+        ]
+    )
+    recovery = recovery_from_log(log)
+    assert recovery is not None
+    assert recovery.records == 100 + 5 + 5 and recovery.rounds == 1
+    assert recovery.seconds is not None and math.isclose(recovery.seconds, 2.25)
+    assert recovery.completed_at is not None and recovery.completed_at - recovery.seconds == 1_795_996_801.0
+    assert recovery_from_log("no recovery here") is None
+
+
+def test_restart_report_rows():
+    result = Restart(
+        keys=1_000,
+        windows_per_key=100,
+        static=True,
+        processed_s=12.34,
+        seconds=3.21,
+        recovery=Recovery(records=123_456, seconds=2.5, completed_at=1_000_004.0, rounds=2),
+        restarted_at=1_000_000.0,
+        state_at_kill_bytes=5 * 2**20,
+        state_after_bytes=2**20,
+    )
+    (row,) = restart_rows([result])
+    assert len(row) == len(RESTART_HEADERS)
+    assert row == (
+        "100,000",
+        "1,000 x 100",
+        "12.3 s",
+        "3.2 s",
+        "4.0 s",
+        "2.5 s",
+        "123,456 (2 rounds)",
+        "5.0 MiB",
+        "1.0 MiB",
+    )
+    assert restart_rows([replace(result, recovery=None)])[0][4:7] == ("-", "-", "-")
