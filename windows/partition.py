@@ -80,6 +80,10 @@ class PartitionWindows:
             else PartitionClock.from_json(store.get_inputs(partition), inputs, self.stream_time)
         )
         self.emit_policy = emit_policy(table)
+        # nothing closes before stream time reaches _next_close, and nothing is deleted before
+        # it reaches _next_delete + retention (None: not known, read the index)
+        self._next_close: int | None = None
+        self._next_delete: int | None = None
 
     @property
     def scheduled(self) -> int:
@@ -169,6 +173,10 @@ class PartitionWindows:
         for window in created:
             entry = self._entry(key, window)
             store.index_add(partition, entry)
+            if self._next_close is not None and entry.due < self._next_close:
+                self._next_close = entry.due
+            if self._next_delete is not None and entry.due < self._next_delete:
+                self._next_delete = entry.due
             if stream_time is not None and entry.due <= stream_time:
                 # open for its own input's progress, closed for the partition's: it closes at
                 # the next move of stream time
@@ -232,6 +240,14 @@ class PartitionWindows:
         before, self.stream_time = self.stream_time, stream_time
         store.set_stream_time(partition, stream_time)
         retention = self.table.window.retention_ms
+        next_close, next_delete = self._next_close, self._next_delete
+        if (
+            next_close is not None
+            and stream_time < next_close
+            and next_delete is not None
+            and stream_time - retention < next_delete
+        ):
+            return []  # nothing is due (an overdue window makes next_close <= before)
         emissions: list[Emission] = []
         closed = self.emit_policy.closed
         closing = store.index_between(partition, before, stream_time, "close")
@@ -256,10 +272,17 @@ class PartitionWindows:
         for entry in store.index_between(partition, after, stream_time - retention, "delete"):
             store.delete_window(partition, entry.key, Window(entry.start, entry.end))
             store.index_remove(partition, entry)
+        self._next_close = _known(store.next_due(partition, "close"))
+        self._next_delete = _known(store.next_due(partition, "delete"))
         return emissions
 
     def _entry(self, key: str, window: Window) -> Scheduled:
         return Scheduled(window.end + self.table.window.grace_ms, key, window.start, window.end)
+
+
+def _known(due: int | None) -> int:
+    """A next due time for the skip test of :meth:`PartitionWindows._advance` (none: never)."""
+    return 1 << 63 if due is None else due
 
 
 def live_windows(

@@ -61,6 +61,12 @@ class WindowStore(Protocol):
         continuing from the last (the store may use it to skip reading its committed part)."""
         ...
 
+    def next_due(self, partition: int, view: str) -> int | None:
+        """The due time of the first index entry after the ``up_to`` of the last
+        :meth:`index_between` of ``view`` (``None``: none, or no such read yet): until stream
+        time reaches it, that view has nothing due (unless an entry is added before it)."""
+        ...
+
     def overdue_add(self, partition: int, entry: Scheduled) -> None:
         """Mark a window to close at the next move of stream time (its due time is past)."""
         ...

@@ -105,11 +105,20 @@ class _EntryChanges:
     def between(self, after: int | None, up_to: int) -> list[Scheduled]:
         """The added entries with ``after < due <= up_to``, in order."""
         listed = self.sorted
-        if not listed or (after is not None and listed[-1].due <= after):
-            return []
         low = 0 if after is None else bisect.bisect_left(listed, (after + 1,))
-        high = bisect.bisect_left(listed, (up_to + 1,))
+        if low == len(listed) or listed[low].due > up_to:
+            return []
+        high = bisect.bisect_left(listed, (up_to + 1,), low)
         return [entry for entry in listed[low:high] if entry in self.added]
+
+    def first_after(self, up_to: int) -> int:
+        """The due time of the first added entry with ``due > up_to`` (:data:`_NEVER`: none)."""
+        listed = self.sorted
+        at = bisect.bisect_left(listed, (up_to + 1,))
+        for entry in listed[at:]:
+            if entry in self.added:
+                return entry.due
+        return _NEVER
 
     def writes(self, space: bytes) -> list[Write]:
         return [(index_key(e, space), None) for e in sorted(self.removed)] + [
@@ -258,6 +267,16 @@ class WriteBackStore:
                     committed.append(entry)
             part.views[view] = (up_to, beyond)
         return _merged(committed, changes.between(after, up_to))
+
+    def next_due(self, partition: int, view: str) -> int | None:
+        """The due time of the first index entry after the ``up_to`` of the last
+        :meth:`index_between` of ``view`` (``None``: no such entry, or no such read)."""
+        part = self._part(partition)
+        last = part.views.get(view)
+        if last is None:
+            return None
+        due = min(last[1], part.index.first_after(last[0]))
+        return None if due == _NEVER else due
 
     def overdue_add(self, partition: int, entry: Scheduled) -> None:
         if self._part(partition).overdue.add(entry):

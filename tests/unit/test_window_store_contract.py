@@ -189,7 +189,12 @@ def test_index_between_reads_what_is_due_in_order(make_store: Callable[[], Order
     assert cache.index_between(0, None, 9, "close") == []
     assert cache.index_between(0, 9, 20, "close") == [e for e in live if e.due <= 20]
     assert cache.index_between(0, 20, 25, "close") == []
+    assert cache.next_due(0, "close") == 30
     assert cache.index_between(0, 25, 30, "close") == [e for e in live if e.due == 30]
+    assert cache.next_due(0, "close") is None
+    cache.index_add(0, Scheduled(40, "z", 30, 40))
+    assert cache.next_due(0, "close") == 40, "an added entry counts"
+    cache.index_remove(0, Scheduled(40, "z", 30, 40))
     assert cache.index_between(0, None, 30, "other") == live, "reads do not remove"
     assert cache.index_between(0, 10, 20, "other") == [e for e in live if e.due == 20]
     commit(cache)
