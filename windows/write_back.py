@@ -265,7 +265,10 @@ class WriteBackStore:
                     break
                 if entry not in changes.removed:
                     committed.append(entry)
-            part.views[view] = (up_to, beyond)
+            if after is None or after <= up_to:  # the read saw every entry up to ``beyond``
+                part.views[view] = (up_to, beyond)
+            else:
+                part.views.pop(view, None)
         return _merged(committed, changes.between(after, up_to))
 
     def next_due(self, partition: int, view: str) -> int | None:
