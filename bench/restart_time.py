@@ -9,8 +9,9 @@ turns, each with ``windows per key`` consecutive windows. The time is from the r
 first ``200`` answer of ``GET /api/tables/totals/user-0`` holding all of that key's windows.
 Without ``group.instance.id`` the group waits for the dead member's session timeout (45 s by
 default) before it assigns its partitions again; with it, the restarted worker is the same
-member and gets them at once. Both then restore the tables from their changelogs (the store
-rebuilds after an unclean stop, :mod:`agents.local_state`).
+member and gets them at once. Both then keep their stores (RocksDB holds committed state only,
+with its changelog offset, :mod:`agents.table_store`) and restore only the changelog records
+committed after it.
 
 ``--windows 100000,1000000``: static membership only, one run per total of windows (``keys`` =
 windows / ``--windows-per-key``), the worker killed once its group has committed every input
@@ -350,8 +351,9 @@ def section_body(results: list[Restart], command: str, date: str) -> str:
             f"that every window stays in the state, {PARTITIONS} partitions, unkeyed input read through "
             "the source's repartition topic), is killed with SIGKILL once its group has committed every "
             "input record (the changelogs then hold the whole state), and is started again on the "
-            "same data directory, which "
-            "deletes its table stores (unclean stop) and restores them from the changelogs. Restart "
+            "same data directory, whose stores it keeps: RocksDB holds committed state only, with "
+            "its changelog offset, so the restart restores only changelog records committed after "
+            "it. Restart "
             "to first complete answer: from starting the new process to the first answer of "
             "`GET /api/tables/totals/user-0` holding all of that key's windows (the table answers "
             "while partitions are still being restored, so this can come before the end of the "

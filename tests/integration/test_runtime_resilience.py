@@ -67,7 +67,7 @@ def test_a_static_member_killed_takes_its_partitions_back_before_the_session_tim
         lambda: state_applied(kafka, worker, changelogs),
         60,
         "RocksDB to hold every committed changelog record",
-        worker.log_tail,
+        lambda: "\n".join(state_behind(kafka, worker, changelogs)) + "\n" + worker.log_tail(),
     )
     committed = sum(len(m) for topic in changelogs.values() for m in run(read_to_end(kafka, topic)).values())
     assert committed > 0, "the first worker should have committed state"
@@ -94,12 +94,19 @@ def test_a_static_member_killed_takes_its_partitions_back_before_the_session_tim
 
 def state_applied(kafka: str, worker: Any, changelogs: dict[str, str]) -> bool:
     """Whether the worker's RocksDB holds, for every changelog partition, its last record."""
+    return not state_behind(kafka, worker, changelogs)
+
+
+def state_behind(kafka: str, worker: Any, changelogs: dict[str, str]) -> list[str]:
+    """The changelog partitions whose last record the worker's RocksDB does not hold."""
     applied = metric_series(worker, "continust_state_changelog_offset")
+    behind = []
     for table, topic in changelogs.items():
         for partition, messages in run(read_to_end(kafka, topic)).items():
-            if messages and applied.get((table, str(partition)), -1) < messages[-1].offset:
-                return False
-    return True
+            held = applied.get((table, str(partition)), -1)
+            if messages and held < messages[-1].offset:
+                behind.append(f"{topic}:{partition} holds {held}, last record {messages[-1].offset}")
+    return behind
 
 
 # --------------------------------------------------------------------------------------------
