@@ -67,7 +67,15 @@ def test_a_static_member_killed_takes_its_partitions_back_before_the_session_tim
         lambda: state_applied(kafka, worker, changelogs),
         60,
         "RocksDB to hold every committed changelog record",
-        lambda: "\n".join(state_behind(kafka, worker, changelogs)) + "\n" + worker.log_tail(),
+        lambda: "\n".join(state_behind(kafka, worker, changelogs))
+        + "\n"
+        + "\n".join(
+            line
+            for line in urllib.request.urlopen(worker.url("/metrics"), timeout=5).read().decode().splitlines()
+            if "changelog" in line or "commit" in line
+        )
+        + "\n"
+        + worker.log_tail(),
     )
     committed = sum(len(m) for topic in changelogs.values() for m in run(read_to_end(kafka, topic)).values())
     assert committed > 0, "the first worker should have committed state"
