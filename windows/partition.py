@@ -272,17 +272,12 @@ class PartitionWindows:
         for entry in store.index_between(partition, after, stream_time - retention, "delete"):
             store.delete_window(partition, entry.key, Window(entry.start, entry.end))
             store.index_remove(partition, entry)
-        self._next_close = _known(store.next_due(partition, "close"))
-        self._next_delete = _known(store.next_due(partition, "delete"))
+        self._next_close = store.next_due(partition, "close")
+        self._next_delete = store.next_due(partition, "delete")
         return emissions
 
     def _entry(self, key: str, window: Window) -> Scheduled:
         return Scheduled(window.end + self.table.window.grace_ms, key, window.start, window.end)
-
-
-def _known(due: int | None) -> int:
-    """A next due time for the skip test of :meth:`PartitionWindows._advance` (none: never)."""
-    return 1 << 63 if due is None else due
 
 
 def live_windows(

@@ -63,8 +63,9 @@ class WindowStore(Protocol):
 
     def next_due(self, partition: int, view: str) -> int | None:
         """The due time of the first index entry after the ``up_to`` of the last
-        :meth:`index_between` of ``view`` (``None``: none, or no such read yet): until stream
-        time reaches it, that view has nothing due (unless an entry is added before it)."""
+        :meth:`index_between` of ``view`` (:data:`~windows.store_layout.NO_DUE`: there is
+        none; ``None``: not known, no such read): until stream time reaches it, that view has
+        nothing due (unless an entry is added before it)."""
         ...
 
     def overdue_add(self, partition: int, entry: Scheduled) -> None:

@@ -44,6 +44,10 @@ _TWO_TIMES = struct.Struct(">QQ")
 _DUE = struct.Struct(">Q")
 
 
+#: a due time after every other: "no entry is due later"
+NO_DUE = 1 << 63
+
+
 class Scheduled(NamedTuple):
     """An index entry: the window ``[start, end)`` of ``key`` closes at stream time ``due``
     (epoch ms). Tuples sort as their keys do."""

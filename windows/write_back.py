@@ -37,6 +37,7 @@ from windows.spec import Window
 from windows.store_layout import (
     INDEX,
     INPUTS_KEY,
+    NO_DUE,
     OVERDUE,
     STREAM_TIME_KEY,
     Scheduled,
@@ -53,7 +54,6 @@ from windows.store_layout import (
     window_key,
 )
 
-_NEVER = 1 << 63
 INDEX_END = INDEX + b"\xff"
 OVERDUE_END = OVERDUE + b"\xff"
 #: estimated bytes of one cached window or index entry beyond its aggregation states
@@ -112,13 +112,13 @@ class _EntryChanges:
         return [entry for entry in listed[low:high] if entry in self.added]
 
     def first_after(self, up_to: int) -> int:
-        """The due time of the first added entry with ``due > up_to`` (:data:`_NEVER`: none)."""
+        """The due time of the first added entry with ``due > up_to`` (:data:`NO_DUE`: none)."""
         listed = self.sorted
         at = bisect.bisect_left(listed, (up_to + 1,))
         for entry in listed[at:]:
             if entry in self.added:
                 return entry.due
-        return _NEVER
+        return NO_DUE
 
     def writes(self, space: bytes) -> list[Write]:
         return [(index_key(e, space), None) for e in sorted(self.removed)] + [
@@ -257,7 +257,7 @@ class WriteBackStore:
         if last is not None and last[0] == after and up_to < last[1]:
             part.views[view] = (up_to, last[1])
         else:
-            beyond = _NEVER
+            beyond = NO_DUE
             for raw_key, _ in self.inner.scan(partition, index_start(after), INDEX_END):
                 entry = parse_index_key(raw_key)
                 if entry.due > up_to:
@@ -272,14 +272,11 @@ class WriteBackStore:
         return _merged(committed, changes.between(after, up_to))
 
     def next_due(self, partition: int, view: str) -> int | None:
-        """The due time of the first index entry after the ``up_to`` of the last
-        :meth:`index_between` of ``view`` (``None``: no such entry, or no such read)."""
         part = self._part(partition)
         last = part.views.get(view)
         if last is None:
             return None
-        due = min(last[1], part.index.first_after(last[0]))
-        return None if due == _NEVER else due
+        return min(last[1], part.index.first_after(last[0]))
 
     def overdue_add(self, partition: int, entry: Scheduled) -> None:
         if self._part(partition).overdue.add(entry):

@@ -28,6 +28,7 @@ from windows.partition import PartitionWindows
 from windows.progress import PartitionClock
 from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, Window
 from windows.store_layout import (
+    NO_DUE,
     OVERDUE,
     Scheduled,
     index_key,
@@ -191,7 +192,7 @@ def test_index_between_reads_what_is_due_in_order(make_store: Callable[[], Order
     assert cache.index_between(0, 20, 25, "close") == []
     assert cache.next_due(0, "close") == 30
     assert cache.index_between(0, 25, 30, "close") == [e for e in live if e.due == 30]
-    assert cache.next_due(0, "close") is None
+    assert cache.next_due(0, "close") == NO_DUE
     cache.index_add(0, Scheduled(40, "z", 30, 40))
     assert cache.next_due(0, "close") == 40, "an added entry counts"
     cache.index_remove(0, Scheduled(40, "z", 30, 40))
