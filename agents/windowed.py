@@ -68,6 +68,7 @@ from windows.aggregates import InvalidField
 from windows.emission import Emission
 from windows.ordered_store import Write
 from windows.partition import PartitionWindows, live_windows
+from windows.spec import SessionWindows
 from windows.stream_time import is_expired
 from windows.write_back import WriteBackStore, window_bytes_for
 
@@ -129,7 +130,11 @@ class TableStage:
         self.windows: Any = self.app.Table(self.spec.name, **raw)
         self.committed_store = RocksDBPartitions.on_faust_table(self.windows)
         self.aggregate = self.spec.aggregate
-        self.store = WriteBackStore(self.committed_store, window_bytes_for(len(self.aggregate.aggregations)))
+        self.store = WriteBackStore(
+            self.committed_store,
+            window_bytes_for(len(self.aggregate.aggregations)),
+            by_end=isinstance(self.spec.window, SessionWindows),
+        )
         # the changes sent in this commit's transactions, applied to RocksDB once it committed
         self._sent: dict[int, list[Write]] = {}
         self._sent_offsets: dict[int, int] = {}

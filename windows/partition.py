@@ -25,7 +25,8 @@ depends on the wall clock (a caller that lets it follow one passes the time in, 
 continues exactly where the committed state left it without reading any window to rebuild it.
 
 An event reads and writes only its own windows: for tumbling and sliding windows the ones it
-falls in (point reads), for sessions the key's sessions (one range scan).
+falls in (point reads), for sessions those of its key that end after it (one range scan, in
+a store that orders sessions by end).
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ class PartitionWindows:
         """The key's windows an event at ``timestamp_ms`` may change: a session's every session
         of the key; otherwise the windows it falls in that are not closed and exist."""
         store, partition, spec = self.store, self.partition, self.table.window
-        if isinstance(spec, SessionWindows):
-            return KeyWindows({w.window: w for w in store.key_windows(partition, key)})
+        if isinstance(spec, SessionWindows):  # those it can merge with end after it
+            return KeyWindows({w.window: w for w in store.key_windows(partition, key, timestamp_ms)})
         grace = spec.grace_ms
         found: dict[Window, WindowState] = {}
         for window in spec.windows_for(timestamp_ms):

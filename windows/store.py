@@ -39,8 +39,9 @@ class WindowStore(Protocol):
         """The key's window ``[start, end)``, or ``None``."""
         ...
 
-    def key_windows(self, partition: int, key: str) -> list[WindowState]:
-        """Every window of the key, in ``(start, end)`` order."""
+    def key_windows(self, partition: int, key: str, ends_after: int | None = None) -> list[WindowState]:
+        """Every window of the key (with ``ends_after``: those that end later), in
+        ``(start, end)`` order."""
         ...
 
     def put_window(self, partition: int, key: str, state: WindowState) -> None: ...

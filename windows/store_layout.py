@@ -4,7 +4,10 @@ one changelog partition with the same records).
 Three key spaces, each a one-byte prefix:
 
 * ``W`` — one record per window: ``W | key | start | end`` → ``[version, states]`` (orjson).
-  A key's windows are one range scan, in ``(start, end)`` order (:func:`key_range`).
+  A key's windows are one range scan, in ``(start, end)`` order (:func:`key_range`). Session
+  tables order a key's sessions by end: ``W | key | end | start``, so the sessions an event
+  at ``t`` can merge with (those ending after ``t``) are one range scan that skips the earlier
+  ones.
 * ``T`` — the time index: ``T | due | key | start | end`` → empty, one entry per window, due
   at the stream time that closes it (``end + grace``), from its creation until stream time
   deletes it (``due + retention``). The windows a move of stream time closes, and those it
@@ -74,23 +77,27 @@ def _decode_key(raw: bytes) -> str:
     return raw[: -len(_END)].replace(b"\x00\xff", b"\x00").decode()
 
 
-def window_key(key: str, start: int, end: int) -> bytes:
-    return DATA + _encode_key(key) + _TWO_TIMES.pack(start + _BIAS, end + _BIAS)
+def window_key(key: str, start: int, end: int, by_end: bool = False) -> bytes:
+    """The ``W`` record's key: ``key | start | end``, or with ``by_end`` (session tables)
+    ``key | end | start``."""
+    first, second = (end, start) if by_end else (start, end)
+    return DATA + _encode_key(key) + _TWO_TIMES.pack(first + _BIAS, second + _BIAS)
 
 
-def parse_window_key(raw: bytes) -> tuple[str, int, int]:
+def parse_window_key(raw: bytes, by_end: bool = False) -> tuple[str, int, int]:
     """``(key, start, end)`` of a ``W`` record's key."""
-    return (
-        _decode_key(raw[1 : -2 * _TIME_BYTES]),
-        decode_time(raw[-2 * _TIME_BYTES : -_TIME_BYTES]),
-        decode_time(raw[-_TIME_BYTES:]),
-    )
+    first = decode_time(raw[-2 * _TIME_BYTES : -_TIME_BYTES])
+    second = decode_time(raw[-_TIME_BYTES:])
+    start, end = (second, first) if by_end else (first, second)
+    return _decode_key(raw[1 : -2 * _TIME_BYTES]), start, end
 
 
-def key_range(key: str) -> tuple[bytes, bytes]:
-    """``[low, high)`` holding exactly the windows of ``key``."""
+def key_range(key: str, after: int | None = None) -> tuple[bytes, bytes]:
+    """``[low, high)`` holding exactly the windows of ``key`` (with ``after``, those whose
+    first time, the start or with ``by_end`` the end, is later than ``after``)."""
     prefix = DATA + _encode_key(key)
-    return prefix, prefix + b"\xff" * (2 * _TIME_BYTES + 1)
+    low = prefix if after is None else prefix + encode_time(after + 1)
+    return low, prefix + b"\xff" * (2 * _TIME_BYTES + 1)
 
 
 def data_range() -> tuple[bytes, bytes]:

@@ -170,9 +170,14 @@ class _Partition:
 
 
 class WriteBackStore:
-    def __init__(self, inner: OrderedStore, window_bytes: int = window_bytes_for(1)) -> None:
+    def __init__(
+        self, inner: OrderedStore, window_bytes: int = window_bytes_for(1), by_end: bool = False
+    ) -> None:
+        """``by_end``: window records keyed by end, then start (session tables,
+        :mod:`windows.store_layout`)."""
         self.inner = inner
         self.window_bytes = window_bytes
+        self.by_end = by_end
         #: estimated bytes the cache holds (see the module docstring)
         self.approx_bytes = 0
         self._partitions: dict[int, _Partition] = {}
@@ -191,7 +196,7 @@ class WriteBackStore:
         span = (window.start, window.end)
         if cached is not None and span in cached:
             return cached[span]
-        raw = self.inner.read(partition, window_key(key, window.start, window.end))
+        raw = self.inner.read(partition, window_key(key, window.start, window.end, self.by_end))
         state = None if raw is None else decode_window(window.start, window.end, raw)
         if cached is None:
             cached = part.windows[key] = {}
@@ -199,18 +204,25 @@ class WriteBackStore:
         self.approx_bytes += KEY_BYTES + (0 if state is None else self.window_bytes)
         return state
 
-    def key_windows(self, partition: int, key: str) -> list[WindowState]:
+    def key_windows(self, partition: int, key: str, ends_after: int | None = None) -> list[WindowState]:
+        """With ``ends_after``, only the windows ending later (a store ``by_end`` reads only
+        those)."""
         part = self._part(partition)
         cached = part.windows.get(key)
         if cached is None:
             cached = part.windows[key] = {}
-        low, high = key_range(key)
+        by_end = self.by_end
+        low, high = key_range(key, ends_after if by_end else None)
         for raw_key, raw in self.inner.scan(partition, low, high):
-            _, start, end = parse_window_key(raw_key)
+            _, start, end = parse_window_key(raw_key, by_end)
             if (start, end) not in cached:
                 cached[(start, end)] = decode_window(start, end, raw)
                 self.approx_bytes += KEY_BYTES + self.window_bytes
-        return [state for _, state in sorted(cached.items()) if state is not None]
+        return [
+            state
+            for _, state in sorted(cached.items())
+            if state is not None and (ends_after is None or state.end > ends_after)
+        ]
 
     def put_window(self, partition: int, key: str, state: WindowState) -> None:
         part = self._part(partition)
@@ -346,7 +358,7 @@ class WriteBackStore:
         cached = {} if part is None else part.windows
         by_key: dict[str, dict[Window, WindowState]] = {}
         for raw_key, raw in self.inner.scan(partition, low, high):
-            key, start, end = parse_window_key(raw_key)
+            key, start, end = parse_window_key(raw_key, self.by_end)
             if key in cached and (start, end) in cached[key]:
                 continue
             by_key.setdefault(key, {})[Window(start, end)] = decode_window(start, end, raw)
@@ -375,7 +387,8 @@ class WriteBackStore:
             writes: list[Write] = []
             for key, start, end in part.dirty:
                 state = part.windows[key][(start, end)]
-                writes.append((window_key(key, start, end), None if state is None else encode_window(state)))
+                raw_key = window_key(key, start, end, self.by_end)
+                writes.append((raw_key, None if state is None else encode_window(state)))
             writes.extend(part.index.writes(INDEX))
             writes.extend(part.overdue.writes(OVERDUE))
             for meta_key in sorted(part.meta_dirty):

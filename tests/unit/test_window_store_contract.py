@@ -438,3 +438,65 @@ def test_index_keys_sort_as_their_entries() -> None:
     ]
     assert sorted(entries, key=index_key) == sorted(entries)
     assert [parse_index_key(index_key(e)) for e in entries] == entries
+
+
+# -- sessions ordered by end -------------------------------------------------------------------
+
+
+def test_sessions_by_end_read_only_those_ending_after_the_event(
+    make_store: Callable[[], OrderedStore],
+) -> None:
+    inner = make_store()
+    cache = WriteBackStore(inner, by_end=True)
+    for start, end in ((0, 10), (20, 25), (30, 60), (40, 45)):
+        cache.put_window(0, "k", w(start, end))
+    commit(cache)
+    fresh = WriteBackStore(inner, by_end=True)
+    assert [(s.start, s.end) for s in fresh.key_windows(0, "k")] == [(0, 10), (20, 25), (30, 60), (40, 45)]
+    assert [(s.start, s.end) for s in fresh.key_windows(0, "k", 25)] == [(30, 60), (40, 45)]
+    assert fresh.get_window(0, "k", Window(40, 45)) == w(40, 45)
+    assert [key for key, _ in fresh.items(0)] == ["k"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(st.sampled_from("abc"), st.integers(0, 300)),
+        max_size=60,
+    ),
+    commits=st.sets(st.integers(0, 59)),
+)
+def test_session_tables_give_the_same_results_in_either_order(
+    events: list[tuple[str, int]], commits: set[int]
+) -> None:
+    """Metamorphic: the engine on a store ordering sessions by end, and on one ordering them by
+    start, emits the same records and keeps the same windows, with commits anywhere."""
+    table = count_table(SessionWindows(gap_ms=20, grace_ms=15, retention_ms=40), emit="final")
+    outputs, views = [], []
+    for by_end in (False, True):
+        cache = WriteBackStore(MemoryOrderedStore(), by_end=by_end)
+        pw = PartitionWindows(table, cache, 0)
+        emitted = []
+        for i, (key, t) in enumerate(events):
+            emitted.append(pw.on_event(key, {}, t, i))
+            if i in commits:
+                commit(cache)
+        commit(cache)
+        outputs.append(emitted)
+        views.append([(k, kw.to_json()) for k, kw in cache.items(0)])
+    assert outputs[0] == outputs[1]
+    assert views[0] == views[1]
+
+
+def test_a_session_event_reads_the_sessions_ending_after_it_only() -> None:
+    table = count_table(SessionWindows(gap_ms=10, grace_ms=1000, retention_ms=10**9))
+    inner = CountingStore()
+    cache = WriteBackStore(inner, by_end=True)
+    pw = PartitionWindows(table, cache, 0)
+    for t in range(0, 1000, 100):  # ten sessions of "k", far apart
+        pw.on_event("k", {}, t, t)
+    commit(cache)
+    inner.rows.clear()
+    pw = PartitionWindows(table, WriteBackStore(inner, by_end=True), 0)
+    pw.on_event("k", {}, 905, 1000)  # merges with [900, 910) only
+    assert [parse_window_key(k, by_end=True) for k in inner.rows if k.startswith(b"W")] == [("k", 900, 910)]
