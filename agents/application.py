@@ -13,6 +13,7 @@ from faust.assignor import PartitionAssignor
 
 from agents.broker_watch import BrokerWatch
 from agents.commit_gate import gate_for
+from agents.faust_compat import in_recovery
 from agents.merge import SourceStage, repartition_topic
 from agents.sensor import MetricsSensor
 from agents.sink import Sink
@@ -109,6 +110,9 @@ class PipelineApp:
 
     def own_url(self) -> str:
         return str(self.app.conf.canonical_url)
+
+    def restoring(self) -> bool:
+        return bool(in_recovery(self.app))
 
     def windows(self, table: str, key: str, start_ms: int | None, end_ms: int | None) -> list[dict[str, Any]]:
         return self.tables[table].query(key, start_ms, end_ms)

@@ -1,7 +1,8 @@
 """The worker's HTTP API (served by Faust's web server).
 
 ``GET /api/tables/{table}/{key}?from=&to=``: the key's windows that overlap [from, to), sorted
-by start, answered by the worker that owns the key's partition wherever the request lands.
+by start, answered by the worker that owns the key's partition wherever the request lands;
+503 (``"error": "restoring"``) while that worker restores its tables from their changelogs.
 ``GET /health``: whether this worker is up, reaches its Kafka cluster and which partitions it
 owns; 503 (``"status": "broker_unreachable"``) while no broker answers its probes.
 ``GET /metrics``: Prometheus metrics.
@@ -35,6 +36,11 @@ class TableQueries(Protocol):
         ...
 
     def own_url(self) -> str: ...
+
+    def restoring(self) -> bool:
+        """Whether this worker is still restoring its tables from their changelogs (its answers
+        would miss what the changelogs hold beyond its stores)."""
+        ...
 
     def windows(self, table: str, key: str, start_ms: int | None, end_ms: int | None) -> list[dict[str, Any]]:
         """The key's windows overlapping [start_ms, end_ms), sorted by start."""
@@ -102,6 +108,8 @@ def register_http_api(app: faust.App, queries: TableQueries) -> None:
                 if request.headers.get(FORWARDED) is not None:
                     return _error(self, 503, "not_ready", "owners disagree during a rebalance; retry")
                 return await self.forward(request, owner)
+            if queries.restoring():
+                return _error(self, 503, "restoring", "the owner is restoring its tables; retry")
             windows = queries.windows(table, key, start, end)
             return _json(self, {"table": table, "key": key, "windows": windows})
 
