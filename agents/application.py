@@ -29,10 +29,15 @@ from streams.topic_admin import ensure_topics, partition_counts
 MIB = 1024 * 1024
 
 
+def changelog_topic(app_id: str, table: str) -> str:
+    """The changelog topic of a table's state, as Faust names a table's changelog."""
+    return f"{app_id}-{table}-changelog"
+
+
 @dataclass(frozen=True)
 class TopicPlan:
     """Partition counts the pipeline needs: per source (its largest input topic) and for every
-    topic the engine creates (repartition, output, dead letters)."""
+    topic the engine creates (repartition, output, dead letters, table changelogs)."""
 
     source_partitions: dict[str, int]
     create: dict[str, int]
@@ -72,6 +77,12 @@ async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
         if t.output:
             create[t.output] = per_source[t.source]
     actual = await ensure_topics(settings.bootstrap_servers, create)
+    # each table's changelog, compacted, before Faust looks for it: created here, its partitions
+    # have leaders before the group assigns them, where Faust would create it while two workers
+    # start and read its end offsets at once
+    changelogs = {changelog_topic(settings.app_id, t.name): per_source[t.source] for t in pipeline.tables}
+    await ensure_topics(settings.bootstrap_servers, changelogs, {"cleanup.policy": "compact"})
+    create.update(changelogs)
     for t in pipeline.tables:
         if t.output and actual[t.output] != per_source[t.source]:
             raise PipelineError(

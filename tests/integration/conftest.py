@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shutil
 import signal
 import socket
@@ -34,14 +35,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _free_port_pair() -> int:
-    """A port whose next port is free too (broker and controller listeners)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port + 1)) != 0:
-                return port
+    """A port whose next port is free too (broker and controller listeners), both below the
+    range the kernel hands out to outgoing connections, so that no client connection takes one
+    of them while the broker is down (a test that stops and restarts it keeps its ports)."""
+    low, high = 21_000, 28_999  # below 32768, the start of Linux's ephemeral range
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(low, high)
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
     raise RuntimeError("no free pair of ports")
 
 

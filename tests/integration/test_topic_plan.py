@@ -61,3 +61,23 @@ def test_a_repartitioned_source_gets_its_repartition_topic(kafka, run_id, tmp_pa
     assert run(partition_counts(kafka, [f"{app_id}-clicks-repartition"])) == {
         f"{app_id}-clicks-repartition": 3
     }
+
+
+def test_each_table_gets_its_compacted_changelog_before_the_worker_starts(kafka, run_id, tmp_path: Path):
+    from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
+
+    app_id, _ = plan(kafka, tmp_path, run_id, "", web_partitions=2)
+    changelog = f"{app_id}-per_user-changelog"
+    assert run(partition_counts(kafka, [changelog])) == {changelog: 3}
+
+    async def cleanup_policy() -> str:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+        await admin.start()
+        try:
+            [described] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, changelog)])
+        finally:
+            await admin.close()
+        entries = {entry[0]: entry[1] for entry in described.resources[0][4]}
+        return str(entries["cleanup.policy"])
+
+    assert run(cleanup_policy()) == "compact"
