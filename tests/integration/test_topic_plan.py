@@ -64,7 +64,8 @@ def test_a_repartitioned_source_gets_its_repartition_topic(kafka, run_id, tmp_pa
 
 
 def test_each_table_gets_its_compacted_changelog_before_the_worker_starts(kafka, run_id, tmp_path: Path):
-    from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
     app_id, _ = plan(kafka, tmp_path, run_id, "", web_partitions=2)
     changelog = f"{app_id}-per_user-changelog"
