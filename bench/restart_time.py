@@ -279,7 +279,7 @@ def measure(
                 300 + events / 2_000,
                 "the restarted worker to answer",
             )
-            # the table answers while other partitions are still being restored
+            # and until Faust logs the end of its recovery
             wait(
                 lambda: "Recovery complete" in restart_log.read_text(errors="replace"),
                 300 + events / 2_000,
@@ -356,8 +356,8 @@ def section_body(results: list[Restart], command: str, date: str) -> str:
             "it. Restart "
             "to first complete answer: from starting the new process to the first answer of "
             "`GET /api/tables/totals/user-0` holding all of that key's windows (the table answers "
-            "while partitions are still being restored, so this can come before the end of the "
-            "recovery). Restart to recovery complete: to the time of Faust's `Recovery complete` log "
+            "503 while its owner is in Faust's recovery). Restart to recovery complete: to the "
+            "time of Faust's `Recovery complete` log "
             "line. Faust recovery: from its highwater log line to `Recovery complete`. Changelog "
             "records read: per changelog "
             "partition, the highwater minus the offset reading started at, from Faust's recovery "
