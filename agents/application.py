@@ -181,6 +181,12 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=True,
+        # Faust's own views would serve internal state (a key's raw table value, partition
+        # maps) beside the API; continust serves its own routes only
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,

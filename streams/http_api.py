@@ -7,7 +7,9 @@ by start, answered by the worker that owns the key's partition wherever the requ
 owns; 503 (``"status": "broker_unreachable"``) while no broker answers its probes.
 ``GET /metrics``: Prometheus metrics.
 
-Every error is a JSON body ``{"error": ..., "detail": ...}`` with a 4xx/5xx status.
+Every error is a JSON body ``{"error": ..., "detail": ...}`` with a 4xx/5xx status, for any
+path (:func:`json_errors`). Faust's own views (``/router``, ``/table``, ``/graph``, its
+statistics) are not served: they would show internal state past any check of continust's.
 """
 
 from __future__ import annotations
@@ -71,8 +73,37 @@ def _bound(request: Request, name: str) -> int | None:
         raise ValueError(f"`{name}` must be epoch milliseconds (an integer), got {raw!r}") from None
 
 
+ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def _error_response(status: int, reason: str, headers: Any = None) -> aiohttp.web.Response:
+    HTTP_ERRORS.labels(status=str(status)).inc()
+    body = {"error": ERROR_CODES.get(status, f"http_{status}"), "detail": reason}
+    kept = {name: value for name, value in (headers or {}).items() if name.lower() == "allow"}
+    return aiohttp.web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=kept
+    )
+
+
+@aiohttp.web.middleware
+async def json_errors(request: aiohttp.web.Request, handler: Any) -> aiohttp.web.StreamResponse:
+    """Every error the web server answers has a JSON body ``{"error", "detail"}``, also for the
+    routes continust did not write (an unknown path: 404, a method a route does not take: 405
+    with its ``Allow`` header); the answers of continust's own routes are left as they are."""
+    try:
+        response: aiohttp.web.StreamResponse = await handler(request)
+    except aiohttp.web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error_response(exc.status, exc.reason, exc.headers)
+    if response.status >= 400 and response.content_type != "application/json":
+        return _error_response(response.status, response.reason, response.headers)
+    return response
+
+
 def register_http_api(app: faust.App, queries: TableQueries) -> None:
-    """Add the API's routes to ``app``'s web server."""
+    """Add the API's routes to ``app``'s web server, and make its every error JSON."""
+    app.web.web_app.middlewares.append(json_errors)  # type: ignore[attr-defined]
 
     @app.page("/health")
     class Health(View):

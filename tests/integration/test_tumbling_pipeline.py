@@ -5,6 +5,7 @@ read_committed equal a reference computed here; invalid events reach the dead-le
 from __future__ import annotations
 
 import time
+import urllib.error
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
@@ -260,6 +261,14 @@ def test_merged_topics_two_workers_http_and_read_committed_output(
     )
     status, body = workers[0].get("/api/tables/clicks_per_user/alice?from=yesterday")
     assert status == 400 and body["error"] == "bad_query"
+    # Faust's own views are not served, and every error is JSON, on any path and method
+    for path in ("/router/", "/router/anything/", "/table/", "/table/clicks_per_user/alice/", "/graph/"):
+        assert workers[0].get(path) == (404, {"error": "not_found", "detail": "Not Found"}), path
+    request = urllib.request.Request(workers[0].url("/api/tables/clicks_per_user/alice"), method="DELETE")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 405
+    assert orjson.loads(refused.value.read())["error"] == "method_not_allowed"
 
     # The late event, unchanged, in the late topic, with the table and the times that made it late.
     late = run(read_all(kafka, f"late-{run_id}", 1))
