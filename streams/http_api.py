@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import aiohttp
 import faust
 import orjson
+from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
@@ -76,23 +77,23 @@ def _bound(request: Request, name: str) -> int | None:
 ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
-def _error_response(status: int, reason: str, headers: Any = None) -> aiohttp.web.Response:
+def _error_response(status: int, reason: str, headers: Any = None) -> aiohttp_web.Response:
     HTTP_ERRORS.labels(status=str(status)).inc()
     body = {"error": ERROR_CODES.get(status, f"http_{status}"), "detail": reason}
     kept = {name: value for name, value in (headers or {}).items() if name.lower() == "allow"}
-    return aiohttp.web.Response(
+    return aiohttp_web.Response(
         body=orjson.dumps(body), status=status, content_type="application/json", headers=kept
     )
 
 
-@aiohttp.web.middleware
-async def json_errors(request: aiohttp.web.Request, handler: Any) -> aiohttp.web.StreamResponse:
+@aiohttp_web.middleware
+async def json_errors(request: aiohttp_web.Request, handler: Any) -> aiohttp_web.StreamResponse:
     """Every error the web server answers has a JSON body ``{"error", "detail"}``, also for the
     routes continust did not write (an unknown path: 404, a method a route does not take: 405
     with its ``Allow`` header); the answers of continust's own routes are left as they are."""
     try:
-        response: aiohttp.web.StreamResponse = await handler(request)
-    except aiohttp.web.HTTPException as exc:
+        response: aiohttp_web.StreamResponse = await handler(request)
+    except aiohttp_web.HTTPException as exc:
         if exc.status < 400:
             raise
         return _error_response(exc.status, exc.reason, exc.headers)
