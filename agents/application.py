@@ -4,6 +4,7 @@ stage per source and one table stage per table, and add the HTTP API."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -18,6 +19,9 @@ from agents.merge import SourceStage, repartition_topic
 from agents.sensor import MetricsSensor
 from agents.sink import Sink
 from agents.windowed import TableStage, install_keyed_agent
+from streams.api_auth import OPEN, TokenFileError, TokenSet, load_tokens
+from streams.api_forward import Peers
+from streams.api_routes import Route
 from streams.dead_letters import dead_letter_topic
 from streams.errors import PipelineError
 from streams.http_api import register_http_api
@@ -166,7 +170,36 @@ def store_options(settings: Settings, pipeline: Pipeline, plan: TopicPlan) -> di
     }
 
 
+def api_tokens(settings: Settings, pipeline: Pipeline) -> TokenSet:
+    if settings.api_tokens_file is None:
+        return OPEN
+    try:
+        return load_tokens(settings.api_tokens_file)
+    except TokenFileError as exc:
+        raise PipelineError(pipeline.path, "[api] tokens_file", str(exc)) from None
+
+
+def api_tls(settings: Settings, pipeline: Pipeline) -> ssl.SSLContext | None:
+    """The server's TLS context when the API is served over TLS."""
+    if settings.api_tls_cert is None or settings.api_tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.api_tls_cert, settings.api_tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise PipelineError(pipeline.path, "[api] tls_cert/tls_key", f"cannot load: {exc}") from None
+    return context
+
+
+def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
+    """The routes beyond the core ones (:func:`streams.http_api.core_routes`)."""
+    return []
+
+
 def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> PipelineApp:
+    tokens = api_tokens(settings, pipeline)
+    tls = api_tls(settings, pipeline)
+    scheme = "https" if tls is not None else "http"
     brokers = ";".join(settings.bootstrap_servers.split(","))
     app = faust.App(
         settings.app_id,
@@ -190,7 +223,8 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
-        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        canonical_url=f"{scheme}://{settings.web_host}:{settings.web_port}",
+        web_ssl_context=tls,
         autodiscover=False,
         table_standby_replicas=settings.table_standby_replicas,
         broker_session_timeout=settings.session_timeout_ms / 1000,
@@ -233,7 +267,18 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         stages = [t for t in built.tables.values() if t.spec.source == name]
         if stages:
             install_keyed_agent(app, source, stages, plan.source_partitions[name])
-    register_http_api(app, built)
+    # workers ask each other over TLS with the same certificate they serve; peers are named
+    # by the address they advertise, which the certificate need not name
+    peer_tls = False if tls is not None else None
+    peers = Peers(built.own_url(), ssl=peer_tls)
+    register_http_api(
+        app,
+        built,
+        tokens=tokens,
+        extra_routes=api_routes(built, peers),
+        protect_metrics=settings.api_protect_metrics,
+        peers=peers,
+    )
     return built
 
 

@@ -70,7 +70,7 @@ def run_demo(config: Path, web_port: int = 6066, rate: float = 200.0) -> int:
         print("\nThe windows are filling. In another terminal:\n")
         for table in pipeline.tables:
             for user in users:
-                print(f"  curl -s http://127.0.0.1:{web_port}/api/tables/{table.name}/{user}")
+                print(f"  curl -s http://127.0.0.1:{web_port}/api/tables/{table.name}/keys/{user}")
         print(f"  curl -s http://127.0.0.1:{web_port}/health")
         print(f"  curl -s http://127.0.0.1:{web_port}/metrics | grep continust_")
         outputs = [f"{t.output!r} ({t.name}, emit {t.emit})" for t in pipeline.tables if t.output]

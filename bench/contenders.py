@@ -38,7 +38,7 @@ What is checked, against the reference aggregation of the same events (:mod:`ben
   state cannot be read back instead: Quix deletes a window from it once the window closes;
 - ``continust-tumbling-state``: nothing is written anywhere but its state. Once its group has
   committed all of the input, while the worker still runs, the harness asks its HTTP API
-  (``GET /api/tables/bench/{key}``) for every user's windows, open and closed. So that closed
+  (``GET /api/tables/bench/keys/{key}``) for every user's windows, open and closed. So that closed
   windows are still there, this table keeps them (``retention`` 365 days of event time) where the
   other continust tables delete them once closed (retention 0), as Quix does;
 - ``quix``, ``continust-tumbling``, ``-sliding``, ``-session``, ``-repartition``: their output

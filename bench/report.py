@@ -242,7 +242,7 @@ def write_markdown(
         "state cannot be read back instead: Quix deletes a window from RocksDB once it closes.",
         "- `continust-tumbling-state`: once its group has committed all of the input, and before the "
         "worker is stopped, the harness reads every key's windows from the worker's HTTP API "
-        "(`GET /api/tables/bench/{key}`). So that closed windows are still there, this table keeps "
+        "(`GET /api/tables/bench/keys/{key}`). So that closed windows are still there, this table keeps "
         "them (`retention` of 365 days of event time), where the other continust tables delete a "
         "window once it closes, as Quix does.",
         "- output topics: read with `read_committed` after the contender stopped, the last record of "

@@ -6,7 +6,7 @@ One worker reads a backlog (tumbling 10 s count and sum, exactly-once, windows k
 of event time) until every event is processed, is killed with SIGKILL, and is started again on
 the same data directory. The backlog has one event per key and window: ``keys`` keys taking
 turns, each with ``windows per key`` consecutive windows. The time is from the restart to the
-first ``200`` answer of ``GET /api/tables/totals/user-0`` holding all of that key's windows.
+first ``200`` answer of ``GET /api/tables/totals/keys/user-0`` holding all of that key's windows.
 Without ``group.instance.id`` the group waits for the dead member's session timeout (45 s by
 default) before it assigns its partitions again; with it, the restarted worker is the same
 member and gets them at once. Both then keep their stores (RocksDB holds committed state only,
@@ -113,7 +113,7 @@ async def publish(bootstrap: str, topic: str, keys: int, windows_per_key: int) -
 def answers(port: int, key: str, windows: int) -> bool:
     """Whether the table answers for ``key`` with all of its ``windows``."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/tables/totals/{key}", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/tables/totals/keys/{key}", timeout=5) as r:
             return r.status == 200 and len(json.loads(r.read())["windows"]) >= windows
     except (OSError, urllib.error.HTTPError, ValueError):
         return False
@@ -355,7 +355,7 @@ def section_body(results: list[Restart], command: str, date: str) -> str:
             "its changelog offset, so the restart restores only changelog records committed after "
             "it. Restart "
             "to first complete answer: from starting the new process to the first answer of "
-            "`GET /api/tables/totals/user-0` holding all of that key's windows (the table answers "
+            "`GET /api/tables/totals/keys/user-0` holding all of that key's windows (the table answers "
             "503 while its owner is in Faust's recovery). Restart to recovery complete: to the "
             "time of Faust's `Recovery complete` log "
             "line. Faust recovery: from its highwater log line to `Recovery complete`. Changelog "

@@ -1,6 +1,6 @@
 """What the harness reads from a running continust worker over its HTTP API (README, "HTTP"):
 its Prometheus metrics (``GET /metrics``) and the windows of one of its tables, key by key
-(``GET /api/tables/{table}/{key}``)."""
+(``GET /api/tables/{table}/keys/{key}``)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def metric_total(port: int, name: str) -> float | None:
 
 
 def key_windows(body: dict[str, Any], count: str = "n", total: str = "total") -> Results:
-    """The windows of one answer of ``GET /api/tables/{table}/{key}``, open and closed alike."""
+    """The windows of one answer of ``GET /api/tables/{table}/keys/{key}``, open and closed alike."""
     key = body["key"]
     return {
         (key, int(w["start"]), int(w["end"])): (int(w["value"][count]), float(w["value"][total]))
@@ -50,7 +50,7 @@ async def read_table(port: int, table: str, keys: Iterable[str], patience_s: flo
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
 
         async def one(key: str) -> None:
-            url = f"http://127.0.0.1:{port}/api/tables/{quote(table, safe='')}/{quote(key, safe='')}"
+            url = f"http://127.0.0.1:{port}/api/tables/{quote(table, safe='')}/keys/{quote(key, safe='')}"
             async with gate:
                 while True:
                     async with session.get(url) as reply:

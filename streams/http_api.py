@@ -1,32 +1,52 @@
-"""The worker's HTTP API (served by Faust's web server).
+"""The worker's HTTP API, on Faust's aiohttp web server: continust's routes and nothing else.
 
-``GET /api/tables/{table}/{key}?from=&to=``: the key's windows that overlap [from, to), sorted
-by start, answered by the worker that owns the key's partition wherever the request lands;
-503 (``"error": "restoring"``) while that worker restores its tables from their changelogs.
+The routes are data (:class:`~streams.api_routes.Route`): this module registers them, puts the
+bearer-token check (:mod:`streams.api_auth`) and the JSON error bodies in front of them, and
+serves the OpenAPI document generated from them at ``GET /api/openapi.json``. The routes of
+this module:
+
+``GET /api/tables/{table}/keys/{key}?from=&to=``: the key's windows that overlap [from, to),
+sorted by start, answered by the worker that owns the key's partition wherever the request
+lands; 503 (``"error": "restoring"``) while that worker restores its tables.
 ``GET /health``: whether this worker is up, reaches its Kafka cluster and which partitions it
 owns; 503 (``"status": "broker_unreachable"``) while no broker answers its probes.
 ``GET /metrics``: Prometheus metrics.
 
 Every error is a JSON body ``{"error": ..., "detail": ...}`` with a 4xx/5xx status, for any
-path (:func:`json_errors`). Faust's own views (``/router``, ``/table``, ``/graph``, its
-statistics) are not served: they would show internal state past any check of continust's.
+path and method (:func:`json_errors`). Faust's own views (``/router``, ``/table``, ``/graph``,
+its statistics) are not served: they would show internal state past any check of continust's.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from typing import Any, Protocol
 
-import aiohttp
 import faust
-import orjson
-from aiohttp import web as aiohttp_web
-from faust.web import Request, Response, View
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from yarl import URL
 
+from streams.api_auth import OPEN, TokenSet, bearer
+from streams.api_forward import Peers, forwarded, same_worker
+from streams.api_routes import (
+    ANY_OBJECT,
+    Answer,
+    BadQuery,
+    Param,
+    Route,
+    error_response,
+    int_param,
+    json_response,
+    openapi_document,
+)
+from streams.logfmt import logfmt
 from streams.metrics import HTTP_ERRORS, REGISTRY
 
-FORWARDED = "X-Continust-Forwarded-By"
+log = logging.getLogger("continust.http")
+VERSION = "0.1.0"
+#: where the request's authenticated token is kept (``None`` when the API is open)
+TOKEN: web.RequestKey[Any] = web.RequestKey("continust.token", object)
 
 
 class TableQueries(Protocol):
@@ -54,105 +74,228 @@ class TableQueries(Protocol):
         ...
 
 
-def _json(view: View, body: Any, status: int = 200) -> Response:
-    if status >= 400:
-        HTTP_ERRORS.labels(status=str(status)).inc()
-    return view.bytes(orjson.dumps(body), content_type="application/json", status=status)
-
-
-def _error(view: View, status: int, error: str, detail: str) -> Response:
-    return _json(view, {"error": error, "detail": detail}, status)
-
-
-def _bound(request: Request, name: str) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"`{name}` must be epoch milliseconds (an integer), got {raw!r}") from None
-
-
 ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
-def _error_response(status: int, reason: str, headers: Any = None) -> aiohttp_web.Response:
-    HTTP_ERRORS.labels(status=str(status)).inc()
-    body = {"error": ERROR_CODES.get(status, f"http_{status}"), "detail": reason}
+def _error_for(status: int, reason: str, headers: Any = None) -> web.Response:
     kept = {name: value for name, value in (headers or {}).items() if name.lower() == "allow"}
-    return aiohttp_web.Response(
-        body=orjson.dumps(body), status=status, content_type="application/json", headers=kept
-    )
+    return error_response(status, ERROR_CODES.get(status, f"http_{status}"), reason, kept)
 
 
-@aiohttp_web.middleware
-async def json_errors(request: aiohttp_web.Request, handler: Any) -> aiohttp_web.StreamResponse:
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Every error the web server answers has a JSON body ``{"error", "detail"}``, also for the
     routes continust did not write (an unknown path: 404, a method a route does not take: 405
     with its ``Allow`` header); the answers of continust's own routes are left as they are."""
     try:
-        response: aiohttp_web.StreamResponse = await handler(request)
-    except aiohttp_web.HTTPException as exc:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _error_response(exc.status, exc.reason, exc.headers)
-    if response.status >= 400 and response.content_type != "application/json":
-        return _error_response(response.status, response.reason, response.headers)
+        return _error_for(exc.status, exc.reason, exc.headers)
+    except BadQuery as exc:
+        return error_response(400, "bad_query", str(exc))
+    if response.status >= 400 and response.content_type != "application/json" and response.prepared is False:
+        return _error_for(response.status, response.reason, response.headers)
     return response
 
 
-def register_http_api(app: faust.App, queries: TableQueries) -> None:
-    """Add the API's routes to ``app``'s web server, and make its every error JSON."""
-    app.web.web_app.middlewares.append(json_errors)  # type: ignore[attr-defined]
+def auth_middleware(tokens: TokenSet, routes: Iterable[Route], protect_metrics: bool) -> Any:
+    """The scope check in front of every route: 401 without a known bearer token, 403 when the
+    token lacks the route's scope. Routes without a scope are open; so is every route when no
+    token is configured."""
+    scopes: dict[tuple[str, str], str | None] = {(r.method, r.path): r.scope for r in routes}
+    if protect_metrics:
+        scopes[("GET", "/metrics")] = "admin"
 
-    @app.page("/health")
-    class Health(View):
-        async def get(self, request: Request) -> Response:
-            body = queries.health()
-            return _json(self, body, 200 if body["status"] == "ok" else 503)
+    @web.middleware
+    async def check(request: web.Request, handler: Any) -> web.StreamResponse:
+        request[TOKEN] = None
+        if tokens.open:
+            return await handler(request)
+        resource = request.match_info.route.resource
+        path = resource.canonical if resource is not None else None
+        scope = scopes.get((request.method, path or ""))
+        presented = bearer(request.headers.get("Authorization"))
+        token = tokens.find(presented) if presented is not None else None
+        request[TOKEN] = token
+        if scope is None:
+            return await handler(request)
+        if token is None:
+            return error_response(
+                401,
+                "unauthorized",
+                "this route needs `Authorization: Bearer <token>` with a token of the worker's token file",
+                {"WWW-Authenticate": 'Bearer realm="continust"'},
+            )
+        if not token.allows(scope):
+            return error_response(403, "forbidden", f"token {token.name!r} lacks scope {scope!r}")
+        return await handler(request)
 
-    @app.page("/metrics")
-    class Metrics(View):
-        async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+    return check
 
-    @app.page("/api/tables/{table}/{key}")
-    class TableKey(View):
-        async def get(self, request: Request, table: str, key: str) -> Response:
-            if table not in queries.table_names():
-                return _error(
-                    self,
-                    404,
-                    "unknown_table",
-                    f"no table {table!r}; tables: {', '.join(queries.table_names())}",
-                )
-            try:
-                start, end = _bound(request, "from"), _bound(request, "to")
-            except ValueError as exc:
-                return _error(self, 400, "bad_query", str(exc))
-            if start is not None and end is not None and start >= end:
-                return _error(self, 400, "bad_query", "`from` must be before `to`")
-            owner = queries.owner_url(table, key)
-            if owner is None:
-                return _error(self, 503, "not_ready", "partition ownership is being (re)assigned; retry")
-            if URL(owner).origin() != URL(queries.own_url()).origin():
-                if request.headers.get(FORWARDED) is not None:
-                    return _error(self, 503, "not_ready", "owners disagree during a rebalance; retry")
-                return await self.forward(request, owner)
-            if queries.restoring():
-                return _error(self, 503, "restoring", "the owner is restoring its tables; retry")
-            windows = queries.windows(table, key, start, end)
-            return _json(self, {"table": table, "key": key, "windows": windows})
 
-        async def forward(self, request: Request, owner: str) -> Response:
-            """Ask the owner once (marked, so a stale assignment cannot bounce it back)."""
-            target = URL(owner).with_path(request.url.path).with_query(request.query)
-            try:
-                async with app.http_client.get(target, headers={FORWARDED: queries.own_url()}) as reply:
-                    body = await reply.read()
-                    if reply.status >= 400:
-                        HTTP_ERRORS.labels(status=str(reply.status)).inc()
-                    return self.bytes(body, content_type="application/json", status=reply.status)
-            except aiohttp.ClientError as exc:
-                return _error(self, 503, "owner_unreachable", f"{owner}: {exc}")
+WINDOW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["start", "end", "closed", "value", "version"],
+    "properties": {
+        "start": {"type": "integer", "description": "epoch ms, inclusive"},
+        "end": {"type": "integer", "description": "epoch ms, exclusive"},
+        "closed": {"type": "boolean"},
+        "value": ANY_OBJECT,
+        "version": {"type": "integer"},
+    },
+}
+TABLE_PARAM = Param("table", "path", {"type": "string"}, "a table of the pipeline")
+TIME_PARAMS = (
+    Param("from", "query", {"type": "integer"}, "epoch ms: windows ending after it"),
+    Param("to", "query", {"type": "integer"}, "epoch ms: windows starting before it"),
+)
+
+
+def time_range(request: web.Request) -> tuple[int | None, int | None]:
+    """The ``from`` and ``to`` parameters (epoch ms, ``from`` before ``to``)."""
+    start, end = int_param(request, "from"), int_param(request, "to")
+    if start is not None and end is not None and start >= end:
+        raise BadQuery("`from` must be before `to`")
+    return start, end
+
+
+def unknown_table(queries: TableQueries, table: str) -> web.Response | None:
+    if table in queries.table_names():
+        return None
+    return error_response(
+        404, "unknown_table", f"no table {table!r}; tables: {', '.join(queries.table_names())}"
+    )
+
+
+def core_routes(queries: TableQueries, peers: Peers) -> list[Route]:
+    async def health(request: web.Request) -> web.StreamResponse:
+        body = queries.health()
+        return json_response(body, 200 if body["status"] == "ok" else 503)
+
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    async def table_key(request: web.Request) -> web.StreamResponse:
+        table, key = request.match_info["table"], request.match_info["key"]
+        missing = unknown_table(queries, table)
+        if missing is not None:
+            return missing
+        start, end = time_range(request)
+        owner = queries.owner_url(table, key)
+        if owner is None:
+            return error_response(503, "not_ready", "partition ownership is being (re)assigned; retry")
+        if not same_worker(owner, queries.own_url()):
+            if forwarded(request):
+                return error_response(503, "not_ready", "owners disagree during a rebalance; retry")
+            return await peers.forward(request, owner)
+        if queries.restoring():
+            return error_response(503, "restoring", "the owner is restoring its tables; retry")
+        windows = queries.windows(table, key, start, end)
+        return json_response({"table": table, "key": key, "windows": windows})
+
+    key_answer = {
+        "type": "object",
+        "required": ["table", "key", "windows"],
+        "properties": {
+            "table": {"type": "string"},
+            "key": {"type": "string"},
+            "windows": {"type": "array", "items": WINDOW_SCHEMA},
+        },
+    }
+    return [
+        Route(
+            "GET",
+            "/health",
+            health,
+            "liveness: the worker is up and reaches its Kafka cluster",
+            None,
+            answers=(Answer(200, "healthy", ANY_OBJECT), Answer(503, "no broker answers", ANY_OBJECT)),
+            tag="operations",
+        ),
+        Route(
+            "GET",
+            "/metrics",
+            metrics,
+            "Prometheus metrics",
+            None,
+            answers=(
+                Answer(200, "the metrics, in Prometheus' text format", {"type": "string"}, "text/plain"),
+            ),
+            tag="operations",
+        ),
+        Route(
+            "GET",
+            "/api/tables/{table}/keys/{key}",
+            table_key,
+            "one key's windows overlapping [from, to), sorted by start",
+            "read",
+            params=(TABLE_PARAM, Param("key", "path", {"type": "string"}, "the key"), *TIME_PARAMS),
+            answers=(
+                Answer(200, "the key's windows", key_answer),
+                Answer(400, "a bad parameter"),
+                Answer(404, "no such table"),
+                Answer(503, "the owner is restoring, or ownership is moving"),
+            ),
+        ),
+    ]
+
+
+def register_http_api(
+    app: faust.App,
+    queries: TableQueries,
+    *,
+    tokens: TokenSet = OPEN,
+    extra_routes: Iterable[Route] = (),
+    protect_metrics: bool = False,
+    peers: Peers | None = None,
+) -> list[Route]:
+    """Add the API's routes to ``app``'s web server, with the token check in front of them and
+    every error as JSON; returns every route served (the OpenAPI document's)."""
+    peers = peers or Peers(queries.own_url())
+    routes = [*core_routes(queries, peers), *extra_routes]
+    document_cache: dict[str, bytes] = {}
+
+    async def openapi(request: web.Request) -> web.StreamResponse:
+        if "doc" not in document_cache:
+            import orjson
+
+            document_cache["doc"] = orjson.dumps(openapi_document(routes, VERSION))
+        return web.Response(body=document_cache["doc"], content_type="application/json")
+
+    routes.append(
+        Route(
+            "GET",
+            "/api/openapi.json",
+            openapi,
+            "this API's OpenAPI 3.1 document",
+            None,
+            answers=(Answer(200, "the document", ANY_OBJECT),),
+            tag="operations",
+        )
+    )
+    web_app: web.Application = app.web.web_app  # type: ignore[attr-defined]
+    web_app.middlewares.append(json_errors)
+    web_app.middlewares.append(auth_middleware(tokens, routes, protect_metrics))
+    for route in routes:
+        web_app.router.add_route(route.method, route.path, route.handler)
+
+    async def close_peers(_: web.Application) -> None:
+        await peers.close()
+
+    web_app.on_cleanup.append(close_peers)
+    if tokens.open:
+        log.warning(
+            logfmt(
+                "http.open", detail="no API token file: every route is open to anyone who reaches the port"
+            )
+        )
+    else:
+        log.info(
+            logfmt("http.tokens", tokens=len(tokens.tokens), metrics="admin" if protect_metrics else "open")
+        )
+    return routes
+
+
+__all__ = ["HTTP_ERRORS", "TableQueries", "register_http_api"]

@@ -39,6 +39,20 @@ class AppSpec:
 
 
 @dataclass(frozen=True)
+class ApiSpec:
+    """The ``[api]`` table: the HTTP API's tokens, TLS and limits (:mod:`streams.api_auth`).
+    Paths are as written (relative ones to the worker's working directory)."""
+
+    tokens_file: str | None = None
+    protect_metrics: bool | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_subscribers: int | None = None
+    ingest_max_bytes: int | None = None
+    ingest_rate: float | None = None
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     """Topics merged into one stream, keyed by the payload field ``key``; event time from the
     payload field ``timestamp`` (epoch ms or ISO-8601), or from the Kafka record when unset.
@@ -92,6 +106,7 @@ class Pipeline:
     app: AppSpec
     sources: tuple[SourceSpec, ...]
     tables: tuple[TableSpec, ...]
+    api: ApiSpec = ApiSpec()
 
     def source(self, name: str) -> SourceSpec:
         return next(s for s in self.sources if s.name == name)
@@ -165,7 +180,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
 def parse_pipeline(raw: Mapping[str, Any], path: Path | str = "<pipeline>") -> Pipeline:
     path = Path(path)
     top = _Reader(path, "file", raw)
-    top.check_keys(("app", "source", "table"))
+    top.check_keys(("app", "api", "source", "table"))
     app = _app(_Reader(path, "[app]", raw.get("app")))
     sources = tuple(_source(path, i, s) for i, s in enumerate(_array(top, "source")))
     names = [s.name for s in sources]
@@ -181,7 +196,8 @@ def parse_pipeline(raw: Mapping[str, Any], path: Path | str = "<pipeline>") -> P
     for name in set(table_names):
         if table_names.count(name) > 1:
             top.fail(f"table name {name!r} is used more than once")
-    return Pipeline(path=str(path), app=app, sources=sources, tables=tables)
+    api = _api(_Reader(path, "[api]", raw.get("api", {})))
+    return Pipeline(path=str(path), app=app, sources=sources, tables=tables, api=api)
 
 
 def _array(top: _Reader, key: str) -> list[Any]:
@@ -234,6 +250,40 @@ def _app(r: _Reader) -> AppSpec:
         session_timeout_ms=session_timeout,
         broker_timeout_ms=broker_timeout,
         **limits,
+    )
+
+
+def _api(r: _Reader) -> ApiSpec:
+    r.check_keys(
+        (
+            "tokens_file",
+            "protect_metrics",
+            "tls_cert",
+            "tls_key",
+            "max_subscribers",
+            "ingest_max_bytes",
+            "ingest_rate",
+        )
+    )
+    if ("tls_cert" in r.data) != ("tls_key" in r.data):
+        r.fail("`tls_cert` and `tls_key` go together: give both or neither")
+    counts: dict[str, int | None] = {}
+    for name in ("max_subscribers", "ingest_max_bytes"):
+        value = r.data.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            r.fail(f"`{name}` must be a whole number, 1 or more, got {value!r}")
+        counts[name] = value
+    rate = r.data.get("ingest_rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0):
+        r.fail(f"`ingest_rate` must be a positive number of records per second, got {rate!r}")
+    return ApiSpec(
+        tokens_file=r.text("tokens_file", required=False),
+        protect_metrics=r.flag("protect_metrics") if "protect_metrics" in r.data else None,
+        tls_cert=r.text("tls_cert", required=False),
+        tls_key=r.text("tls_key", required=False),
+        max_subscribers=counts["max_subscribers"],
+        ingest_max_bytes=counts["ingest_max_bytes"],
+        ingest_rate=None if rate is None else float(rate),
     )
 
 

@@ -11,6 +11,10 @@ from streams.durations import parse_duration
 from streams.pipeline import GUARANTEES, Pipeline
 
 
+def _path(text: str | None) -> Path | None:
+    return Path(text) if text else None
+
+
 @dataclass(frozen=True)
 class Settings:
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -34,6 +38,20 @@ class Settings:
     fetch_buffer_mb: int = 32
     #: RocksDB write buffers and block caches, over all of the worker's table partitions
     store_memory_mb: int = 256
+    #: the HTTP API's bearer tokens (:mod:`streams.api_auth`); unset: the API is open
+    api_tokens_file: Path | None = None
+    #: whether ``/metrics`` needs a token with the ``admin`` scope
+    api_protect_metrics: bool = False
+    #: serve the API over TLS with this certificate chain and key (PEM files)
+    api_tls_cert: Path | None = None
+    api_tls_key: Path | None = None
+    #: live subscriptions one worker serves at once; beyond it, 503 with Retry-After
+    api_max_subscribers: int = 200
+    #: the largest ingest request body (bytes); beyond it, 413
+    api_ingest_max_bytes: int = 10 * 1024 * 1024
+    #: records per second one token may ingest (a token bucket of one second's worth); beyond
+    #: it, 429 with Retry-After
+    api_ingest_rate: float = 10_000.0
 
     def __post_init__(self) -> None:
         if self.processing_guarantee not in GUARANTEES:
@@ -45,6 +63,10 @@ class Settings:
         for name in ("state_cache_mb", "fetch_buffer_mb", "store_memory_mb"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be 1 MiB or more, got {getattr(self, name)}")
+        if (self.api_tls_cert is None) != (self.api_tls_key is None):
+            raise ValueError("the API's TLS certificate and key go together: give both or neither")
+        if self.api_max_subscribers < 1 or self.api_ingest_max_bytes < 1 or self.api_ingest_rate <= 0:
+            raise ValueError("api_max_subscribers, api_ingest_max_bytes and api_ingest_rate must be positive")
         if self.group_instance_id == "":
             raise ValueError("group_instance_id must not be empty (leave it unset instead)")
         if self.session_timeout_ms < 6_000:
@@ -72,10 +94,17 @@ class Settings:
             state_cache_mb=int(env.get("CONTINUST_STATE_CACHE_MB", s.state_cache_mb)),
             fetch_buffer_mb=int(env.get("CONTINUST_FETCH_BUFFER_MB", s.fetch_buffer_mb)),
             store_memory_mb=int(env.get("CONTINUST_STORE_MEMORY_MB", s.store_memory_mb)),
+            api_tokens_file=_path(env.get("CONTINUST_API_TOKENS_FILE")),
+            api_protect_metrics=env.get("CONTINUST_API_PROTECT_METRICS", "").lower() in ("1", "true", "yes"),
+            api_tls_cert=_path(env.get("CONTINUST_API_TLS_CERT")),
+            api_tls_key=_path(env.get("CONTINUST_API_TLS_KEY")),
+            api_max_subscribers=int(env.get("CONTINUST_API_MAX_SUBSCRIBERS", s.api_max_subscribers)),
+            api_ingest_max_bytes=int(env.get("CONTINUST_API_INGEST_MAX_BYTES", s.api_ingest_max_bytes)),
+            api_ingest_rate=float(env.get("CONTINUST_API_INGEST_RATE", s.api_ingest_rate)),
         )
 
     def with_pipeline(self, pipeline: Pipeline) -> Settings:
-        app = pipeline.app
+        app, api = pipeline.app, pipeline.api
         return replace(
             self,
             app_id=app.id,
@@ -92,4 +121,13 @@ class Settings:
             state_cache_mb=app.state_cache_mb or self.state_cache_mb,
             fetch_buffer_mb=app.fetch_buffer_mb or self.fetch_buffer_mb,
             store_memory_mb=app.store_memory_mb or self.store_memory_mb,
+            api_tokens_file=_path(api.tokens_file) or self.api_tokens_file,
+            api_protect_metrics=(
+                api.protect_metrics if api.protect_metrics is not None else self.api_protect_metrics
+            ),
+            api_tls_cert=_path(api.tls_cert) or self.api_tls_cert,
+            api_tls_key=_path(api.tls_key) or self.api_tls_key,
+            api_max_subscribers=api.max_subscribers or self.api_max_subscribers,
+            api_ingest_max_bytes=api.ingest_max_bytes or self.api_ingest_max_bytes,
+            api_ingest_rate=api.ingest_rate or self.api_ingest_rate,
         )

@@ -236,7 +236,7 @@ def windows_of(worker: Any, user: str) -> dict[str, Any]:
     503 while the group rebalances)."""
 
     def answer() -> dict[str, Any] | None:
-        status, body = worker.get(f"/api/tables/tumbling/{user}")
+        status, body = worker.get(f"/api/tables/tumbling/keys/{user}")
         return dict(body) if status == 200 else None
 
     return dict(wait_until(answer, 60, f"an answer for {user}", worker.log_tail))

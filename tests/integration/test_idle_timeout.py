@@ -78,9 +78,9 @@ def test_a_quiet_partition_closes_its_last_window(kafka, run_id, start_worker, t
     ]
     assert "event=table.idle_advance" in worker.log.read_text()
     # The quiet stream's last window stays open in the strict table.
-    body = worker.get("/api/tables/strict/h1")[1]
+    body = worker.get("/api/tables/strict/keys/h1")[1]
     assert [(w["start"], w["closed"]) for w in body["windows"]] == [(start + 4_000, False)]
-    body = worker.get("/api/tables/idle/h1")[1]
+    body = worker.get("/api/tables/idle/keys/h1")[1]
     assert [(w["start"], w["closed"], w["version"]) for w in body["windows"]] == [
         (start + i * 2_000, True, 1) for i in range(3)
     ]

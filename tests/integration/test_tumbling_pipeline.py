@@ -242,29 +242,35 @@ def test_merged_topics_two_workers_http_and_read_committed_output(
     wait_until(lambda: late_events() == 1.0, 30, "the late event to be counted")
     for user in USERS:
         for w in workers:
-            status, body = w.get(f"/api/tables/clicks_per_user/{user}")
+            status, body = w.get(f"/api/tables/clicks_per_user/keys/{user}")
             assert status == 200
             assert body == {"table": "clicks_per_user", "key": user, "windows": expected[user]}, (
                 f"worker {w.port} answered {body} for {user} (partition {key_partition(user.encode(), 3)}); "
                 f"health: {[x.get('/health') for x in workers]}"
             )
 
-    status, body = workers[0].get(f"/api/tables/clicks_per_user/alice?from={t0 + 60_000}&to={t0 + 120_000}")
+    status, body = workers[0].get(
+        f"/api/tables/clicks_per_user/keys/alice?from={t0 + 60_000}&to={t0 + 120_000}"
+    )
     assert [w["start"] for w in body["windows"]] == [t0 + 60_000]
-    status, body = workers[1].get(f"/api/tables/clicks_per_user/alice?from={t0 + 59_999}&to={t0 + 60_001}")
+    status, body = workers[1].get(
+        f"/api/tables/clicks_per_user/keys/alice?from={t0 + 59_999}&to={t0 + 60_001}"
+    )
     assert [w["start"] for w in body["windows"]] == [t0, t0 + 60_000]
-    assert workers[0].get("/api/tables/nope/alice")[0] == 404
-    assert workers[0].get("/api/tables/nope/alice")[1]["error"] == "unknown_table"
-    assert workers[1].get("/api/tables/clicks_per_user/nobody") == (
+    assert workers[0].get("/api/tables/nope/keys/alice")[0] == 404
+    assert workers[0].get("/api/tables/nope/keys/alice")[1]["error"] == "unknown_table"
+    assert workers[1].get("/api/tables/clicks_per_user/keys/nobody") == (
         200,
         {"table": "clicks_per_user", "key": "nobody", "windows": []},
     )
-    status, body = workers[0].get("/api/tables/clicks_per_user/alice?from=yesterday")
+    status, body = workers[0].get("/api/tables/clicks_per_user/keys/alice?from=yesterday")
     assert status == 400 and body["error"] == "bad_query"
     # Faust's own views are not served, and every error is JSON, on any path and method
     for path in ("/router/", "/router/anything/", "/table/", "/table/clicks_per_user/alice/", "/graph/"):
         assert workers[0].get(path) == (404, {"error": "not_found", "detail": "Not Found"}), path
-    request = urllib.request.Request(workers[0].url("/api/tables/clicks_per_user/alice"), method="DELETE")
+    request = urllib.request.Request(
+        workers[0].url("/api/tables/clicks_per_user/keys/alice"), method="DELETE"
+    )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 405
@@ -313,7 +319,7 @@ def test_a_restarted_worker_recovers_its_state_and_continues(kafka, run_id, star
         if worker.proc.poll() is not None:
             raise AssertionError(f"worker exited:\n{worker.log_tail()}")
         try:
-            return worker.get(f"/api/tables/clicks_per_user/{USERS[0]}")[0] == 200 and bool(
+            return worker.get(f"/api/tables/clicks_per_user/keys/{USERS[0]}")[0] == 200 and bool(
                 worker.get("/health")[1]["active_partitions"]
             )
         except OSError:
@@ -343,6 +349,6 @@ def test_a_restarted_worker_recovers_its_state_and_continues(kafka, run_id, star
     )
     answer = check_outputs(read_outputs(kafka, out, 2), expected)
     for user in USERS[:3]:
-        assert second.get(f"/api/tables/clicks_per_user/{user}")[1]["windows"] == [
+        assert second.get(f"/api/tables/clicks_per_user/keys/{user}")[1]["windows"] == [
             {**w, "closed": False} for w in answer[user]
         ]

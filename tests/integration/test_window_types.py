@@ -317,7 +317,7 @@ def check_against_model(
                 }
                 for (start, end), w in sorted(ref.keys.get(user, {}).items())
             ]
-            status, body = worker.get(f"/api/tables/{table}/{user}")
+            status, body = worker.get(f"/api/tables/{table}/keys/{user}")
             assert status == 200
             assert body["windows"] == want, f"table {table} key {user}"
 

@@ -59,15 +59,19 @@ def answers(restoring: bool, *requests: tuple[str, str]) -> list[tuple[int, Any,
 
 
 def test_a_restoring_owner_answers_503_and_a_restored_one_its_windows() -> None:
-    [(status, body, _)] = answers(True, ("GET", "/api/tables/t/k"))
+    [(status, body, _)] = answers(True, ("GET", "/api/tables/t/keys/k"))
     assert status == 503 and body["error"] == "restoring"
-    [(status, body, _)] = answers(False, ("GET", "/api/tables/t/k"))
+    [(status, body, _)] = answers(False, ("GET", "/api/tables/t/keys/k"))
     assert status == 200 and body["windows"][0]["value"] == {"n": 1}
 
 
 def test_every_error_is_json_and_faust_views_are_not_served() -> None:
     got = answers(
-        False, ("GET", "/router/"), ("GET", "/table/t/k/"), ("GET", "/nowhere"), ("DELETE", "/api/tables/t/k")
+        False,
+        ("GET", "/router/"),
+        ("GET", "/table/t/k/"),
+        ("GET", "/nowhere"),
+        ("DELETE", "/api/tables/t/keys/k"),
     )
     assert [(s, b["error"]) for s, b, _ in got] == [
         (404, "not_found"),
