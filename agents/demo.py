@@ -14,11 +14,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from agents.demo_examples import EXAMPLES_AFTER_S, show_examples
 from agents.worker_command import worker_argv
 from streams.event_generator import GeneratorOptions, generate, user_names
 from streams.local_kafka import LocalKafka
 from streams.logfmt import logfmt
-from streams.pipeline import load_pipeline
+from streams.pipeline import Pipeline, SourceSpec, load_pipeline
 from streams.topic_admin import ensure_topics
 
 log = logging.getLogger("continust.demo")
@@ -38,6 +39,22 @@ def _wait_healthy(port: int, worker: subprocess.Popen[bytes], timeout: float = 1
         time.sleep(1)
         log.info(logfmt("demo.waiting", what="worker", port=port))
     raise RuntimeError("the worker did not become ready in time")
+
+
+async def _generate_and_show(
+    bootstrap: str, source: SourceSpec, options: GeneratorOptions, pipeline: Pipeline, port: int, user: str
+) -> None:
+    """Publish events; once windows have filled for a while, show a top-N query and the first
+    records of a live subscription, with the curl commands that ask for them."""
+    generating = asyncio.create_task(generate(bootstrap, source, options))
+    try:
+        table = next((t for t in pipeline.tables if t.output), pipeline.tables[0])
+        await asyncio.wait({generating}, timeout=EXAMPLES_AFTER_S)
+        if not generating.done():
+            await show_examples(port, table, user)
+        await generating
+    finally:
+        generating.cancel()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -73,10 +90,13 @@ def run_demo(config: Path, web_port: int = 6066, rate: float = 200.0) -> int:
                 print(f"  curl -s http://127.0.0.1:{web_port}/api/tables/{table.name}/keys/{user}")
         print(f"  curl -s http://127.0.0.1:{web_port}/health")
         print(f"  curl -s http://127.0.0.1:{web_port}/metrics | grep continust_")
+        print(f"  curl -s http://127.0.0.1:{web_port}/api/tables  # the catalog")
         outputs = [f"{t.output!r} ({t.name}, emit {t.emit})" for t in pipeline.tables if t.output]
         if outputs:
             print(f"\nOutput records are in the topics {', '.join(outputs)}. Ctrl-C stops the demo.\n")
-        asyncio.run(generate(bootstrap, source, GeneratorOptions(rate=rate)))
+        asyncio.run(
+            _generate_and_show(bootstrap, source, GeneratorOptions(rate=rate), pipeline, web_port, users[0])
+        )
     except KeyboardInterrupt:
         print()
         log.info(logfmt("demo.stopping"))
