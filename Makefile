@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 BENCH_ARGS ?=
 SHAPES_ARGS ?=
+QUERY_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test test-unit test-integration bench lint format kafka-up kafka-down kafka-status clean
@@ -50,9 +51,10 @@ test-unit: $(STAMP) ## the unit tests only (no broker)
 test-integration: $(STAMP) $(BENCH_STAMP) ## the integration tests only (real broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m integration tests
 
-bench: $(STAMP) $(BENCH_STAMP) ## throughput and latency against the raw consumer, Faust and Quix Streams, then the state shapes (docs/benchmarks.md; BENCH_ARGS="--events 200000", SHAPES_ARGS="--scale 0.1")
+bench: $(STAMP) $(BENCH_STAMP) ## throughput and latency against the raw consumer, Faust and Quix Streams, the state shapes, then the query API under load (docs/benchmarks.md; BENCH_ARGS="--events 200000", SHAPES_ARGS="--scale 0.1", QUERY_ARGS="--seconds 10")
 	@$(BIN)/python -m bench $(BENCH_ARGS); main=$$?; $(BIN)/python -m bench.shapes $(SHAPES_ARGS); shapes=$$?; \
-		test $$main -eq 0 -a $$shapes -eq 0
+		$(BIN)/python -m bench.query_load $(QUERY_ARGS); query=$$?; \
+		test $$main -eq 0 -a $$shapes -eq 0 -a $$query -eq 0
 
 lint: $(STAMP) ## ruff, mypy and import-linter (layers agents > streams > windows, no import cycle)
 	@$(BIN)/ruff check .
