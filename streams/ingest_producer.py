@@ -93,7 +93,7 @@ class IngestProducer:
         try:
             async with asyncio.timeout(self.timeout_s):
                 outcomes = await self._send_all(topic, records)
-        except (KafkaError, TimeoutError) as exc:
+        except (KafkaError, TimeoutError, OSError) as exc:
             log.warning(logfmt("ingest.produce_failed", topic=topic, records=len(records), error=repr(exc)))
             raise ProduceFailed(f"writing to {topic!r} failed: {exc!r}") from None
         return [
@@ -106,3 +106,4 @@ class IngestProducer:
             if self._producer is not None:
                 producer, self._producer = self._producer, None
                 await producer.stop()
+                log.info(logfmt("ingest.producer", state="stopped"))

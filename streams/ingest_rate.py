@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 #: beyond this many clients, buckets that have refilled (as good as new) are dropped
 PRUNE_ABOVE = 1024
+#: records a bucket may lack and still count as holding them (clock readings are floats)
+SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class IngestRateLimit:
             bucket = self._buckets[client] = _Bucket(self.capacity, now)
         level = self._refilled(bucket, now)
         bucket.level, bucket.at = level, now
-        if level >= records or level >= self.capacity:
+        if level + SLACK >= records or level + SLACK >= self.capacity:
             bucket.level = level - records
             return Decision(True, 0.0)
         needed = min(float(records), self.capacity)
@@ -70,5 +72,7 @@ class IngestRateLimit:
     def _prune(self, now: float) -> None:
         if len(self._buckets) < PRUNE_ABOVE:
             return
-        for client in [c for c, b in self._buckets.items() if self._refilled(b, now) >= self.capacity]:
+        for client in [
+            c for c, b in self._buckets.items() if self._refilled(b, now) + SLACK >= self.capacity
+        ]:
             del self._buckets[client]
