@@ -49,6 +49,11 @@ class RecordRefused:
     detail: str
 
 
+def _observe(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class IngestProducer:
     def __init__(self, bootstrap_servers: str, timeout_s: float = PRODUCE_TIMEOUT_S) -> None:
         self.bootstrap_servers = bootstrap_servers
@@ -78,15 +83,19 @@ class IngestProducer:
     async def _send_all(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> list[Any]:
         producer = await self._started()
         sent: list[Any] = []
-        for key, value in records:
-            try:
-                sent.append(await producer.send(topic, value, key=key))
-            except MessageSizeTooLargeError as exc:
-                sent.append(RecordRefused("too_large", f"{len(value)} bytes: {exc}"))
-        outcomes: list[Any] = []
-        for item in sent:
-            outcomes.append(item if isinstance(item, RecordRefused) else await item)
-        return outcomes
+        try:
+            for key, value in records:
+                try:
+                    sent.append(await producer.send(topic, value, key=key))
+                except MessageSizeTooLargeError as exc:
+                    sent.append(RecordRefused("too_large", f"{len(value)} bytes: {exc}"))
+            return [item if isinstance(item, RecordRefused) else await item for item in sent]
+        except BaseException:
+            # the batch failed: the deliveries still pending end unobserved, without a warning
+            for item in sent:
+                if isinstance(item, asyncio.Future):
+                    item.add_done_callback(_observe)
+            raise
 
     async def write(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> list[Placed | RecordRefused]:
         """Write ``(key, value)`` records to ``topic``; where each landed, in order."""
