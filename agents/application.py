@@ -25,6 +25,10 @@ from streams.api_routes import Route
 from streams.dead_letters import dead_letter_topic
 from streams.errors import PipelineError
 from streams.http_api import register_http_api
+from streams.http_ingest import IngestSource, ingest_route
+from streams.ingest_body import SourceRules
+from streams.ingest_producer import IngestProducer
+from streams.ingest_rate import IngestRateLimit
 from streams.partitioning import key_partition
 from streams.pipeline import Pipeline
 from streams.settings import Settings
@@ -191,9 +195,34 @@ def api_tls(settings: Settings, pipeline: Pipeline) -> ssl.SSLContext | None:
     return context
 
 
+def ingest_sources(built: PipelineApp) -> dict[str, IngestSource]:
+    """Each source as the ingest route needs it: topics, record rules, keyed partitions."""
+    return {
+        name: IngestSource(
+            name=name,
+            topics=stage.spec.topics,
+            rules=SourceRules(stage.spec.key, stage.spec.timestamp, built.settings.max_future_ms),
+            keyed_partitions=stage.partitions,
+        )
+        for name, stage in built.sources.items()
+    }
+
+
 def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
     """The routes beyond the core ones (:func:`streams.http_api.core_routes`)."""
-    return []
+    producer = IngestProducer(built.settings.bootstrap_servers)
+
+    async def stop_producer(_: object) -> None:
+        await producer.close()
+
+    built.app.web.web_app.on_cleanup.append(stop_producer)  # type: ignore[attr-defined]
+    ingest = ingest_route(
+        ingest_sources(built),
+        producer,
+        max_bytes=built.settings.api_ingest_max_bytes,
+        rate_limit=IngestRateLimit(built.settings.api_ingest_rate),
+    )
+    return [ingest]
 
 
 def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> PipelineApp:

@@ -4,10 +4,11 @@
     continust kafka start|stop|status [--port 9092]
     continust generate -c PIPELINES.toml [--rate 200] [--duration 0] [--users 50]
     continust demo [-c examples/pipelines.toml]
+    continust produce --source NAME [--url URL] [--token TOKEN] [--batch 500] [FILE | -]
 
 It belongs to the top layer, ``agents``, because ``worker`` and ``demo`` start the runtime. Each
-command imports what it needs when it runs, so ``kafka``, ``generate`` and ``--help`` start
-without loading Faust.
+command imports what it needs when it runs, so ``kafka``, ``generate``, ``produce`` and ``--help``
+start without loading Faust.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.config), web_port=args.port, rate=args.rate)
 
 
+def _produce(args: argparse.Namespace) -> int:
+    from streams.produce_command import ProduceOptions, produce_file
+
+    return produce_file(args.file, ProduceOptions(args.source, args.url, args.token, args.batch))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="continust", description="Kafka-native stream processing.")
     p.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
@@ -95,6 +102,16 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--port", type=int, default=6066, help="the worker's HTTP port")
     d.add_argument("--rate", type=float, default=200.0, help="events per second")
     d.set_defaults(run=_demo)
+
+    pr = sub.add_parser("produce", help="send NDJSON events to a worker's ingest route, in batches")
+    pr.add_argument("--source", required=True, help="the source the events belong to")
+    pr.add_argument("--url", default="http://127.0.0.1:6066", help="a worker's base URL")
+    pr.add_argument(
+        "--token", default=None, help="bearer token with scope ingest (default: $CONTINUST_API_TOKEN)"
+    )
+    pr.add_argument("--batch", type=int, default=500, help="events per request")
+    pr.add_argument("file", nargs="?", default="-", help="NDJSON file, one event per line (- : stdin)")
+    pr.set_defaults(run=_produce)
     return p
 
 

@@ -113,3 +113,17 @@ STATE_CACHE_BYTES = Gauge(
     ["table"],
     registry=REGISTRY,
 )
+INGEST_RECORDS = Counter(
+    "continust_ingest_records_total",
+    "Records the HTTP ingest route wrote to a source's topic, by source.",
+    ["source"],
+    registry=REGISTRY,
+)
+INGEST_REJECTED = Counter(
+    "continust_ingest_rejected_total",
+    "Records the HTTP ingest route did not write, by source and reason: the envelope's reason "
+    "codes (not_json, missing_key, ...), too_large (one record over the producer's limit), "
+    "rate_limited (the batch of a 429) and unavailable (the batch of a 503).",
+    ["source", "reason"],
+    registry=REGISTRY,
+)
