@@ -28,6 +28,7 @@ from streams.http_api import register_http_api
 from streams.partitioning import key_partition
 from streams.pipeline import Pipeline
 from streams.settings import Settings
+from streams.subscriptions import Followable, Subscriptions, subscription_routes
 from streams.topic_admin import ensure_topics, partition_counts
 
 MIB = 1024 * 1024
@@ -193,7 +194,14 @@ def api_tls(settings: Settings, pipeline: Pipeline) -> ssl.SSLContext | None:
 
 def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
     """The routes beyond the core ones (:func:`streams.http_api.core_routes`)."""
-    return []
+    subscriptions = Subscriptions(built.settings.api_max_subscribers)
+    subscriptions.stop_with(built.app.web.web_app)  # type: ignore[attr-defined]
+    followable = {
+        name: Followable(stage.spec.output, stage.partitions) for name, stage in built.tables.items()
+    }
+    return [
+        *subscription_routes(built, peers, subscriptions, followable, built.settings.bootstrap_servers),
+    ]
 
 
 def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> PipelineApp:
