@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
+from streams.event_ids import TablePosition
 from streams.sse import SseEvent, read_events
 from streams.topic_admin import ensure_topics
 from tests.integration.broker_io import publish, read_to_end
@@ -242,3 +244,87 @@ def metric(worker: Worker, name: str) -> float | None:
             if line.startswith(f"{name} "):
                 return float(line.split(" ")[1])
     return None
+
+
+SCAN_PATH = "/api/tables/{table}/windows"
+
+
+def served_paths() -> set[str]:
+    """The paths a worker of this code serves (those of its OpenAPI document), from an app
+    built in process (no broker needed)."""
+    import tempfile
+
+    from agents.application import TopicPlan, build_app
+    from streams.pipeline import load_pipeline
+    from streams.settings import Settings
+
+    with tempfile.TemporaryDirectory() as scratch:
+        pipeline_file = Path(scratch) / "pipelines.toml"
+        pipeline_file.write_text(PIPELINE.format(app_id="paths", events="in", out="out"))
+        pipeline = load_pipeline(pipeline_file)
+        built = build_app(pipeline, Settings(data_dir=Path(scratch)), TopicPlan({"clicks": 1}, {}, {"in": 1}))
+        return {resource.canonical for resource in built.app.web.web_app.router.resources()}
+
+
+@pytest.mark.skipif(SCAN_PATH not in served_paths(), reason=f"no {SCAN_PATH} route: the snapshot needs it")
+def test_a_whole_table_subscription_resumes_from_any_id_without_gap_or_repeat(
+    kafka, run_id, start_worker, tmp_path: Path
+):
+    pipeline, events, out = write_pipeline(tmp_path, run_id)
+    run(ensure_topics(kafka, {events: 3}))
+    worker = start_worker(pipeline, PORT_TABLE)
+    wait_until(lambda: ready(worker, "counts", "alice"), 90, "the worker", worker.log_tail)
+    t0 = (int(time.time() * 1000) - 3_000_000) // SIZE * SIZE
+    users = ["alice", "bob", "carol", "dave", "erin"]
+    for user in users:
+        clicks(kafka, events, user, [t0, t0 + SIZE])
+    committed = lambda: sum(len(r) for r in run(read_to_end(kafka, out)).values())  # noqa: E731
+    wait_until(lambda: committed() == 2 * len(users), 30, "the first records", worker.log_tail)
+
+    first = Subscription(worker.url("/api/tables/counts/subscribe?heartbeat=1"))
+    snapshot = [orjson.loads(e.data) for e in first.events(2 * len(users), "snapshot")]
+    assert sorted((w["key"], w["start"]) for w in snapshot) == sorted(
+        (user, start) for user in users for start in (t0, t0 + SIZE)
+    )
+    [end] = first.events(1, "snapshot_end")
+    assert end.id is not None
+    start = TablePosition.decode(end.id, 3).next_offsets
+
+    for user in users:
+        clicks(kafka, events, user, [t0 + 2 * SIZE])
+    received = first.events(len(users), "record")
+    assert isinstance(first.next(), str)  # a heartbeat: nothing more is coming
+    first.close()
+
+    def per_partition(items: list[tuple[int, int, Any]]) -> dict[int, list[tuple[int, Any]]]:
+        parts: dict[int, list[tuple[int, Any]]] = {}
+        for partition, offset, value in items:
+            parts.setdefault(partition, []).append((offset, value))
+        return parts
+
+    topic = [
+        (p, m.offset, orjson.loads(m.value))
+        for p, records in run(read_to_end(kafka, out)).items()
+        for m in records
+        if m.offset >= start[p]
+    ]
+    got = [(d["partition"], d["offset"], d) for d in (orjson.loads(e.data) for e in received)]
+    assert per_partition([(p, o, {**v, "partition": p, "offset": o}) for p, o, v in topic]) == per_partition(
+        got
+    )
+
+    # resuming after any event's id sends exactly the records after it in their partitions
+    for sent, event in enumerate(received[:-1]):
+        assert event.id is not None
+        position = TablePosition.decode(event.id, 3).next_offsets
+        again = Subscription(
+            worker.url("/api/tables/counts/subscribe?heartbeat=1"), {"Last-Event-ID": event.id}
+        )
+        rest = again.events(len(received) - sent - 1, "record")
+        assert isinstance(again.next(), str)  # a heartbeat, not a repeat
+        again.close()
+        expected = sorted((p, o) for p, o, _ in got if o >= position[p])
+        assert (
+            sorted((orjson.loads(e.data)["partition"], orjson.loads(e.data)["offset"]) for e in rest)
+            == expected
+        )
