@@ -146,6 +146,8 @@ class Stream:
         self.request = request
         self.response = response
         self.gone = False
+        #: the client took no byte for WRITE_TIMEOUT_S: it does not keep up
+        self.stalled = False
         self.sent = 0
         self.last_id: str | None = None
         self.last_write = time.monotonic()
@@ -159,7 +161,9 @@ class Stream:
             return
         try:
             await asyncio.wait_for(self.response.write(data), WRITE_TIMEOUT_S)
-        except (ConnectionError, TimeoutError, RuntimeError):
+        except TimeoutError:
+            self.gone = self.stalled = True
+        except (ConnectionError, RuntimeError):
             self.gone = True
         self.last_write = time.monotonic()
 
@@ -184,14 +188,15 @@ async def pump(reader: OutputReader, follow: Follow, buffer: EventBuffer[RecordE
                 event = follow.event(record)
                 if event is not None and not buffer.offer(event):
                     return
-    except KafkaError as exc:
+    except Exception as exc:  # a Kafka error, or anything else: the subscriber is told
         log.warning(logfmt("subscription.read_failed", topic=reader.topic, error=repr(exc)))
         buffer.end("output_error")
 
 
 async def serve_records(stream: Stream, buffer: EventBuffer[RecordEvent], heartbeat_s: int) -> str | None:
-    """Write the buffer's events to the stream until the client goes away (``None``) or the
-    subscription is dropped (its reason, told to the client in ``event: dropped``)."""
+    """Write the buffer's events to the stream until the client goes away (``None``; or
+    ``"slow_client"`` when it stalled) or the subscription is dropped (its reason, told to the
+    client in ``event: dropped``)."""
     while not stream.gone:
         reason = "slow_client" if buffer.overflowed else None
         if reason is None:
@@ -206,7 +211,7 @@ async def serve_records(stream: Stream, buffer: EventBuffer[RecordEvent], heartb
         quiet = time.monotonic() - stream.last_write
         if not await buffer.changed(max(0.0, heartbeat_s - quiet)):
             await stream.heartbeat()
-    return None
+    return "slow_client" if stream.stalled else None
 
 
 def subscription_routes(

@@ -5,6 +5,7 @@ ids a subscription did not write are refused."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 import pytest
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 from streams.event_buffer import EventBuffer
 from streams.event_ids import BadEventId, KeyPosition, TablePosition
 from streams.output_reader import OutputRecord
-from streams.subscription_follow import KeyFollow, TableFollow
+from streams.subscription_follow import KeyFollow, RecordEvent, TableFollow
+from streams.subscriptions import serve_records
 
 OFFSETS = st.integers(min_value=0, max_value=2**62)
 
@@ -112,3 +114,51 @@ def test_the_writer_waits_for_an_event_or_its_heartbeat() -> None:
         return quiet, await waiter, buffer.ended == "worker_stopping"
 
     assert asyncio.run(wait()) == (False, True, True)
+
+
+class RecordingStream:
+    """What :func:`serve_records` writes, without a connection."""
+
+    def __init__(self) -> None:
+        self.gone = self.stalled = False
+        self.last_id: str | None = None
+        self.last_write = time.monotonic()
+        self.written: list[tuple[str, object, str | None]] = []
+
+    async def event(self, name: str, data: object, id: str | None = None, counted: bool = True) -> None:
+        self.written.append((name, data, id))
+        self.last_write = time.monotonic()
+        self.last_id = id or self.last_id
+
+    async def heartbeat(self) -> None:
+        self.written.append(("heartbeat", None, None))
+
+
+def test_a_client_a_whole_buffer_behind_is_told_it_was_dropped_and_the_stream_ends() -> None:
+    async def serve() -> tuple[str | None, list[tuple[str, object, str | None]]]:
+        buffer: EventBuffer[RecordEvent] = EventBuffer(2)
+        for offset in range(3):
+            buffer.offer(RecordEvent({"offset": offset}, str(offset)))
+        stream = RecordingStream()
+        return await serve_records(stream, buffer, 15), stream.written  # type: ignore[arg-type]
+
+    reason, written = asyncio.run(serve())
+    assert reason == "slow_client"
+    assert written == [("dropped", {"reason": "slow_client", "last_event_id": None}, None)]
+
+
+def test_a_stopping_worker_ends_the_stream_after_the_last_event_sent() -> None:
+    async def serve() -> tuple[str | None, list[tuple[str, object, str | None]]]:
+        buffer: EventBuffer[RecordEvent] = EventBuffer(10)
+        buffer.offer(RecordEvent({"offset": 4}, "4"))
+        stream = RecordingStream()
+        serving = asyncio.create_task(serve_records(stream, buffer, 15))  # type: ignore[arg-type]
+        asyncio.get_running_loop().call_soon(buffer.end, "worker_stopping")
+        return await serving, stream.written
+
+    reason, written = asyncio.run(serve())
+    assert reason == "worker_stopping"
+    assert written == [
+        ("record", {"offset": 4}, "4"),
+        ("dropped", {"reason": "worker_stopping", "last_event_id": "4"}, None),
+    ]
