@@ -62,10 +62,9 @@ class OutputReader:
         self._closed = False
 
     async def start(self) -> Bounds:
-        """Connect, take the partitions and answer their bounds."""
+        """Connect and answer the partitions' bounds (nothing is fetched before :meth:`seek`)."""
         self._started = True
         await self._consumer.start()
-        self._consumer.assign(self._tps)
         beginning = await self._consumer.beginning_offsets(self._tps)
         end = await self._consumer.end_offsets(self._tps)
         return Bounds(
@@ -74,6 +73,7 @@ class OutputReader:
 
     def seek(self, next_offsets: Mapping[int, int]) -> None:
         """Read each partition from the offset ``next_offsets`` names for it."""
+        self._consumer.assign(self._tps)
         for tp in self._tps:
             self._consumer.seek(tp, next_offsets[tp.partition])
 
