@@ -32,6 +32,7 @@ from streams.ingest_rate import IngestRateLimit
 from streams.partitioning import key_partition
 from streams.pipeline import Pipeline
 from streams.settings import Settings
+from streams.subscriptions import Followable, Subscriptions, subscription_routes
 from streams.topic_admin import ensure_topics, partition_counts
 
 MIB = 1024 * 1024
@@ -222,7 +223,15 @@ def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
         max_bytes=built.settings.api_ingest_max_bytes,
         rate_limit=IngestRateLimit(built.settings.api_ingest_rate),
     )
-    return [ingest]
+    subscriptions = Subscriptions(built.settings.api_max_subscribers)
+    subscriptions.stop_with(built.app.web.web_app)  # type: ignore[attr-defined]
+    followable = {
+        name: Followable(stage.spec.output, stage.partitions) for name, stage in built.tables.items()
+    }
+    return [
+        ingest,
+        *subscription_routes(built, peers, subscriptions, followable, built.settings.bootstrap_servers),
+    ]
 
 
 def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> PipelineApp:

@@ -5,10 +5,11 @@
     continust generate -c PIPELINES.toml [--rate 200] [--duration 0] [--users 50]
     continust demo [-c examples/pipelines.toml]
     continust produce --source NAME [--url URL] [--token TOKEN] [--batch 500] [FILE | -]
+    continust tail TABLE [--key K] [--url URL ...] [--token T] [--from-id ID] [--count N]
 
 It belongs to the top layer, ``agents``, because ``worker`` and ``demo`` start the runtime. Each
-command imports what it needs when it runs, so ``kafka``, ``generate``, ``produce`` and ``--help``
-start without loading Faust.
+command imports what it needs when it runs, so ``kafka``, ``generate``, ``produce``, ``tail``
+and ``--help`` start without loading Faust.
 """
 
 from __future__ import annotations
@@ -74,6 +75,28 @@ def _produce(args: argparse.Namespace) -> int:
     return produce_file(args.file, ProduceOptions(args.source, args.url, args.token, args.batch))
 
 
+def _tail(args: argparse.Namespace) -> int:
+    from streams.tail_command import Tail, TailOptions, token_from_env
+
+    options = TailOptions(
+        table=args.table,
+        urls=tuple(args.url or ["http://127.0.0.1:6066"]),
+        key=args.key,
+        token=token_from_env(args.token),
+        from_id=args.from_id,
+        count=args.count,
+        heartbeat_s=args.heartbeat,
+    )
+    return Tail(options, sys.stdout.buffer).run()
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="continust", description="Kafka-native stream processing.")
     p.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
@@ -112,6 +135,21 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch", type=int, default=500, help="events per request")
     pr.add_argument("file", nargs="?", default="-", help="NDJSON file, one event per line (- : stdin)")
     pr.set_defaults(run=_produce)
+
+    t = sub.add_parser("tail", help="follow a table live: one NDJSON line per event on stdout")
+    t.add_argument("table")
+    t.add_argument("--key", default=None, help="follow only this key (default: the whole table)")
+    t.add_argument(
+        "--url",
+        action="append",
+        help="a worker's base URL (default http://127.0.0.1:6066); repeat it to reconnect to "
+        "the next one in turn",
+    )
+    t.add_argument("--token", default=None, help="bearer token (default: CONTINUST_API_TOKEN)")
+    t.add_argument("--from-id", default=None, help="resume right after this event id (no snapshot)")
+    t.add_argument("--count", type=_positive, default=None, help="stop after this many events")
+    t.add_argument("--heartbeat", type=int, default=15, help="seconds between the worker's heartbeats")
+    t.set_defaults(run=_tail)
     return p
 
 

@@ -51,6 +51,12 @@ class Peers:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S))
         return self._session
 
+    @property
+    def ssl(self) -> Any:
+        """The ``ssl`` argument of requests to other workers (aiohttp's: a context, ``False``
+        to skip verification, ``None`` for the default)."""
+        return self._ssl
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

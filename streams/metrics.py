@@ -127,3 +127,20 @@ INGEST_REJECTED = Counter(
     ["source", "reason"],
     registry=REGISTRY,
 )
+SUBSCRIPTIONS = Gauge(
+    "continust_subscriptions",
+    "Live subscriptions (server-sent event streams) this worker serves now.",
+    registry=REGISTRY,
+)
+SUBSCRIPTION_EVENTS = Counter(
+    "continust_subscription_events_total",
+    "Events sent to subscribers (snapshot windows, snapshot ends and output records; not heartbeats).",
+    registry=REGISTRY,
+)
+SUBSCRIPTIONS_DROPPED = Counter(
+    "continust_subscriptions_dropped_total",
+    "Subscriptions the worker ended, by reason (slow_client: the client fell a whole buffer "
+    "behind; worker_stopping; output_error: reading the output topic failed).",
+    ["reason"],
+    registry=REGISTRY,
+)
