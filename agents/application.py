@@ -24,7 +24,7 @@ from streams.api_forward import Peers
 from streams.api_routes import Route
 from streams.dead_letters import dead_letter_topic
 from streams.errors import PipelineError
-from streams.http_api import register_http_api
+from streams.http_api import register_http_api, web_application_options
 from streams.partitioning import key_partition
 from streams.pipeline import Pipeline
 from streams.settings import Settings
@@ -225,6 +225,7 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         web_port=settings.web_port,
         canonical_url=f"{scheme}://{settings.web_host}:{settings.web_port}",
         web_ssl_context=tls,
+        web_application_options=web_application_options(),
         autodiscover=False,
         table_standby_replicas=settings.table_standby_replicas,
         broker_session_timeout=settings.session_timeout_ms / 1000,
