@@ -112,7 +112,10 @@ def call(
 
 
 def port_free(port: int) -> bool:
+    """Whether nothing listens on ``port`` (a connection of an earlier run in TIME_WAIT does
+    not count: the worker's server binds with SO_REUSEADDR as this probe does)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
