@@ -8,6 +8,7 @@ token file is wrong refuses to start (exit status 2) and says what is wrong."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -32,8 +33,10 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str, str | None]]:
 
 
 def concrete(path: str) -> str:
-    """``path`` with its parameters filled in with a table and a key the worker holds."""
-    return path.replace("{table}", "clicks_per_user").replace("{key}", USERS[0])
+    """``path`` with its parameters filled in: a table and a key the worker holds, ``x`` for any
+    other parameter."""
+    known = path.replace("{table}", "clicks_per_user").replace("{key}", USERS[0])
+    return re.sub(r"\{[^}]+\}", "x", known)
 
 
 def ask(api_worker: ApiWorker, method: str, path: str, token: str | None) -> tuple[int, dict[str, str], Any]:
