@@ -76,6 +76,9 @@ def test_every_route_checks_its_scope_as_the_document_says(api_worker: ApiWorker
             status, _, answer = ask(api_worker, method, path, token_of(allowed))
             assert status not in (401, 403), (where, allowed, answer)
     assert api_worker.worker.proc.poll() is None, api_worker.worker.log_tail()
+    # a worker with a token file does not say the API is open (one without does: test_api_tls)
+    assert api_worker.worker.log_count("event=http.open") == 0
+    assert api_worker.worker.log_count(f"event=http.tokens tokens={len(SCOPES)} metrics=open") == 1
 
 
 def test_a_long_key_and_a_long_header_get_json_answers_from_the_live_worker(api_worker: ApiWorker) -> None:
