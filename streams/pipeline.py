@@ -270,8 +270,6 @@ def _api(r: _Reader) -> ApiSpec:
     )
     if ("tls_cert" in r.data) != ("tls_key" in r.data):
         r.fail("`tls_cert` and `tls_key` go together: give both or neither")
-    if "tls_ca" in r.data and "tls_cert" not in r.data:
-        r.fail("`tls_ca` is for workers that serve TLS: give `tls_cert` and `tls_key` too")
     counts: dict[str, int | None] = {}
     for name in ("max_subscribers", "ingest_max_bytes"):
         value = r.data.get(name)

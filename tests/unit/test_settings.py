@@ -2,7 +2,6 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import PipelineError
 from streams.pipeline import parse_pipeline
 from streams.settings import Settings
 
@@ -93,5 +92,8 @@ def test_the_tls_ca_peers_verify_with_comes_from_the_environment_or_the_api_tabl
     assert (merged.api_tls_cert, merged.api_tls_ca) == (Path("c.pem"), Path("ca.pem"))
     with pytest.raises(ValueError, match="TLS CA is for workers that serve TLS"):
         Settings.from_env({"CONTINUST_API_TLS_CA": "/tls/ca.pem"})
-    with pytest.raises(PipelineError, match="`tls_ca` is for workers that serve TLS"):
-        parse_pipeline({**PIPELINE, "api": {"tls_ca": "ca.pem"}})
+    # the certificate may come from the environment and the CA from the pipeline file
+    only_ca = parse_pipeline({**PIPELINE, "api": {"tls_ca": "ca.pem"}})
+    assert Settings.from_env(tls).with_pipeline(only_ca).api_tls_ca == Path("ca.pem")
+    with pytest.raises(ValueError, match="TLS CA is for workers that serve TLS"):
+        Settings().with_pipeline(only_ca)
