@@ -16,8 +16,8 @@ Every error is a JSON body ``{"error": ..., "detail": ...}`` with a 4xx/5xx stat
 path and method (:func:`json_errors`), for requests whose line and header fields fit
 :data:`PARSER_LIMITS` (longer ones are refused by aiohttp's parser, plain text, before any
 middleware runs). ``protect_metrics`` gives ``/metrics`` the ``admin`` scope, in the document
-too. Faust's own views (``/router``, ``/table``, ``/graph``,
-its statistics) are not served: they would show internal state past any check of continust's.
+too. Faust's own views (``/router``, ``/table``, ``/graph``, its statistics) are not served:
+they would show internal state past any check of continust's.
 """
 
 from __future__ import annotations
