@@ -60,11 +60,21 @@ def test_tls_workers_answer_https_only_and_forward_over_verified_tls(kafka: str,
     doubting = spawn_worker(kafka, pipeline, TLS_PORTS[1], tmp_path, env={**env, **other_ca})
     workers = [trusting, doubting]
     try:
-        publish_clicks(kafka, pipeline, run_id)
         client = ssl.create_default_context(cafile=str(cert))
 
         def https(worker: Worker, path: str) -> tuple[int, dict[str, str], bytes]:
             return call(f"https://127.0.0.1:{worker.port}{path}", context=client)
+
+        def each_owns_a_partition() -> bool:
+            try:
+                owned = [orjson.loads(https(w, "/health")[2])["active_partitions"] for w in workers]
+            except OSError:
+                return False
+            return all(any("-changelog:" in p for p in parts) for parts in owned)
+
+        # the clicks come once the group has settled, so no partition moves with state to restore
+        wait_until(each_owns_a_partition, 120, "each TLS worker to own a table partition")
+        publish_clicks(kafka, pipeline, run_id)
 
         def windows(answer: tuple[int, dict[str, str], bytes]) -> Any:
             return orjson.loads(answer[2])["windows"] if answer[0] == 200 else None
