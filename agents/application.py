@@ -24,7 +24,7 @@ from streams.api_forward import Peers
 from streams.api_routes import Route
 from streams.dead_letters import dead_letter_topic
 from streams.errors import PipelineError
-from streams.http_api import register_http_api
+from streams.http_api import register_http_api, web_application_options
 from streams.http_ingest import IngestSource, ingest_route
 from streams.ingest_body import SourceRules
 from streams.ingest_producer import IngestProducer
@@ -209,6 +209,23 @@ def ingest_sources(built: PipelineApp) -> dict[str, IngestSource]:
     }
 
 
+def api_peer_tls(settings: Settings, pipeline: Pipeline) -> ssl.SSLContext | None:
+    """The TLS context a worker asks the other workers with when the API is served over TLS:
+    their certificates must chain to ``api_tls_ca`` (default: the worker's own certificate
+    file, so workers that serve one certificate, self-signed or not, trust each other; any
+    certificate of the file is a trust anchor, a root or not) and name the host each worker
+    advertises (``web_host``, in a subject alternative name)."""
+    if settings.api_tls_cert is None:
+        return None
+    anchors = settings.api_tls_ca or settings.api_tls_cert
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(anchors))
+    except (OSError, ssl.SSLError) as exc:
+        raise PipelineError(pipeline.path, "[api] tls_ca", f"cannot load {anchors}: {exc}") from None
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
 def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
     """The routes beyond the core ones (:func:`streams.http_api.core_routes`)."""
     producer = IngestProducer(built.settings.bootstrap_servers)
@@ -263,6 +280,7 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         web_port=settings.web_port,
         canonical_url=f"{scheme}://{settings.web_host}:{settings.web_port}",
         web_ssl_context=tls,
+        web_application_options=web_application_options(),
         autodiscover=False,
         table_standby_replicas=settings.table_standby_replicas,
         broker_session_timeout=settings.session_timeout_ms / 1000,
@@ -305,10 +323,8 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         stages = [t for t in built.tables.values() if t.spec.source == name]
         if stages:
             install_keyed_agent(app, source, stages, plan.source_partitions[name])
-    # workers ask each other over TLS with the same certificate they serve; peers are named
-    # by the address they advertise, which the certificate need not name
-    peer_tls = False if tls is not None else None
-    peers = Peers(built.own_url(), ssl=peer_tls)
+    # over TLS, workers ask each other verifying the certificate against the configured CA
+    peers = Peers(built.own_url(), ssl=api_peer_tls(settings, pipeline))
     register_http_api(
         app,
         built,

@@ -13,14 +13,18 @@ owns; 503 (``"status": "broker_unreachable"``) while no broker answers its probe
 ``GET /metrics``: Prometheus metrics.
 
 Every error is a JSON body ``{"error": ..., "detail": ...}`` with a 4xx/5xx status, for any
-path and method (:func:`json_errors`). Faust's own views (``/router``, ``/table``, ``/graph``,
-its statistics) are not served: they would show internal state past any check of continust's.
+path and method (:func:`json_errors`), for requests whose line and header fields fit
+:data:`PARSER_LIMITS` (longer ones are refused by aiohttp's parser, plain text, before any
+middleware runs). ``protect_metrics`` gives ``/metrics`` the ``admin`` scope, in the document
+too. Faust's own views (``/router``, ``/table``, ``/graph``, its statistics) are not served:
+they would show internal state past any check of continust's.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, Protocol
 
 import faust
@@ -74,6 +78,20 @@ class TableQueries(Protocol):
         ...
 
 
+#: the longest request line and header field (bytes) aiohttp's parser takes (its default:
+#: 8190). Beyond them the parser answers 400 with a plain-text body before any middleware
+#: runs; up to them a request reaches continust's routes, whose every error is JSON, so a long
+#: key or header gets a JSON answer like any other. With at most 128 header fields a request's
+#: head stays under 128 x 64 KiB = 8 MiB.
+PARSER_LIMITS: dict[str, int] = {"max_line_size": 64 * 1024, "max_field_size": 64 * 1024}
+
+
+def web_application_options() -> dict[str, Any]:
+    """The options of the aiohttp application the API is served on (Faust's
+    ``web_application_options`` setting): :data:`PARSER_LIMITS`."""
+    return {"handler_args": dict(PARSER_LIMITS)}
+
+
 ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
@@ -100,13 +118,11 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     return response
 
 
-def auth_middleware(tokens: TokenSet, routes: Iterable[Route], protect_metrics: bool) -> Any:
+def auth_middleware(tokens: TokenSet, routes: Iterable[Route]) -> Any:
     """The scope check in front of every route: 401 without a known bearer token, 403 when the
     token lacks the route's scope. Routes without a scope are open; so is every route when no
     token is configured."""
     scopes: dict[tuple[str, str], str | None] = {(r.method, r.path): r.scope for r in routes}
-    if protect_metrics:
-        scopes[("GET", "/metrics")] = "admin"
 
     @web.middleware
     async def check(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -255,6 +271,8 @@ def register_http_api(
     every error as JSON; returns every route served (the OpenAPI document's)."""
     peers = peers or Peers(queries.own_url())
     routes = [*core_routes(queries, peers), *extra_routes]
+    if protect_metrics:  # the document says so too
+        routes = [replace(r, scope="admin") if r.path == "/metrics" else r for r in routes]
     document_cache: dict[str, bytes] = {}
 
     async def openapi(request: web.Request) -> web.StreamResponse:
@@ -277,7 +295,7 @@ def register_http_api(
     )
     web_app: web.Application = app.web.web_app  # type: ignore[attr-defined]
     web_app.middlewares.append(json_errors)
-    web_app.middlewares.append(auth_middleware(tokens, routes, protect_metrics))
+    web_app.middlewares.append(auth_middleware(tokens, routes))
     for route in routes:
         web_app.router.add_route(route.method, route.path, route.handler)
 
@@ -298,4 +316,4 @@ def register_http_api(
     return routes
 
 
-__all__ = ["HTTP_ERRORS", "TableQueries", "register_http_api"]
+__all__ = ["HTTP_ERRORS", "PARSER_LIMITS", "TableQueries", "register_http_api", "web_application_options"]

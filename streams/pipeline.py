@@ -47,6 +47,8 @@ class ApiSpec:
     protect_metrics: bool | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    #: the CA bundle workers verify each other's certificates with (default: ``tls_cert``)
+    tls_ca: str | None = None
     max_subscribers: int | None = None
     ingest_max_bytes: int | None = None
     ingest_rate: float | None = None
@@ -260,6 +262,7 @@ def _api(r: _Reader) -> ApiSpec:
             "protect_metrics",
             "tls_cert",
             "tls_key",
+            "tls_ca",
             "max_subscribers",
             "ingest_max_bytes",
             "ingest_rate",
@@ -281,6 +284,7 @@ def _api(r: _Reader) -> ApiSpec:
         protect_metrics=r.flag("protect_metrics") if "protect_metrics" in r.data else None,
         tls_cert=r.text("tls_cert", required=False),
         tls_key=r.text("tls_key", required=False),
+        tls_ca=r.text("tls_ca", required=False),
         max_subscribers=counts["max_subscribers"],
         ingest_max_bytes=counts["ingest_max_bytes"],
         ingest_rate=None if rate is None else float(rate),

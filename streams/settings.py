@@ -45,6 +45,10 @@ class Settings:
     #: serve the API over TLS with this certificate chain and key (PEM files)
     api_tls_cert: Path | None = None
     api_tls_key: Path | None = None
+    #: the CA bundle (PEM) a worker verifies the other workers' certificates with when it
+    #: forwards a request; unset: ``api_tls_cert`` itself (every worker serves one certificate,
+    #: self-signed or not, that names every worker's host)
+    api_tls_ca: Path | None = None
     #: live subscriptions one worker serves at once; beyond it, 503 with Retry-After
     api_max_subscribers: int = 200
     #: the largest ingest request body (bytes); beyond it, 413
@@ -65,6 +69,8 @@ class Settings:
                 raise ValueError(f"{name} must be 1 MiB or more, got {getattr(self, name)}")
         if (self.api_tls_cert is None) != (self.api_tls_key is None):
             raise ValueError("the API's TLS certificate and key go together: give both or neither")
+        if self.api_tls_ca is not None and self.api_tls_cert is None:
+            raise ValueError("the API's TLS CA is for workers that serve TLS: give a certificate and key too")
         if self.api_max_subscribers < 1 or self.api_ingest_max_bytes < 1 or self.api_ingest_rate <= 0:
             raise ValueError("api_max_subscribers, api_ingest_max_bytes and api_ingest_rate must be positive")
         if self.group_instance_id == "":
@@ -98,6 +104,7 @@ class Settings:
             api_protect_metrics=env.get("CONTINUST_API_PROTECT_METRICS", "").lower() in ("1", "true", "yes"),
             api_tls_cert=_path(env.get("CONTINUST_API_TLS_CERT")),
             api_tls_key=_path(env.get("CONTINUST_API_TLS_KEY")),
+            api_tls_ca=_path(env.get("CONTINUST_API_TLS_CA")),
             api_max_subscribers=int(env.get("CONTINUST_API_MAX_SUBSCRIBERS", s.api_max_subscribers)),
             api_ingest_max_bytes=int(env.get("CONTINUST_API_INGEST_MAX_BYTES", s.api_ingest_max_bytes)),
             api_ingest_rate=float(env.get("CONTINUST_API_INGEST_RATE", s.api_ingest_rate)),
@@ -127,6 +134,7 @@ class Settings:
             ),
             api_tls_cert=_path(api.tls_cert) or self.api_tls_cert,
             api_tls_key=_path(api.tls_key) or self.api_tls_key,
+            api_tls_ca=_path(api.tls_ca) or self.api_tls_ca,
             api_max_subscribers=api.max_subscribers or self.api_max_subscribers,
             api_ingest_max_bytes=api.ingest_max_bytes or self.api_ingest_max_bytes,
             api_ingest_rate=api.ingest_rate or self.api_ingest_rate,

@@ -113,38 +113,42 @@ class Worker:
         return dict(orjson.loads(self.fault_marker.read_bytes()))
 
 
-@pytest.fixture
-def start_worker(kafka: str, tmp_path: Path) -> Iterator[Any]:
-    workers: list[Worker] = []
+def spawn_worker(
+    kafka: str,
+    pipeline: Path,
+    port: int,
+    where: Path,
+    fault: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Worker:
+    """Start a worker process whose log and data directory are in ``where``; ``fault``: its
+    ``CONTINUST_FAULT`` (:mod:`agents.faults`), whose marker from an earlier fault is removed
+    first; ``env``: more of its environment (``KAFKA_BOOTSTRAP_SERVERS`` for another broker
+    than the suite's)."""
+    log = where / f"worker-{port}.log"
+    data_dir = where / f"data-{port}"
+    extra = env or {}
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka}
+    for name in ("CONTINUST_FAULT", "CONTINUST_GROUP_INSTANCE_ID"):
+        env.pop(name, None)
+    env = {k: v for k, v in env.items() if not k.startswith("CONTINUST_API_")}
+    env.update(extra)
+    env.pop("CONTINUST_FAULT_MARKER", None)
+    (data_dir / "fault-fired").unlink(missing_ok=True)
+    if fault:
+        env["CONTINUST_FAULT"] = fault
+    proc = subprocess.Popen(
+        worker_argv(pipeline, port, data_dir),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    return Worker(port=port, proc=proc, log=log, data_dir=data_dir)
 
-    def start(
-        pipeline: Path, port: int, fault: str | None = None, env: dict[str, str] | None = None
-    ) -> Worker:
-        """Start a worker process; ``fault``: its ``CONTINUST_FAULT`` (:mod:`agents.faults`),
-        whose marker from an earlier fault is removed first; ``env``: more of its environment
-        (``KAFKA_BOOTSTRAP_SERVERS`` for another broker than the suite's)."""
-        log = tmp_path / f"worker-{port}.log"
-        data_dir = tmp_path / f"data-{port}"
-        extra = env or {}
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka}
-        env.pop("CONTINUST_FAULT", None)
-        env.pop("CONTINUST_GROUP_INSTANCE_ID", None)
-        env.update(extra)
-        env.pop("CONTINUST_FAULT_MARKER", None)
-        (data_dir / "fault-fired").unlink(missing_ok=True)
-        if fault:
-            env["CONTINUST_FAULT"] = fault
-        proc = subprocess.Popen(
-            worker_argv(pipeline, port, data_dir),
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        worker = Worker(port=port, proc=proc, log=log, data_dir=data_dir)
-        workers.append(worker)
-        return worker
 
-    yield start
+def stop_workers(workers: list[Worker]) -> None:
+    """Dump the running workers' task stacks into their logs, then stop them (SIGTERM; SIGKILL
+    after 30 s)."""
     running = [w for w in workers if w.proc.poll() is None]
     dumped = {w.port: w.log_count("event=worker.task ") for w in running}
     for worker in running:
@@ -159,6 +163,22 @@ def start_worker(kafka: str, tmp_path: Path) -> Iterator[Any]:
         except subprocess.TimeoutExpired:
             worker.proc.kill()
             worker.proc.wait()
+
+
+@pytest.fixture
+def start_worker(kafka: str, tmp_path: Path) -> Iterator[Any]:
+    workers: list[Worker] = []
+
+    def start(
+        pipeline: Path, port: int, fault: str | None = None, env: dict[str, str] | None = None
+    ) -> Worker:
+        """Start a worker process (:func:`spawn_worker`) stopped when the test ends."""
+        worker = spawn_worker(kafka, pipeline, port, tmp_path, fault, env)
+        workers.append(worker)
+        return worker
+
+    yield start
+    stop_workers(workers)
 
 
 POLL_S = 0.2
@@ -197,3 +217,15 @@ def wait_exit(worker: Worker, timeout: float, what: str) -> int:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+@pytest.fixture(scope="session")
+def api_worker(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One worker with a token file and a table holding windows, shared by the HTTP API's
+    contract and auth tests (:mod:`tests.integration.api_worker`)."""
+    from tests.integration.api_worker import start_api_worker
+
+    where = tmp_path_factory.mktemp("api")
+    started = start_api_worker(kafka, where, uuid.uuid4().hex[:8])
+    yield started
+    stop_workers([started.worker])

@@ -80,3 +80,20 @@ def test_static_membership_broker_timeout_and_memory_limits() -> None:
     assert Settings.from_env({"CONTINUST_GROUP_INSTANCE_ID": ""}).group_instance_id is None
     with pytest.raises(ValueError, match="state_cache_mb"):
         Settings(state_cache_mb=0)
+
+
+def test_the_tls_ca_peers_verify_with_comes_from_the_environment_or_the_api_table() -> None:
+    tls = {"CONTINUST_API_TLS_CERT": "/tls/cert.pem", "CONTINUST_API_TLS_KEY": "/tls/key.pem"}
+    assert Settings.from_env(tls).api_tls_ca is None
+    from_env = Settings.from_env({**tls, "CONTINUST_API_TLS_CA": "/tls/ca.pem"})
+    assert from_env.api_tls_ca == Path("/tls/ca.pem")
+    api = {"tls_cert": "c.pem", "tls_key": "k.pem", "tls_ca": "ca.pem"}
+    merged = from_env.with_pipeline(parse_pipeline({**PIPELINE, "api": api}))
+    assert (merged.api_tls_cert, merged.api_tls_ca) == (Path("c.pem"), Path("ca.pem"))
+    with pytest.raises(ValueError, match="TLS CA is for workers that serve TLS"):
+        Settings.from_env({"CONTINUST_API_TLS_CA": "/tls/ca.pem"})
+    # the certificate may come from the environment and the CA from the pipeline file
+    only_ca = parse_pipeline({**PIPELINE, "api": {"tls_ca": "ca.pem"}})
+    assert Settings.from_env(tls).with_pipeline(only_ca).api_tls_ca == Path("ca.pem")
+    with pytest.raises(ValueError, match="TLS CA is for workers that serve TLS"):
+        Settings().with_pipeline(only_ca)
