@@ -18,6 +18,7 @@ from agents.faust_compat import in_recovery
 from agents.merge import SourceStage, repartition_topic
 from agents.sensor import MetricsSensor
 from agents.sink import Sink
+from agents.table_queries import PipelineReads
 from agents.windowed import TableStage, install_keyed_agent
 from streams.api_auth import OPEN, TokenFileError, TokenSet, load_tokens
 from streams.api_forward import Peers
@@ -28,6 +29,7 @@ from streams.http_api import register_http_api
 from streams.partitioning import key_partition
 from streams.pipeline import Pipeline
 from streams.settings import Settings
+from streams.table_routes import table_routes
 from streams.topic_admin import ensure_topics, partition_counts
 
 MIB = 1024 * 1024
@@ -192,8 +194,9 @@ def api_tls(settings: Settings, pipeline: Pipeline) -> ssl.SSLContext | None:
 
 
 def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
-    """The routes beyond the core ones (:func:`streams.http_api.core_routes`)."""
-    return []
+    """The routes beyond the core ones (:func:`streams.http_api.core_routes`); the query
+    routes replace the core point query."""
+    return table_routes(PipelineReads(built.app, built.tables), peers)
 
 
 def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> PipelineApp:

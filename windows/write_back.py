@@ -421,7 +421,8 @@ class WriteBackStore:
         are sorted here)."""
         by_end = self.by_end
         parsed = (
-            (*parse_window_key(raw_key, by_end), raw) for raw_key, raw in self.inner.scan(partition, low, high)
+            (*parse_window_key(raw_key, by_end), raw)
+            for raw_key, raw in self.inner.scan(partition, low, high)
         )
         for key, group in itertools.groupby(parsed, key=lambda item: item[0]):
             spans = cached.get(key, {})
