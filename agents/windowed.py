@@ -126,6 +126,10 @@ class TableStage:
             "value_type": bytes,
             "schema": faust.Schema(key_serializer="raw", value_serializer="raw"),
             "on_changelog_event": self._on_changelog_event,
+            # a standby applies each changelog record as it reads it, so the committed state a
+            # standby read answers from (``stale_ok``) is as fresh as the changelog; Faust would
+            # otherwise hold up to 1000 records per partition in memory, unapplied
+            "standby_buffer_size": 1,
         }
         if self.store_options:
             raw["options"] = dict(self.store_options)
