@@ -4,10 +4,12 @@
     continust kafka start|stop|status [--port 9092]
     continust generate -c PIPELINES.toml [--rate 200] [--duration 0] [--users 50]
     continust demo [-c examples/pipelines.toml]
+    continust query [TABLE [KEY]] [--from --to --prefix --limit --all --top BY --n N --after TOKEN]
+                    [--url URL] [--token TOKEN]
 
 It belongs to the top layer, ``agents``, because ``worker`` and ``demo`` start the runtime. Each
-command imports what it needs when it runs, so ``kafka``, ``generate`` and ``--help`` start
-without loading Faust.
+command imports what it needs when it runs, so ``kafka``, ``generate``, ``query`` and ``--help``
+start without loading Faust.
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.config), web_port=args.port, rate=args.rate)
 
 
+def _query(args: argparse.Namespace) -> int:
+    from streams.query_command import main as query_main
+
+    return query_main(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="continust", description="Kafka-native stream processing.")
     p.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
@@ -95,6 +103,12 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--port", type=int, default=6066, help="the worker's HTTP port")
     d.add_argument("--rate", type=float, default=200.0, help="events per second")
     d.set_defaults(run=_demo)
+
+    from streams.query_command import add_arguments as query_arguments
+
+    q = sub.add_parser("query", help="ask a worker about a table: catalog, key, scan or top keys")
+    query_arguments(q)
+    q.set_defaults(run=_query)
     return p
 
 

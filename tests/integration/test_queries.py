@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from agents.cli import main as continust
 from streams.partitioning import key_partition
 from streams.positions import PositionToken, WrittenAt
 from streams.topic_admin import ensure_topics
@@ -144,8 +145,16 @@ def owners(port: int, changelog: str) -> dict[str, list[int]]:
     return {url: tps.get(changelog, []) for url, tps in body.get("owners", {}).items()}
 
 
+def cli(capsys: Any, *argv: str) -> tuple[int, Any, Any]:
+    """``continust query ...`` in process: its exit code, and its stdout and stderr as JSON."""
+    capsys.readouterr()
+    code = continust(["query", *argv])
+    out, err = capsys.readouterr()
+    return code, orjson.loads(out) if out else None, orjson.loads(err) if err else None
+
+
 def test_every_query_is_answered_alike_by_any_worker_and_follows_writes(
-    kafka, run_id, start_worker, tmp_path: Path
+    kafka, run_id, start_worker, tmp_path: Path, capsys
 ):
     app_id, topic = f"queries-{run_id}", f"events-{run_id}"
     changelog = f"{app_id}-counts-changelog"
@@ -188,6 +197,19 @@ def test_every_query_is_answered_alike_by_any_worker_and_follows_writes(
     assert as_model(prefixed) == sorted(i for i in want.items() if i[0][0].startswith("k1"))
     ranged = scan_all(a, 1000, **{"from": t0 + 20_000, "to": t0 + 30_000})[0]["windows"]
     assert as_model(ranged) == sorted(i for i in want.items() if i[0][1] == t0 + 20_000)
+
+    # the command line: every page of a scan, a key, the top keys, an error answer
+    url = f"http://127.0.0.1:{b}"
+    code, out, _ = cli(capsys, "counts", "--all", "--limit", "45", "--url", url)
+    assert code == 0 and out["windows"] == scanned and out["next_cursor"] is None
+    code, out, _ = cli(capsys, "counts", KEYS[3], "--url", url, "--from", str(t0 + 20_000))
+    assert code == 0 and as_model([{**w, "key": KEYS[3]} for w in out["windows"]]) == sorted(
+        i for i in want.items() if i[0][0] == KEYS[3] and i[0][2] > t0 + 20_000
+    )
+    code, out, _ = cli(capsys, "counts", "--top", "s", "--n", "3", "--url", url)
+    assert code == 0 and [t["rank"] for t in out["top"]] == [1, 2, 3]
+    code, out, err = cli(capsys, "nope", "--url", url)
+    assert (code, out, err["error"]) == (1, None, "unknown_table")
 
     # point queries: either worker, the model's windows of the key
     for key in KEYS[:6]:
