@@ -7,8 +7,8 @@ partition's own answer, on the internal-but-documented routes under
 ``/api/tables/{table}/partitions/...``, and merges the answers:
 
 ``GET /api/tables``: every table's catalog entry (:mod:`streams.table_catalog`).
-``GET /api/tables/{table}``: the entry, and per partition its owner, standbys, stream time,
-processed positions and lag (each worker tells what it holds: ``GET
+``GET /api/tables/{table}``: the entry, and per partition (``partition_details``) its owner,
+standbys, stream time, processed positions and lag (each worker tells what it holds: ``GET
 /api/tables/{table}/partitions``).
 ``GET /api/tables/{table}/keys/{key}``: one key's windows, from the owner of its partition (or,
 with ``stale_ok``, a standby of it here).
@@ -380,7 +380,9 @@ class TableRouteSet:
                 }
             )
         unanswered = sorted(w for w, held in answers if held is None)
-        return json_response({**reads.description(table), "partitions": partitions, "unanswered": unanswered})
+        return json_response(
+            {**reads.description(table), "partition_details": partitions, "unanswered": unanswered}
+        )
 
     async def key(self, request: web.Request) -> web.StreamResponse:
         table, key = request.match_info["table"], request.match_info["key"]
@@ -719,10 +721,10 @@ def table_routes(reads: TableReads, peers: Peers) -> list[Route]:
     )
     detail = {
         **TABLE_SCHEMA,
-        "required": [*TABLE_SCHEMA["required"], "partitions", "unanswered"],
+        "required": [*TABLE_SCHEMA["required"], "partition_details", "unanswered"],
         "properties": {
             **TABLE_SCHEMA["properties"],
-            "partitions": {"type": "array", "items": detail_partition},
+            "partition_details": {"type": "array", "items": detail_partition},
             "unanswered": {"type": "array", "items": {"type": "string"}},
         },
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -19,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import orjson
 
 from agents.cli import main as continust
@@ -94,15 +96,44 @@ async def produce(bootstrap: str, topic: str, events: list[Event]) -> list[Writt
     ]
 
 
+#: every answer of the API routes the test saw: (path, status, body)
+SEEN: list[tuple[str, int, Any]] = []
+
+
 def get(port: int, path: str, **query: Any) -> tuple[int, Any, dict[str, str]]:
     url = f"http://127.0.0.1:{port}{path}"
     if query:
         url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
     try:
         with urllib.request.urlopen(url, timeout=40) as response:
-            return response.status, orjson.loads(response.read()), dict(response.headers)
+            status, body, headers = response.status, orjson.loads(response.read()), dict(response.headers)
     except urllib.error.HTTPError as err:
-        return err.code, orjson.loads(err.read()), dict(err.headers)
+        status, body, headers = err.code, orjson.loads(err.read()), dict(err.headers)
+    if path.startswith("/api/"):
+        SEEN.append((path, status, body))
+    return status, body, headers
+
+
+def check_documented(port: int) -> None:
+    """Every answer seen conforms to the schema the OpenAPI document gives for its route and
+    status."""
+    _, document, _ = get(port, "/api/openapi.json")
+    templates = [
+        (re.compile("^" + re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(path)) + "$"), path)
+        for path in document["paths"]
+    ]
+    checked = 0
+    for path, status, body in SEEN:
+        matching = [t for rx, t in templates if rx.match(urllib.parse.unquote(path))]
+        if not matching:
+            continue
+        template = min(matching, key=lambda t: t.count("{"))  # /api/tables/{table} over deeper
+        responses = document["paths"][template]["get"]["responses"]
+        answer_doc = responses.get(str(status), responses["default"])
+        schema = answer_doc["content"]["application/json"]["schema"]
+        jsonschema.validate(body, schema)
+        checked += 1
+    assert checked > 20
 
 
 def answer(port: int, path: str, **query: Any) -> Any:
@@ -263,16 +294,16 @@ def test_every_query_is_answered_alike_by_any_worker_and_follows_writes(
 
     def detail_settled(port: int) -> Any:
         body = answer(port, "/api/tables/counts")
-        done = all(p["standbys"] and p["inputs"] for p in body["partitions"])
+        done = all(p["standbys"] and p["inputs"] for p in body["partition_details"])
         return body if done else None
 
     detail_a = wait_until(lambda: detail_settled(a), 60, "every partition's standby to report")
     detail_b = wait_until(lambda: detail_settled(b), 60, "every partition's standby to report")
     placement = ("partition", "owner", "standbys", "inputs")  # stream time and lag may move on
-    assert [{k: p[k] for k in placement} for p in detail_a["partitions"]] == [
-        {k: p[k] for k in placement} for p in detail_b["partitions"]
+    assert [{k: p[k] for k in placement} for p in detail_a["partition_details"]] == [
+        {k: p[k] for k in placement} for p in detail_b["partition_details"]
     ]
-    for p in detail_a["partitions"]:
+    for p in detail_a["partition_details"]:
         assert p["owner"] in urls and p["standbys"] == sorted(urls - {p["owner"]})
         assert isinstance(p["lag"], int) and 0 <= p["lag"] <= 2 * PARTITIONS, p  # markers, reports
         assert p["inputs"] == first["position"][str(p["partition"])]["inputs"]
@@ -280,7 +311,7 @@ def test_every_query_is_answered_alike_by_any_worker_and_follows_writes(
     # standby reads: the worker that is not the owner answers from its standby, as fresh
     key = KEYS[0]
     partition = key_partition(key.encode(), PARTITIONS)
-    owner = detail_a["partitions"][partition]["owner"]
+    owner = detail_a["partition_details"][partition]["owner"]
     other = a if owner.endswith(str(b)) else b
     fresh = answer(int(owner.rsplit(":", 1)[1]), f"/api/tables/counts/keys/{key}")
 
@@ -321,13 +352,14 @@ def test_every_query_is_answered_alike_by_any_worker_and_follows_writes(
 
     # a cursor taken before a rebalance yields the rest after it, with no gap and no repeat
     head = answer(a, "/api/tables/counts/windows", limit=40)
-    positions_before = {p["partition"]: p["inputs"] for p in detail_a["partitions"]}
+    positions_before = {p["partition"]: p["inputs"] for p in detail_a["partition_details"]}
     workers.append(start_worker(pipeline, c))
     wait_until(lambda: len(owners(a, changelog)) == 3, 90, "the third worker to own partitions")
     rest = scan_all(c, 53, head["next_cursor"])
     scanned = head["windows"] + [w for page in rest for w in page["windows"]]
     assert as_model(scanned) == sorted(want.items())
     moved = answer(c, "/api/tables/counts")
-    for p in moved["partitions"]:
+    for p in moved["partition_details"]:
         if p["partition"] != key_partition(new_key.encode(), PARTITIONS):  # took the new event
             assert p["inputs"] == positions_before[p["partition"]], "positions move with the partition"
+    check_documented(c)
