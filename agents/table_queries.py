@@ -33,7 +33,7 @@ from agents.windowed import TableStage
 from streams.logfmt import logfmt
 from streams.partitioning import key_partition
 from streams.table_catalog import table_description
-from streams.table_routes import Role
+from streams.table_reads import Role
 from windows.spec import SessionWindows
 from windows.table_read import PartitionView
 from windows.write_back import WriteBackStore

@@ -35,148 +35,45 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from streams.api_forward import PEER_TIMEOUT_S, Peers, forwarded, same_worker
-from streams.api_routes import (
-    Answer,
-    BadQuery,
-    Param,
-    Route,
-    bool_param,
-    error_response,
-    int_param,
-    json_response,
+from streams.api_routes import Answer, BadQuery, Param, Route, error_response, json_response
+from streams.http_api import TABLE_PARAM, TIME_PARAMS
+from streams.query_schemas import (
+    DETAIL_ANSWER,
+    HELD_ENTRY,
+    KEY_ANSWER,
+    PARTITION_PARAM,
+    PARTITION_SCAN_ANSWER,
+    PARTITION_TOP_ANSWER,
+    READ_PARAMS,
+    SCAN_ANSWER,
+    SCAN_PARAMS,
+    STALE_PARAM,
+    TOP_ANSWER,
+    TOP_PARAMS,
+    object_schema,
+    query_answers,
 )
-from streams.http_api import TABLE_PARAM, TIME_PARAMS, WINDOW_SCHEMA, time_range
-from streams.positions import PositionToken
-from streams.read_your_writes import BadPositionToken, entries_for, reached, read_token
+from streams.read_your_writes import BadPositionToken, entries_for, reached
 from streams.scan_cursor import BadCursor, ScanCursor
 from streams.table_catalog import TABLE_SCHEMA
-from windows.table_read import PartitionView, WindowFilter, merge_top
-
-Role = Literal["active", "standby"] | None
-DEFAULT_WAIT_S, MAX_WAIT_S = 5.0, 30.0
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
-DEFAULT_TOP, MAX_TOP = 10, 1000
-
-
-class TableReads(Protocol):
-    """What the query routes need from the worker's tables."""
-
-    def table_names(self) -> list[str]: ...
-
-    def description(self, table: str) -> dict[str, Any]:
-        """The table's catalog entry (:func:`streams.table_catalog.table_description`)."""
-        ...
-
-    def aggregation_names(self, table: str) -> tuple[str, ...]: ...
-
-    def partition_count(self, table: str) -> int: ...
-
-    def partition_of(self, table: str, key: str) -> int:
-        """The partition of the table that holds ``key``."""
-        ...
-
-    def source_inputs(self, table: str) -> tuple[str, dict[str, int]]:
-        """The table's source name and its topics' partition counts."""
-        ...
-
-    def owner(self, table: str, partition: int) -> str | None:
-        """The base URL of the worker that owns the partition (``None`` while unassigned)."""
-        ...
-
-    def workers(self) -> list[str]:
-        """The base URLs of the group's workers that own partitions, this one included."""
-        ...
-
-    def own_url(self) -> str: ...
-
-    def role(self, table: str, partition: int) -> Role:
-        """Whether this worker holds the partition active, as a standby, or not at all."""
-        ...
-
-    def restoring(self) -> bool: ...
-
-    def view(self, table: str, partition: int, committed: bool) -> PartitionView:
-        """The partition as this worker holds it; ``committed``: its committed state only."""
-        ...
-
-    async def wait_processed(
-        self, table: str, partition: int, condition: Callable[[], bool], timeout_s: float
-    ) -> bool:
-        """Wait (at most ``timeout_s``) until ``condition`` holds, re-checked each time the
-        table processes a batch; whether it holds."""
-        ...
-
-    async def lag(self, table: str, partition: int) -> int | None:
-        """Records of the keyed input of an active partition not yet processed."""
-        ...
-
-    async def standby_behind(self, table: str, partition: int) -> int | None:
-        """Changelog records a standby partition has not applied yet."""
-        ...
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """The parameters every query takes: ``after`` and ``wait`` (read-your-writes) and
-    ``stale_ok`` (standby reads)."""
-
-    token: PositionToken | None
-    token_text: str | None
-    wait_s: float
-    stale_ok: bool
-
-    def forwarded_query(self) -> dict[str, str]:
-        query = {"wait": str(self.wait_s), "stale_ok": "true" if self.stale_ok else "false"}
-        if self.token_text:
-            query["after"] = self.token_text
-        return query
-
-
-def read_options(request: web.Request, reads: TableReads, table: str) -> ReadOptions:
-    raw_wait = request.query.get("wait")
-    wait_s = DEFAULT_WAIT_S
-    if raw_wait not in (None, ""):
-        try:
-            wait_s = float(raw_wait)
-        except ValueError:
-            raise BadQuery(f"`wait` must be a number of seconds, got {raw_wait!r}") from None
-        if not 0 <= wait_s <= MAX_WAIT_S:
-            raise BadQuery(f"`wait` must be between 0 and {MAX_WAIT_S:g} seconds, got {raw_wait!r}")
-    source, topics = reads.source_inputs(table)
-    text = request.query.get("after")
-    token = read_token(text, source, topics, reads.partition_count(table))
-    return ReadOptions(token, text, wait_s, bool(bool_param(request, "stale_ok")))
-
-
-def window_filter(request: web.Request) -> WindowFilter:
-    start, end = time_range(request)
-    return WindowFilter(start, end, bool_param(request, "closed"))
-
-
-def filter_query(wanted: WindowFilter) -> dict[str, str]:
-    query = {}
-    if wanted.from_ms is not None:
-        query["from"] = str(wanted.from_ms)
-    if wanted.to_ms is not None:
-        query["to"] = str(wanted.to_ms)
-    if wanted.closed is not None:
-        query["closed"] = "true" if wanted.closed else "false"
-    return query
-
-
-def bounded(request: web.Request, name: str, default: int, maximum: int) -> int:
-    value = int_param(request, name, minimum=1)
-    if value is None:
-        return default
-    if value > maximum:
-        raise BadQuery(f"`{name}` must be at most {maximum}, got {value}")
-    return value
+from streams.table_reads import (
+    DEFAULT_LIMIT,
+    DEFAULT_TOP,
+    MAX_LIMIT,
+    MAX_TOP,
+    ReadOptions,
+    TableReads,
+    bounded,
+    filter_query,
+    read_options,
+    window_filter,
+)
+from windows.table_read import PartitionView, merge_top
 
 
 def checked(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
@@ -545,189 +442,9 @@ def first_failure(replies: list[Reply]) -> web.Response | None:
     return reply_response((status, body))
 
 
-# -- the routes, documented --------------------------------------------------------------------
-
-POSITION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "per table partition read: its stream time and, per input topic partition "
-    "('topic:partition'), the largest offset it has processed",
-    "additionalProperties": {
-        "type": "object",
-        "required": ["stream_time", "inputs"],
-        "properties": {
-            "stream_time": {"type": ["integer", "null"], "description": "epoch ms"},
-            "inputs": {"type": "object", "additionalProperties": {"type": "integer"}},
-        },
-    },
-}
-BEHIND_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "per partition answered by a standby: changelog records it has not applied",
-    "additionalProperties": {"type": ["integer", "null"]},
-}
-READ_BLOCKS: dict[str, Any] = {
-    "position": POSITION_SCHEMA,
-    "standby": {"type": "boolean", "description": "whether a standby answered (committed state)"},
-    "behind": BEHIND_SCHEMA,
-}
-NOT_REACHED_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["error", "detail"],
-    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "position": POSITION_SCHEMA},
-}
-SCAN_WINDOW_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["key", *WINDOW_SCHEMA["required"]],
-    "properties": {"key": {"type": "string"}, **WINDOW_SCHEMA["properties"]},
-}
-TOP_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["key", "start", "end", "value"],
-    "properties": {
-        "key": {"type": "string"},
-        "start": {"type": "integer"},
-        "end": {"type": "integer"},
-        "value": {"type": "number"},
-        "rank": {"type": "integer", "minimum": 1},
-    },
-}
-READ_PARAMS = (
-    Param("after", "query", {"type": "string"}, "a position token: wait until the table has read it"),
-    Param(
-        "wait",
-        "query",
-        {"type": "number", "minimum": 0, "maximum": MAX_WAIT_S},
-        f"seconds to wait for `after` (default {DEFAULT_WAIT_S:g})",
-    ),
-)
-STALE_PARAM = Param("stale_ok", "query", {"type": "boolean"}, "a standby may answer from its committed state")
-CLOSED_PARAM = Param("closed", "query", {"type": "boolean"}, "only closed (true) or open (false) windows")
-SCAN_PARAMS = (
-    *TIME_PARAMS,
-    CLOSED_PARAM,
-    Param("key_prefix", "query", {"type": "string"}, "only keys starting with it"),
-    Param(
-        "limit",
-        "query",
-        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-        f"windows per page (default {DEFAULT_LIMIT})",
-    ),
-    Param("cursor", "query", {"type": "string"}, "`next_cursor` of the previous page"),
-)
-TOP_PARAMS = (
-    Param("by", "query", {"type": "string"}, "the aggregation to rank by", required=True),
-    Param(
-        "n",
-        "query",
-        {"type": "integer", "minimum": 1, "maximum": MAX_TOP},
-        f"how many keys (default {DEFAULT_TOP})",
-    ),
-    Param("order", "query", {"type": "string", "enum": ["desc", "asc"]}, "largest first (desc) or smallest"),
-    *TIME_PARAMS,
-    CLOSED_PARAM,
-)
-PARTITION_PARAM = Param("partition", "path", {"type": "integer", "minimum": 0}, "a partition of the table")
-
-
-def _object(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": required, "properties": properties}
-
-
-def _query_answers(ok: Answer, *, partition_route: bool = False) -> tuple[Answer, ...]:
-    answers = [
-        ok,
-        Answer(400, "a bad parameter, token (`bad_token`) or cursor (`bad_cursor`)"),
-        Answer(404, "no such table"),
-    ]
-    if partition_route:
-        answers.append(Answer(421, "this worker does not hold the partition (`not_owner`)"))
-    answers.append(
-        Answer(
-            503,
-            "`position_not_reached` within `wait` (with the positions reached), the owner is "
-            "restoring, or ownership is moving",
-            NOT_REACHED_SCHEMA,
-            headers=("Retry-After",),
-        )
-    )
-    return tuple(answers)
-
-
 def table_routes(reads: TableReads, peers: Peers) -> list[Route]:
     """The query routes (see the module docstring)."""
     h = TableRouteSet(reads, peers)
-    key_answer = _object(
-        ["table", "key", "windows", "position", "standby"],
-        {
-            "table": {"type": "string"},
-            "key": {"type": "string"},
-            "windows": {"type": "array", "items": WINDOW_SCHEMA},
-            **READ_BLOCKS,
-        },
-    )
-    scan_answer = _object(
-        ["table", "windows", "next_cursor", "position", "standby"],
-        {
-            "table": {"type": "string"},
-            "windows": {"type": "array", "items": SCAN_WINDOW_SCHEMA},
-            "next_cursor": {"type": ["string", "null"], "description": "null: this was the last page"},
-            **READ_BLOCKS,
-        },
-    )
-    partition_scan_answer = _object(
-        ["table", "windows", "more", "position", "standby"],
-        {
-            "table": {"type": "string"},
-            "windows": {"type": "array", "items": SCAN_WINDOW_SCHEMA},
-            "more": {"type": "boolean"},
-            **READ_BLOCKS,
-        },
-    )
-    top_answer = _object(
-        ["table", "by", "order", "top", "position", "standby"],
-        {
-            "table": {"type": "string"},
-            "by": {"type": "string"},
-            "order": {"type": "string", "enum": ["desc", "asc"]},
-            "top": {"type": "array", "items": TOP_SCHEMA},
-            **READ_BLOCKS,
-        },
-    )
-    partition_top_answer = _object(
-        ["table", "top", "position", "standby"],
-        {"table": {"type": "string"}, "top": {"type": "array", "items": TOP_SCHEMA}, **READ_BLOCKS},
-    )
-    held_entry = _object(
-        ["partition", "role", "stream_time", "inputs"],
-        {
-            "partition": {"type": "integer"},
-            "role": {"type": "string", "enum": ["active", "standby"]},
-            "stream_time": {"type": ["integer", "null"]},
-            "inputs": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "lag": {"type": ["integer", "null"]},
-            "behind": {"type": ["integer", "null"]},
-        },
-    )
-    detail_partition = _object(
-        ["partition", "owner", "standbys", "stream_time", "inputs", "lag"],
-        {
-            "partition": {"type": "integer"},
-            "owner": {"type": ["string", "null"]},
-            "standbys": {"type": "array", "items": {"type": "string"}},
-            "stream_time": {"type": ["integer", "null"]},
-            "inputs": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "lag": {"type": ["integer", "null"]},
-        },
-    )
-    detail = {
-        **TABLE_SCHEMA,
-        "required": [*TABLE_SCHEMA["required"], "partition_details", "unanswered"],
-        "properties": {
-            **TABLE_SCHEMA["properties"],
-            "partition_details": {"type": "array", "items": detail_partition},
-            "unanswered": {"type": "array", "items": {"type": "string"}},
-        },
-    }
     return [
         Route(
             "GET",
@@ -739,7 +456,7 @@ def table_routes(reads: TableReads, peers: Peers) -> list[Route]:
                 Answer(
                     200,
                     "the catalog",
-                    _object(["tables"], {"tables": {"type": "array", "items": TABLE_SCHEMA}}),
+                    object_schema(["tables"], {"tables": {"type": "array", "items": TABLE_SCHEMA}}),
                 ),
             ),
         ),
@@ -752,7 +469,7 @@ def table_routes(reads: TableReads, peers: Peers) -> list[Route]:
             "`unanswered` lists the workers that did not answer",
             "read",
             params=(TABLE_PARAM,),
-            answers=(Answer(200, "the table", detail), Answer(404, "no such table")),
+            answers=(Answer(200, "the table", DETAIL_ANSWER), Answer(404, "no such table")),
         ),
         Route(
             "GET",
@@ -766,9 +483,9 @@ def table_routes(reads: TableReads, peers: Peers) -> list[Route]:
                 Answer(
                     200,
                     "this worker's partitions",
-                    _object(
+                    object_schema(
                         ["worker", "partitions"],
-                        {"worker": {"type": "string"}, "partitions": {"type": "array", "items": held_entry}},
+                        {"worker": {"type": "string"}, "partitions": {"type": "array", "items": HELD_ENTRY}},
                     ),
                 ),
                 Answer(404, "no such table"),
@@ -788,7 +505,7 @@ def table_routes(reads: TableReads, peers: Peers) -> list[Route]:
                 *READ_PARAMS,
                 STALE_PARAM,
             ),
-            answers=_query_answers(Answer(200, "the key's windows", key_answer)),
+            answers=query_answers(Answer(200, "the key's windows", KEY_ANSWER)),
         ),
         Route(
             "GET",
@@ -797,7 +514,7 @@ def table_routes(reads: TableReads, peers: Peers) -> list[Route]:
             "every key's windows in (key, start, end) order, a page at a time",
             "read",
             params=(TABLE_PARAM, *SCAN_PARAMS, *READ_PARAMS, STALE_PARAM),
-            answers=_query_answers(Answer(200, "a page of windows", scan_answer)),
+            answers=query_answers(Answer(200, "a page of windows", SCAN_ANSWER)),
         ),
         Route(
             "GET",
@@ -807,7 +524,7 @@ def table_routes(reads: TableReads, peers: Peers) -> list[Route]:
             "best window, ties broken by key; non-numeric values are skipped",
             "read",
             params=(TABLE_PARAM, *TOP_PARAMS, *READ_PARAMS, STALE_PARAM),
-            answers=_query_answers(Answer(200, "the top keys", top_answer)),
+            answers=query_answers(Answer(200, "the top keys", TOP_ANSWER)),
         ),
         Route(
             "GET",
@@ -816,8 +533,8 @@ def table_routes(reads: TableReads, peers: Peers) -> list[Route]:
             "internal, documented: one partition's page of a scan, from the worker holding it",
             "read",
             params=(TABLE_PARAM, PARTITION_PARAM, *SCAN_PARAMS, *READ_PARAMS, STALE_PARAM),
-            answers=_query_answers(
-                Answer(200, "the partition's page", partition_scan_answer), partition_route=True
+            answers=query_answers(
+                Answer(200, "the partition's page", PARTITION_SCAN_ANSWER), partition_route=True
             ),
         ),
         Route(
@@ -827,8 +544,8 @@ def table_routes(reads: TableReads, peers: Peers) -> list[Route]:
             "internal, documented: one partition's own top n, from the worker holding it",
             "read",
             params=(TABLE_PARAM, PARTITION_PARAM, *TOP_PARAMS, *READ_PARAMS, STALE_PARAM),
-            answers=_query_answers(
-                Answer(200, "the partition's top keys", partition_top_answer), partition_route=True
+            answers=query_answers(
+                Answer(200, "the partition's top keys", PARTITION_TOP_ANSWER), partition_route=True
             ),
         ),
     ]

@@ -19,7 +19,8 @@ from streams.api_forward import Peers
 from streams.http_api import register_http_api
 from streams.partitioning import key_partition
 from streams.positions import PositionToken, WrittenAt
-from streams.table_routes import Role, table_routes
+from streams.table_reads import Role
+from streams.table_routes import table_routes
 from windows.aggregates import parse_aggregation
 from windows.keyed_state import WindowState
 from windows.ordered_store import MemoryOrderedStore
