@@ -18,6 +18,7 @@ from agents.faust_compat import in_recovery
 from agents.merge import SourceStage, repartition_topic
 from agents.sensor import MetricsSensor
 from agents.sink import Sink
+from agents.table_queries import PipelineReads
 from agents.windowed import TableStage, install_keyed_agent
 from streams.api_auth import OPEN, TokenFileError, TokenSet, load_tokens
 from streams.api_forward import Peers
@@ -33,6 +34,7 @@ from streams.partitioning import key_partition
 from streams.pipeline import Pipeline
 from streams.settings import Settings
 from streams.subscriptions import Followable, Subscriptions, subscription_routes
+from streams.table_routes import table_routes
 from streams.topic_admin import ensure_topics, partition_counts
 
 MIB = 1024 * 1024
@@ -227,7 +229,8 @@ def api_peer_tls(settings: Settings, pipeline: Pipeline) -> ssl.SSLContext | Non
 
 
 def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
-    """The routes beyond the core ones (:func:`streams.http_api.core_routes`)."""
+    """The routes beyond the core ones (:func:`streams.http_api.core_routes`): ingest,
+    subscriptions, and the query routes (which replace the core point query)."""
     producer = IngestProducer(built.settings.bootstrap_servers)
 
     async def stop_producer(_: object) -> None:
@@ -248,6 +251,7 @@ def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
     return [
         ingest,
         *subscription_routes(built, peers, subscriptions, followable, built.settings.bootstrap_servers),
+        *table_routes(PipelineReads(built.app, built.tables), peers),
     ]
 
 

@@ -6,10 +6,12 @@
     continust demo [-c examples/pipelines.toml]
     continust produce --source NAME [--url URL] [--token TOKEN] [--batch 500] [FILE | -]
     continust tail TABLE [--key K] [--url URL ...] [--token T] [--from-id ID] [--count N]
+    continust query [TABLE [KEY]] [--from --to --prefix --limit --all --top BY --n N --after TOKEN]
+                    [--url URL] [--token TOKEN]
 
 It belongs to the top layer, ``agents``, because ``worker`` and ``demo`` start the runtime. Each
-command imports what it needs when it runs, so ``kafka``, ``generate``, ``produce``, ``tail``
-and ``--help`` start without loading Faust.
+command imports what it needs when it runs, so ``kafka``, ``generate``, ``produce``, ``tail``,
+``query`` and ``--help`` start without loading Faust.
 """
 
 from __future__ import annotations
@@ -97,6 +99,12 @@ def _positive(text: str) -> int:
     return value
 
 
+def _query(args: argparse.Namespace) -> int:
+    from streams.query_command import main as query_main
+
+    return query_main(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="continust", description="Kafka-native stream processing.")
     p.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
@@ -150,6 +158,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--count", type=_positive, default=None, help="stop after this many events")
     t.add_argument("--heartbeat", type=int, default=15, help="seconds between the worker's heartbeats")
     t.set_defaults(run=_tail)
+
+    from streams.query_command import add_arguments as query_arguments
+
+    q = sub.add_parser("query", help="ask a worker about a table: catalog, key, scan or top keys")
+    query_arguments(q)
+    q.set_defaults(run=_query)
     return p
 
 

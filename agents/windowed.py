@@ -45,6 +45,7 @@ from agents.faults import FAULTS, FaultPoint, offsets_detail
 from agents.faust_compat import in_recovery
 from agents.idle_timeout import IdleTimeout
 from agents.merge import KeyedEvent, ProgressReport, SourceStage
+from agents.progress_signal import ProgressSignal
 from agents.sink import Sink
 from agents.table_store import RocksDBPartitions
 from streams.dead_letters import late_event_headers
@@ -89,8 +90,9 @@ def install_keyed_agent(
 
     async def process_batch(batch: Batch) -> None:
         items = source.keyed_events(batch)
+        read_through = batch.records[-1].offset if batch.records else None
         for stage in stages:
-            stage.process_events(batch.tp, items)
+            stage.process_events(batch.tp, items, read_through)
         await source.sink.flush()
 
     if source.spec.partitioned_by_key:  # the source's own topics, which exist already
@@ -124,6 +126,10 @@ class TableStage:
             "value_type": bytes,
             "schema": faust.Schema(key_serializer="raw", value_serializer="raw"),
             "on_changelog_event": self._on_changelog_event,
+            # a standby applies each changelog record as it reads it, so the committed state a
+            # standby read answers from (``stale_ok``) is as fresh as the changelog; Faust would
+            # otherwise hold up to 1000 records per partition in memory, unapplied
+            "standby_buffer_size": 1,
         }
         if self.store_options:
             raw["options"] = dict(self.store_options)
@@ -139,6 +145,10 @@ class TableStage:
         self._sent: dict[int, list[Write]] = {}
         self._sent_offsets: dict[int, int] = {}
         self._partitions: dict[int, PartitionWindows] = {}
+        #: wakes queries waiting for a position (read-your-writes) after each batch applied
+        self.progress = ProgressSignal()
+        #: per keyed-stream topic partition, the offset of the last record processed (lag)
+        self.keyed_read: dict[TP, int] = {}
         timeout = self.spec.idle_timeout_ms
         self.idle_timeout = None if timeout is None else IdleTimeout(timeout, self.clock)
         self._late = EVENTS_LATE.labels(table=self.spec.name)
@@ -218,6 +228,7 @@ class TableStage:
         """Forget the in-memory schedules: whatever partitions come back are recovered from
         their changelogs first, and their schedules are rebuilt from that state."""
         self._partitions.clear()
+        self.keyed_read.clear()
         if self.idle_timeout is not None:
             self.idle_timeout.forget()
         self.store.forget()
@@ -305,20 +316,28 @@ class TableStage:
             )
         return windows
 
-    def process_events(self, tp: TP, items: list[KeyedEvent | ProgressReport]) -> None:
+    def process_events(
+        self, tp: TP, items: list[KeyedEvent | ProgressReport], read_through: int | None = None
+    ) -> None:
         """Apply the events and progress reports of one partition of the keyed stream, in
         offset order; the records they produce are queued on the sink, which the caller
-        flushes."""
+        flushes. ``read_through``: the offset of the batch's last record (valid or not).
+
+        Every event counts for the partition's processed offsets (:meth:`_processed`), valid,
+        late or with an invalid field; for a source partitioned by key, so does every record
+        of the batch (``read_through``), including those rejected before they became events."""
         windows = self.partition(tp.partition)
         before = windows.stream_time
         on_input_event, emit = windows.on_input_event, self.emit
         inputs = False
+        arrivals: dict[int, int] = {}
         for item in items:
             if isinstance(item, ProgressReport):
                 emissions = windows.on_input_progress(item.source, item.progress, item.idle)
             else:
                 inputs = True
                 record, key, timestamp_ms, payload, source, arrival, own = item
+                arrivals[source] = arrival
                 try:
                     result = on_input_event(source, key, payload, timestamp_ms, arrival, own)
                 except InvalidField as exc:
@@ -337,6 +356,33 @@ class TableStage:
             STREAM_TIME.labels(table=self.spec.name, partition=str(tp.partition)).set(
                 windows.stream_time or 0
             )
+        if read_through is not None:
+            self.keyed_read[tp] = read_through
+        self._processed(tp, arrivals, read_through)
+        self.progress.notify()
+
+    def _processed(self, tp: TP, arrivals: dict[int, int], read_through: int | None) -> None:
+        """Raise the partition's processed offsets (saved with its state, so they survive a
+        restart or a move) to the inputs' offsets of a batch: per input, the last event's
+        (``arrival`` is the input offset times the inputs per partition plus the input,
+        :class:`~agents.merge.KeyedEvent`); for a source partitioned by key, the batch's own
+        topic partition up to ``read_through``."""
+        source, partition = self.source, tp.partition
+        if source.spec.partitioned_by_key:
+            moved = {} if read_through is None else {f"{tp.topic}:{partition}": read_through}
+        else:
+            per = source.inputs_per_partition
+            moved = {
+                source.input_name(partition, index): arrival // per for index, arrival in arrivals.items()
+            }
+        if not moved:
+            return
+        offsets = self.store.get_offsets(partition)
+        if all(offsets.get(name, -1) >= offset for name, offset in moved.items()):
+            return
+        for name, offset in moved.items():
+            offsets[name] = max(offsets.get(name, -1), offset)
+        self.store.set_offsets(partition, offsets)
 
     def _late_event(self, tp: TP, record: Any, key: str, timestamp_ms: int, stream_time: int | None) -> None:
         self._late.inc()

@@ -37,6 +37,10 @@ def _headers(request: web.Request, own_url: str) -> dict[str, str]:
     return headers
 
 
+def _timeout(seconds: float | None) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=PEER_TIMEOUT_S if seconds is None else seconds)
+
+
 class Peers:
     """The HTTP client one worker uses to ask the others (one connection pool, created on first
     use inside the running event loop)."""
@@ -61,29 +65,45 @@ class Peers:
         if self._session is not None:
             await self._session.close()
 
-    async def forward(self, request: web.Request, owner: str) -> web.Response:
-        """The owner's answer to ``request`` (same path and query), as it gave it."""
+    async def forward(self, request: web.Request, owner: str, timeout_s: float | None = None) -> web.Response:
+        """The owner's answer to ``request`` (same path and query), as it gave it (waiting at
+        most ``timeout_s`` seconds, :data:`PEER_TIMEOUT_S` by default)."""
         target = URL(owner).with_path(request.url.path).with_query(request.query)
         try:
             async with self.session().request(
-                request.method, target, headers=_headers(request, self.own_url), ssl=self._ssl
+                request.method,
+                target,
+                headers=_headers(request, self.own_url),
+                ssl=self._ssl,
+                timeout=_timeout(timeout_s),
             ) as reply:
                 body = await reply.read()
                 if reply.status >= 400:
                     HTTP_ERRORS.labels(status=str(reply.status)).inc()
-                return web.Response(body=body, status=reply.status, content_type="application/json")
+                headers = (
+                    {"Retry-After": reply.headers["Retry-After"]} if "Retry-After" in reply.headers else None
+                )
+                return web.Response(
+                    body=body, status=reply.status, content_type="application/json", headers=headers
+                )
         except (aiohttp.ClientError, TimeoutError) as exc:
             return error_response(503, "owner_unreachable", f"{owner}: {exc!r}")
 
     async def get_json(
-        self, request: web.Request, worker: str, path: str, query: Mapping[str, str]
+        self,
+        request: web.Request,
+        worker: str,
+        path: str,
+        query: Mapping[str, str],
+        timeout_s: float | None = None,
     ) -> tuple[int, Any]:
-        """Another worker's JSON answer to ``GET path?query``, asked on behalf of ``request``;
+        """Another worker's JSON answer to ``GET path?query``, asked on behalf of ``request``
+        (waiting at most ``timeout_s`` seconds, :data:`PEER_TIMEOUT_S` by default);
         ``(503, {"error": "owner_unreachable", ...})`` when it does not answer."""
         target = URL(worker).with_path(path).with_query(dict(query))
         try:
             async with self.session().get(
-                target, headers=_headers(request, self.own_url), ssl=self._ssl
+                target, headers=_headers(request, self.own_url), ssl=self._ssl, timeout=_timeout(timeout_s)
             ) as reply:
                 return reply.status, orjson.loads(await reply.read())
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:

@@ -268,9 +268,12 @@ def register_http_api(
     peers: Peers | None = None,
 ) -> list[Route]:
     """Add the API's routes to ``app``'s web server, with the token check in front of them and
-    every error as JSON; returns every route served (the OpenAPI document's)."""
+    every error as JSON; returns every route served (the OpenAPI document's). An extra route
+    with the method and path of a core route replaces it."""
     peers = peers or Peers(queries.own_url())
-    routes = [*core_routes(queries, peers), *extra_routes]
+    extra = list(extra_routes)
+    replaced = {(r.method, r.path) for r in extra}
+    routes = [*(r for r in core_routes(queries, peers) if (r.method, r.path) not in replaced), *extra]
     if protect_metrics:  # the document says so too
         routes = [replace(r, scope="admin") if r.path == "/metrics" else r for r in routes]
     document_cache: dict[str, bytes] = {}

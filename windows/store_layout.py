@@ -17,7 +17,10 @@ Three key spaces, each a one-byte prefix:
   had already passed its close (an event judged by its own input's lagging progress,
   :mod:`windows.progress`); it closes at the next move of stream time.
 * ``M`` — the partition's own state: stream time and, for a partition fed by several inputs,
-  their progress (:mod:`windows.progress`).
+  their progress (:mod:`windows.progress`); and its *processed offsets*: per input topic
+  partition (``"topic:partition"``), the largest offset of that input the partition has
+  processed (``M offsets`` → a JSON object; absent in a store written before it existed, which
+  reads as nothing processed yet).
 
 Encodings keep order: a key is its UTF-8 bytes with ``00`` escaped as ``00 FF`` and ended by
 ``00 00`` (so no key is a prefix of another, and keys sort as Python sorts the strings); a time
@@ -39,6 +42,7 @@ OVERDUE = b"O"
 META = b"M"
 STREAM_TIME_KEY = META + b"stream-time"
 INPUTS_KEY = META + b"inputs"
+OFFSETS_KEY = META + b"offsets"
 
 _BIAS = 1 << 63
 _END = b"\x00\x00"
@@ -98,6 +102,14 @@ def key_range(key: str, after: int | None = None) -> tuple[bytes, bytes]:
     prefix = DATA + _encode_key(key)
     low = prefix if after is None else prefix + encode_time(after + 1)
     return low, prefix + b"\xff" * (2 * _TIME_BYTES + 1)
+
+
+def prefix_range(prefix: str) -> tuple[bytes, bytes]:
+    """``[low, high)`` holding exactly the windows of the keys that start with ``prefix`` (all
+    windows for ``""``): a key's encoding starts with its prefix's escaped bytes, and the byte
+    after them is never ``FF`` (UTF-8 has none; the escape puts one only after a ``00``)."""
+    low = DATA + prefix.encode().replace(b"\x00", b"\x00\xff")
+    return low, low + b"\xff"
 
 
 def data_range() -> tuple[bytes, bytes]:

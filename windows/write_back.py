@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ from windows.store_layout import (
     INDEX,
     INPUTS_KEY,
     NO_DUE,
+    OFFSETS_KEY,
     OVERDUE,
     STREAM_TIME_KEY,
     Scheduled,
@@ -51,6 +53,7 @@ from windows.store_layout import (
     key_range,
     parse_index_key,
     parse_window_key,
+    prefix_range,
     window_key,
 )
 
@@ -343,6 +346,18 @@ class WriteBackStore:
     def set_inputs(self, partition: int, clock: PartitionClock) -> None:
         self._part(partition).inputs = clock
 
+    def get_offsets(self, partition: int) -> dict[str, int]:
+        """The partition's processed offsets: per input (``"topic:partition"``), the largest
+        offset of it processed; ``{}`` before any (or in a store written without them)."""
+        value = self._meta(partition, OFFSETS_KEY)
+        return {} if value is None else dict(value)
+
+    def set_offsets(self, partition: int, offsets: Mapping[str, int]) -> None:
+        """Save the partition's processed offsets (written at the next commit)."""
+        part = self._part(partition)
+        part.meta[OFFSETS_KEY] = dict(offsets)
+        part.meta_dirty.add(OFFSETS_KEY)
+
     # -- whole keys (queries, tests) ------------------------------------------------------
 
     def get(self, partition: int, key: str) -> KeyWindows | None:
@@ -368,6 +383,58 @@ class WriteBackStore:
                     by_key.setdefault(key, {})[Window(start, end)] = state
         for key in sorted(by_key):
             yield key, KeyWindows(dict(sorted(by_key[key].items())))
+
+    def scan_windows(
+        self, partition: int, after: tuple[str, int, int] | None = None, key_prefix: str = ""
+    ) -> Iterator[tuple[str, WindowState]]:
+        """The partition's windows in ``(key, start, end)`` order, lazily: those of the keys
+        starting with ``key_prefix``, strictly after ``after`` (``(key, start, end)``; ``None``:
+        from the first). One range read of the committed store merged with the cached changes
+        (a cached window replaces the committed one, a cached deletion hides it). Reads nothing
+        into the cache; the cache must not change while the iterator is in use."""
+        low, high = prefix_range(key_prefix)
+        if after is not None:
+            low = max(low, key_range(after[0])[0])  # the after key's windows, then later keys
+        part = self._partitions.get(partition)
+        cached = {} if part is None else part.windows
+        fresh = sorted(
+            (key, start, end, state)
+            for key, spans in cached.items()
+            if key.startswith(key_prefix)
+            for (start, end), state in spans.items()
+            if state is not None and (after is None or (key, start, end) > after)
+        )
+        committed = self._committed_windows(partition, low, high, after, cached)
+        for key, _start, _end, state in heapq.merge(committed, fresh, key=lambda item: item[:3]):
+            yield key, state
+
+    def _committed_windows(
+        self,
+        partition: int,
+        low: bytes,
+        high: bytes,
+        after: tuple[str, int, int] | None,
+        cached: Mapping[str, Mapping[tuple[int, int], WindowState | None]],
+    ) -> Iterator[tuple[str, int, int, WindowState]]:
+        """The committed windows in ``[low, high)`` not in the cache, after ``after``, in
+        ``(key, start, end)`` order (a store ``by_end`` holds a key's windows by end: each key's
+        are sorted here)."""
+        by_end = self.by_end
+        parsed = (
+            (*parse_window_key(raw_key, by_end), raw)
+            for raw_key, raw in self.inner.scan(partition, low, high)
+        )
+        for key, group in itertools.groupby(parsed, key=lambda item: item[0]):
+            spans = cached.get(key, {})
+            found = [
+                (start, end, raw)
+                for _, start, end, raw in group
+                if (start, end) not in spans and (after is None or (key, start, end) > after)
+            ]
+            if by_end:
+                found.sort(key=lambda item: item[:2])
+            for start, end, raw in found:
+                yield key, start, end, decode_window(start, end, raw)
 
     # -- commits --------------------------------------------------------------------------
 

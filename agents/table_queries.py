@@ -1,0 +1,143 @@
+"""The state side of the query routes (:class:`streams.table_routes.TableReads`) for a running
+pipeline: which partitions this worker holds, their views, waits and lags.
+
+Ownership comes from Faust's assignor: the active partitions of every worker from the
+changelog distribution the group leader sends to all (the same map the point query and
+``/health`` read); this worker's own standbys from its assignment. Faust does not distribute
+the standbys of the others, so each worker tells its own (``GET
+/api/tables/{table}/partitions``) and the catalog gathers them.
+
+* An active partition is read from the table stage's write-back store: committed state plus
+  the changes of the commit in progress, the state the owner's next output reflects.
+* A standby partition is read from its committed RocksDB only (Faust applies the changelog to
+  it); how far behind it is: the changelog's end offset minus the offset its database names
+  (records, transaction markers included).
+* Lag of an active partition: the keyed input's end offset (last stable offset) minus the
+  next offset the stage processes, summed over the keyed topics (``None`` until the partition
+  has processed a batch since its assignment).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import faust
+from faust.assignor import PartitionAssignor
+from faust.types import TP
+
+from agents.faust_compat import in_recovery
+from agents.windowed import TableStage
+from streams.logfmt import logfmt
+from streams.partitioning import key_partition
+from streams.table_catalog import table_description
+from streams.table_reads import Role
+from windows.spec import SessionWindows
+from windows.table_read import PartitionView
+from windows.write_back import WriteBackStore
+
+log = logging.getLogger("continust.queries")
+
+
+@dataclass
+class PipelineReads:
+    """The tables (table stages by name) of the Faust app ``app``."""
+
+    app: faust.App
+    tables: Mapping[str, TableStage]
+
+    def _stage(self, table: str) -> TableStage:
+        return self.tables[table]
+
+    def _changelog(self, table: str, partition: int) -> TP:
+        return TP(self._stage(table).windows.changelog_topic.get_topic_name(), partition)
+
+    def _assignor(self) -> PartitionAssignor:
+        return cast(PartitionAssignor, self.app.assignor)
+
+    def table_names(self) -> list[str]:
+        return sorted(self.tables)
+
+    def description(self, table: str) -> dict[str, Any]:
+        stage = self._stage(table)
+        return table_description(stage.spec, stage.source.spec, stage.partitions)
+
+    def aggregation_names(self, table: str) -> tuple[str, ...]:
+        return self._stage(table).spec.aggregate_names
+
+    def partition_count(self, table: str) -> int:
+        return self._stage(table).partitions
+
+    def partition_of(self, table: str, key: str) -> int:
+        return key_partition(key.encode(), self._stage(table).partitions)
+
+    def source_inputs(self, table: str) -> tuple[str, dict[str, int]]:
+        source = self._stage(table).source
+        return source.spec.name, dict(source.topic_partitions)
+
+    def owner(self, table: str, partition: int) -> str | None:
+        topic = self._changelog(table, partition).topic
+        for url, tps in self._assignor().changelog_distribution.items():
+            if partition in tps.get(topic, ()):
+                return str(url)
+        return None
+
+    def workers(self) -> list[str]:
+        return sorted(str(url) for url in self._assignor().changelog_distribution)
+
+    def own_url(self) -> str:
+        return str(self.app.conf.canonical_url)
+
+    def role(self, table: str, partition: int) -> Role:
+        tp = self._changelog(table, partition)
+        assignor = self._assignor()
+        if tp in assignor.assigned_actives():
+            return "active"
+        if tp in assignor.assigned_standbys():
+            return "standby"
+        return None
+
+    def restoring(self) -> bool:
+        return bool(in_recovery(self.app))
+
+    def view(self, table: str, partition: int, committed: bool) -> PartitionView:
+        stage = self._stage(table)
+        store = stage.store
+        if committed:  # a cache of its own over the committed state: never written
+            store = WriteBackStore(
+                stage.committed_store, by_end=isinstance(stage.spec.window, SessionWindows)
+            )
+        return PartitionView(store, stage.aggregate, partition)
+
+    async def wait_processed(
+        self, table: str, partition: int, condition: Callable[[], bool], timeout_s: float
+    ) -> bool:
+        return await self._stage(table).progress.wait_until(condition, timeout_s)
+
+    async def _end_offsets(self, tps: list[TP]) -> dict[TP, int] | None:
+        try:
+            consumer: Any = self.app.consumer
+            return dict(await consumer.highwaters(*tps))
+        except Exception as exc:  # no broker, consumer not started: the answer says unknown
+            log.warning(logfmt("query.end_offsets_unknown", error=repr(exc)))
+            return None
+
+    async def lag(self, table: str, partition: int) -> int | None:
+        stage = self._stage(table)
+        tps = [TP(topic, partition) for topic in stage.source.keyed_topics]
+        if any(tp not in stage.keyed_read for tp in tps):
+            return None
+        ends = await self._end_offsets(tps)
+        if ends is None:
+            return None
+        return sum(max(0, ends[tp] - stage.keyed_read[tp] - 1) for tp in tps if tp in ends)
+
+    async def standby_behind(self, table: str, partition: int) -> int | None:
+        tp = self._changelog(table, partition)
+        ends = await self._end_offsets([tp])
+        if ends is None or tp not in ends:
+            return None
+        applied = self._stage(table).committed_store.changelog_offset(partition)
+        return ends[tp] if applied is None else max(0, ends[tp] - applied - 1)
