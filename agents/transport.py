@@ -293,6 +293,17 @@ async def fetch_committed_entries(
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def verify_event_path(self, now: float, tp: TP) -> None:
+        """Faust's livelock check reads each assigned partition's fetch position, which aiokafka
+        asserts is known; a partition assigned moments ago whose position is still being
+        fetched or reset has none, and the check crashed the worker (seen when one worker took
+        over every partition of one that stopped). Such a partition is checked once it has a
+        position."""
+        state = partition_state(kafka_consumer(self), tp)
+        if state is None or state.position is None:
+            return None
+        return super().verify_event_path(now, tp)
+
     async def seek_wait(self, partitions: Mapping[TP, int | None]) -> None:
         """Faust's recovery seeks changelog partitions to the offsets it read before; when a
         rebalance lands during recovery, partitions added since have none (``None``), and the

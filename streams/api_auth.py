@@ -7,7 +7,8 @@ The token file is TOML, one ``[[tokens]]`` table per token::
     token = "a long random secret"
     scopes = ["read", "subscribe"]  # of read, subscribe, ingest, admin
 
-``admin`` allows every route. With no token file the API is open (the worker says so in its
+``admin`` allows every route; ``subscribe`` includes ``read`` (a subscription's snapshot is
+what the read routes answer). With no token file the API is open (the worker says so in its
 log when it starts). A request presents ``Authorization: Bearer <token>``; the token is compared
 with every configured one in constant time (:func:`hmac.compare_digest`), so the time an answer
 takes does not tell how much of a guess was right. ``/health`` and ``/ready`` are always open;
@@ -24,6 +25,14 @@ from pathlib import Path
 from streams.api_routes import SCOPES
 
 MIN_TOKEN_LENGTH = 16
+#: what each scope allows: ``subscribe`` includes ``read``, since a subscription starts with a
+#: snapshot of the same windows the read routes answer; ``admin`` allows every route
+IMPLIES: dict[str, frozenset[str]] = {
+    "read": frozenset({"read"}),
+    "subscribe": frozenset({"subscribe", "read"}),
+    "ingest": frozenset({"ingest"}),
+    "admin": frozenset(SCOPES),
+}
 
 
 class TokenFileError(ValueError):
@@ -37,7 +46,7 @@ class ApiToken:
     scopes: frozenset[str]
 
     def allows(self, scope: str) -> bool:
-        return "admin" in self.scopes or scope in self.scopes
+        return "admin" in self.scopes or any(scope in IMPLIES[s] for s in self.scopes)
 
     def __repr__(self) -> str:  # never the secret
         return f"ApiToken(name={self.name!r}, scopes={sorted(self.scopes)})"

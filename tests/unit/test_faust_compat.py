@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import faust
 import pytest
@@ -480,3 +480,20 @@ def test_no_private_name_is_hidden_in_a_string() -> None:
         if pattern.search(line)
     ]
     assert not found, "\n".join(found)
+
+
+async def test_the_livelock_check_skips_a_partition_whose_position_is_not_known_yet() -> None:
+    """Faust's check reads ``position`` of every assigned partition, which aiokafka asserts is
+    known; the transport's consumer thread checks a partition only once it has one."""
+    from agents.transport import ConsumerThread
+
+    assert "tp_state.position" in inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread.verify_event_path)
+    subscriptions = SubscriptionState()
+    subscriptions.subscribe({"t"})
+    subscriptions.assign_from_subscribed({TopicPartition("t", 0)})
+    state = subscriptions.subscription.assignment.state_value(TopicPartition("t", 0))
+    with pytest.raises(AssertionError):
+        state.position  # noqa: B018 - what Faust's check would read
+    consumer = SimpleNamespace(_subscription=subscriptions)
+    thread = SimpleNamespace(_ensure_consumer=lambda: consumer)
+    assert ConsumerThread.verify_event_path(cast(Any, thread), 0.0, TP("t", 0)) is None
