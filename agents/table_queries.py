@@ -28,7 +28,7 @@ import faust
 from faust.assignor import PartitionAssignor
 from faust.types import TP
 
-from agents.faust_compat import in_recovery
+from agents.faust_compat import consumer_thread, in_recovery, kafka_consumer, partition_state
 from agents.windowed import TableStage
 from streams.logfmt import logfmt
 from streams.partitioning import key_partition
@@ -117,12 +117,25 @@ class PipelineReads:
         return await self._stage(table).progress.wait_until(condition, timeout_s)
 
     async def _end_offsets(self, tps: list[TP]) -> dict[TP, int] | None:
+        """The end offsets of ``tps`` as the worker's consumer last fetched them (the last
+        stable offset, for a ``read_committed`` consumer): no request to the broker, so a
+        catalog answer costs no round trip per partition. A partition not fetched yet is left
+        out; ``None`` when the consumer has not started."""
         try:
-            consumer: Any = self.app.consumer
-            return dict(await consumer.highwaters(*tps))
-        except Exception as exc:  # no broker, consumer not started: the answer says unknown
+            client = kafka_consumer(consumer_thread(cast(Any, self.app.consumer)))
+        except Exception as exc:  # consumer not started: the answer says unknown
             log.warning(logfmt("query.end_offsets_unknown", error=repr(exc)))
             return None
+        ends = {}
+        for tp in tps:
+            state = partition_state(client, tp)
+            if state is None:
+                continue
+            stable = state.last_stable_offset
+            end = stable if stable is not None and stable >= 0 else state.highwater
+            if end is not None:
+                ends[tp] = end
+        return ends
 
     async def lag(self, table: str, partition: int) -> int | None:
         stage = self._stage(table)
