@@ -3,7 +3,8 @@
 1. **Query latency while processing.** One worker (4 partitions, tumbling 10 s count and sum,
    exactly-once, an output topic) processes events produced at ``--rate`` events/s (default
    20,000, by a separate process, 2,000 keys) while ``--clients`` concurrent clients (default 50,
-   another process) query it as fast as it answers: first point queries of random keys
+   another process, each ``--client-rate`` queries a second at most) query it: first none (the
+   load alone), then point queries of random keys
    (``GET /api/tables/{table}/keys/{key}``), then scans of up to 100 windows of the keys with
    a random prefix (``GET /api/tables/{table}/windows?limit=100&key_prefix=user-12``, gathered
    from every partition). Reported: p50, p99 and max latency, answers per second, and the
@@ -77,21 +78,27 @@ def _event(i: int, now_ms: int) -> bytes:
 
 
 async def _produce_paced(bootstrap: str, topic: str, rate: float, seconds: float) -> None:
-    """``rate`` events/s for ``seconds``, in batches every 50 ms (round-robin partitions)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    """``rate`` events/s for ``seconds``: every 50 ms, what is due, one batch per partition."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=512 * 1024)
     await producer.start()
     try:
-        started, sent, i = time.monotonic(), 0, 0
+        started, sent = time.monotonic(), 0
         while (elapsed := time.monotonic() - started) < seconds:
             due = int(rate * elapsed) - sent
             now_ms = int(time.time() * 1000)
-            futures = []
-            for _ in range(due):
-                futures.append(await producer.send(topic, _event(i, now_ms), partition=i % PARTITIONS))
-                i += 1
+            batches = [producer.create_batch() for _ in range(PARTITIONS)]
+            deliveries = []
+            for i in range(sent, sent + due):
+                batch = batches[i % PARTITIONS]
+                if batch.append(key=None, value=_event(i, now_ms), timestamp=None) is None:
+                    deliveries.append(await producer.send_batch(batch, topic, partition=i % PARTITIONS))
+                    batch = batches[i % PARTITIONS] = producer.create_batch()
+                    batch.append(key=None, value=_event(i, now_ms), timestamp=None)
+            for partition, batch in enumerate(batches):
+                if batch.record_count():
+                    deliveries.append(await producer.send_batch(batch, topic, partition=partition))
             sent += due
-            if futures:
-                await asyncio.gather(*futures)
+            await asyncio.gather(*deliveries)
             await asyncio.sleep(0.05)
     finally:
         await producer.stop()
@@ -137,8 +144,11 @@ class Latency:
         return cls(kind, len(samples), errors, seconds, at(0.5), at(0.99), ordered[-1] * 1000, events_per_s)
 
 
-async def _clients(port: int, kind: str, clients: int, seconds: float) -> tuple[list[float], int]:
-    """``clients`` loops asking ``kind`` queries for ``seconds``; their latencies and errors."""
+async def _clients(
+    port: int, kind: str, clients: int, seconds: float, per_client_rate: float
+) -> tuple[list[float], int]:
+    """``clients`` loops asking ``kind`` queries for ``seconds``, each at most
+    ``per_client_rate`` a second (0: as fast as answered); their latencies and errors."""
     base = f"http://127.0.0.1:{port}/api/tables/totals"
     samples: list[float] = []
     errors = 0
@@ -149,7 +159,12 @@ async def _clients(port: int, kind: str, clients: int, seconds: float) -> tuple[
 
         async def loop() -> None:
             nonlocal errors
+            interval = 1 / per_client_rate if per_client_rate > 0 else 0.0
+            next_at = time.monotonic() + rng.random() * interval
             while time.monotonic() < deadline:
+                if interval:
+                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                    next_at += interval
                 key = f"user-{rng.randrange(KEYS)}"
                 url = (
                     f"{base}/keys/{key}"
@@ -176,11 +191,19 @@ def _start_worker(bootstrap: str, workdir: Path, tag: str) -> tuple[subprocess.P
     pipeline.write_text(PIPELINE.format(app_id=app_id, topic=topic, output=output))
     port = free_port()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
-    log = (workdir / f"{app_id}.log").open("ab")
+    log_path = workdir / f"{app_id}.log"
     worker = subprocess.Popen(
-        worker_argv(pipeline, port, workdir / f"data-{run_id}"), env=env, stdout=log, stderr=subprocess.STDOUT
+        worker_argv(pipeline, port, workdir / f"data-{run_id}"),
+        env=env,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
     )
-    _wait(lambda: _ready(port), 180, "the worker to answer")
+    # answering, once Faust's recovery of the assigned partitions is complete
+    _wait(
+        lambda: "Recovery complete" in log_path.read_text(errors="replace") and _ready(port),
+        180,
+        "the worker",
+    )
     return worker, port, topic, output
 
 
@@ -213,19 +236,24 @@ def _stop(worker: subprocess.Popen[bytes]) -> None:
 
 
 def measure_latency(
-    bootstrap: str, workdir: Path, rate: float, clients: int, seconds: float
+    bootstrap: str, workdir: Path, rate: float, clients: int, seconds: float, per_client_rate: float
 ) -> list[Latency]:
+    """The events/s processed under the load alone, then with each kind of query."""
     worker, port, topic, _ = _start_worker(bootstrap, workdir, "lat")
     results = []
     try:
-        for kind in ("point", "scan"):
+        for kind in ("none", "point", "scan"):
             producer = multiprocessing.get_context("spawn").Process(
                 target=_run_producer, args=(bootstrap, topic, rate, seconds + 5)
             )
             producer.start()
             time.sleep(5)  # the load reaches its rate before the clients start measuring
             before = metric_total(port, "continust_events_total") or 0
-            samples, errors = asyncio.run(_clients(port, kind, clients, seconds))
+            if kind == "none":
+                time.sleep(seconds)
+                samples, errors = list[float](), 0
+            else:
+                samples, errors = asyncio.run(_clients(port, kind, clients, seconds, per_client_rate))
             after = metric_total(port, "continust_events_total") or 0
             producer.join()
             result = Latency.of(kind, samples, errors, seconds, (after - before) / seconds)
@@ -238,9 +266,25 @@ def measure_latency(
                 events_per_s=round(result.events_per_s),
             )
             results.append(result)
+            # the worker catches up before the next kind starts
+            _wait(lambda: _caught_up(port, topic), 120, "the worker to catch up")
     finally:
         _stop(worker)
     return results
+
+
+def _quiet(port: int, metric: str) -> bool:
+    """Whether ``metric`` did not change over 3 s."""
+    first = metric_total(port, metric)
+    time.sleep(3)
+    return first is not None and first == metric_total(port, metric)
+
+
+def _caught_up(port: int, topic: str) -> bool:
+    time.sleep(1)
+    first = metric_total(port, "continust_events_total")
+    time.sleep(1)
+    return first is not None and first == metric_total(port, "continust_events_total")
 
 
 async def _subscribers(port: int, count: int, stop: asyncio.Event, received: list[int]) -> None:
@@ -250,20 +294,27 @@ async def _subscribers(port: int, count: int, stop: asyncio.Event, received: lis
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def one(i: int) -> None:
-            async with session.get(f"{base}?key=user-{i}") as reply:
-                if reply.status != 200:
-                    raise RuntimeError(f"subscribe answered {reply.status}: {await reply.text()}")
-                async for line in reply.content:
-                    if line.startswith(b"event: record"):
-                        received[i] += 1
-                    if stop.is_set():
-                        return
+            while not stop.is_set():
+                async with session.get(f"{base}?key=user-{i}") as reply:
+                    if reply.status == 503:  # ownership moving or the owner restoring: again
+                        await asyncio.sleep(float(reply.headers.get("Retry-After", "1")))
+                        continue
+                    if reply.status != 200:
+                        raise RuntimeError(f"subscribe answered {reply.status}: {await reply.text()}")
+                    async for line in reply.content:
+                        if line.startswith(b"event: record"):
+                            received[i] += 1
+                        if stop.is_set():
+                            return
 
         tasks = [asyncio.create_task(one(i)) for i in range(count)]
         await stop.wait()
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        failed = [r for r in await asyncio.gather(*tasks, return_exceptions=True) if isinstance(r, Exception)]
+        failed = [r for r in failed if not isinstance(r, asyncio.CancelledError)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} subscribers failed, the first: {failed[0]!r}")
 
 
 def _subscriber_process(port: int, count: int, done: Any, out: Any) -> None:
@@ -324,7 +375,8 @@ def _subscriber_run(bootstrap: str, workdir: Path, events: int, count: int) -> S
         took = time.monotonic() - first
         received = 0
         if process is not None:
-            time.sleep(2)  # the last commit's records reach the subscribers
+            # the last commits' records reach the subscribers: until they stop arriving
+            _wait(lambda: _quiet(port, "continust_subscription_events_total"), 120, "subscribers")
             done.set()
             received = int(queue.get(timeout=60))
             process.join()
@@ -343,11 +395,17 @@ def _subscriber_run(bootstrap: str, workdir: Path, events: int, count: int) -> S
 
 
 def section_body(
-    latency: list[Latency], cost: list[SubscriberCost], command: str, date: str, rate: float, clients: int
+    latency: list[Latency],
+    cost: list[SubscriberCost],
+    command: str,
+    date: str,
+    rate: float,
+    clients: int,
+    client_rate: float,
 ) -> str:
     rows = [
         (
-            r.kind,
+            "none (the load alone)" if r.kind == "none" else r.kind,
             f"{r.answers:,}",
             f"{r.answers / r.seconds:,.0f}",
             f"{r.p50_ms:.1f}",
@@ -390,10 +448,16 @@ def section_body(
     return (
         f"Written by `{command}`; the run of {date}. One worker (4 partitions, tumbling 10 s count and sum, "
         f"exactly-once, an output topic, {KEYS:,} keys) processes events produced at {rate:,.0f} events/s by "
-        f"another process while {clients} concurrent clients (a third process) query it as fast as it "
-        "answers: "
-        "point queries of random keys, then scans of up to 100 windows from a random key prefix on. "
-        "Latency is from sending the request to reading the whole answer.\n\n"
+        f"another process while {clients} concurrent clients (a third process) query it, "
+        + (
+            f"each {client_rate:g} queries a second at most"
+            if client_rate > 0
+            else "each as fast as answered"
+        )
+        + ": first nothing (the load alone), then point queries of random keys, then scans of up to 100 "
+        "windows of the keys with a random prefix, gathered from every partition. Latency is from sending "
+        "the request to reading the whole answer; events/s is what the worker processed meanwhile (it "
+        "shares one event loop with the HTTP API, so what the queries take is what processing loses).\n\n"
         f"{table}\n\n"
         "The cost of live subscribers: the same worker setup processes a backlog as fast as it can, with no "
         "subscriber and with live subscriptions of one key each (read by another process), connected before "
@@ -406,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.query_load", description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=20_000, help="events per second while querying")
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument(
+        "--client-rate", type=float, default=10, help="queries per second per client (0: as fast as answered)"
+    )
     parser.add_argument("--seconds", type=float, default=30, help="per query kind")
     parser.add_argument("--backlog", type=int, default=300_000, help="events, for the subscriber cost")
     parser.add_argument("--subscribers", type=int, default=100)
@@ -416,13 +483,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
-            latency = measure_latency(broker.bootstrap, work, args.rate, args.clients, args.seconds)
+            latency = measure_latency(
+                broker.bootstrap, work, args.rate, args.clients, args.seconds, args.client_rate
+            )
             cost = measure_subscribers(broker.bootstrap, work, args.backlog, args.subscribers)
     finally:
         broker.release()
     command = shlex.join(["python", "-m", "bench.query_load", *(sys.argv[1:] if argv is None else argv)])
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    body = section_body(latency, cost, command, date, args.rate, args.clients)
+    body = section_body(latency, cost, command, date, args.rate, args.clients, args.client_rate)
     print(body)
     write_section(args.out, SECTION, body)
     return 0

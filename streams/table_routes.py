@@ -42,6 +42,7 @@ from aiohttp import web
 from streams.api_forward import PEER_TIMEOUT_S, Peers, forwarded, same_worker
 from streams.api_routes import Answer, BadQuery, Param, Route, error_response, json_response
 from streams.http_api import TABLE_PARAM, TIME_PARAMS
+from streams.query_budget import QueryBudget
 from streams.query_schemas import (
     DETAIL_ANSWER,
     HELD_ENTRY,
@@ -102,9 +103,10 @@ def not_ready(detail: str = "partition ownership is being (re)assigned; retry") 
 class TableRouteSet:
     """The routes' handlers over ``reads``, asking other workers through ``peers``."""
 
-    def __init__(self, reads: TableReads, peers: Peers) -> None:
+    def __init__(self, reads: TableReads, peers: Peers, budget: QueryBudget | None = None) -> None:
         self.reads = reads
         self.peers = peers
+        self.budget = budget or QueryBudget()
 
     # -- one partition, here -----------------------------------------------------------------
 
@@ -151,7 +153,7 @@ class TableRouteSet:
                     "position": {str(partition): reads.view(table, partition, False).position()},
                 }
         view = reads.view(table, partition, standby)
-        body = read(view)
+        body = await self.budget.run(lambda: read(view))
         body["position"] = {str(partition): view.position()}
         body["standby"] = standby
         if standby:
@@ -442,9 +444,9 @@ def first_failure(replies: list[Reply]) -> web.Response | None:
     return reply_response((status, body))
 
 
-def table_routes(reads: TableReads, peers: Peers) -> list[Route]:
+def table_routes(reads: TableReads, peers: Peers, budget: QueryBudget | None = None) -> list[Route]:
     """The query routes (see the module docstring)."""
-    h = TableRouteSet(reads, peers)
+    h = TableRouteSet(reads, peers, budget)
     return [
         Route(
             "GET",
