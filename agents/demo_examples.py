@@ -36,8 +36,10 @@ async def show_examples(port: int, table: TableSpec, user: str) -> None:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             async with session.get(top) as reply:
                 body = orjson.loads(await reply.read())
-            print(f"\n$ curl -s '{top}'")
-            print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+            print(f"\n$ curl -s '{top}'   # the keys that spent most in one window")
+            for entry in body.get("top", []):
+                print(f"  {orjson.dumps(entry).decode()}")
+            print('  (and "position": per partition, its stream time and the input offsets processed)')
             print(f"\n$ curl -sN '{subscribe}'   # a snapshot, then every committed change")
             async with session.get(subscribe) as reply:
                 shown = 0
