@@ -14,7 +14,6 @@ from faust.assignor import PartitionAssignor
 
 from agents.broker_watch import BrokerWatch
 from agents.commit_gate import gate_for
-from agents.faust_compat import in_recovery
 from agents.merge import SourceStage, repartition_topic
 from agents.sensor import MetricsSensor
 from agents.sink import Sink
@@ -30,7 +29,6 @@ from streams.http_ingest import IngestSource, ingest_route
 from streams.ingest_body import SourceRules
 from streams.ingest_producer import IngestProducer
 from streams.ingest_rate import IngestRateLimit
-from streams.partitioning import key_partition
 from streams.pipeline import Pipeline
 from streams.settings import Settings
 from streams.subscriptions import Followable, Subscriptions, subscription_routes
@@ -119,25 +117,8 @@ class PipelineApp:
     def table_names(self) -> list[str]:
         return sorted(self.tables)
 
-    def owner_url(self, table: str, key: str) -> str | None:
-        """The web URL of the worker whose active partitions hold ``key`` of ``table``, from the
-        assignment the group leader distributes (Kafka's default partitioner on the key text)."""
-        stage = self.tables[table]
-        topic = stage.windows.changelog_topic.get_topic_name()
-        partition = key_partition(key.encode(), stage.partitions)
-        for url, tps in cast(PartitionAssignor, self.app.assignor).changelog_distribution.items():
-            if partition in tps.get(topic, ()):
-                return str(url)
-        return None
-
     def own_url(self) -> str:
         return str(self.app.conf.canonical_url)
-
-    def restoring(self) -> bool:
-        return bool(in_recovery(self.app))
-
-    def windows(self, table: str, key: str, start_ms: int | None, end_ms: int | None) -> list[dict[str, Any]]:
-        return self.tables[table].query(key, start_ms, end_ms)
 
     def health(self) -> dict[str, Any]:
         assignment = sorted(f"{tp.topic}:{tp.partition}" for tp in self.app.assignor.assigned_actives())

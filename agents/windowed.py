@@ -63,14 +63,12 @@ from streams.metrics import (
     STREAM_TIME,
     STREAM_TIME_LAG,
 )
-from streams.partitioning import key_partition
 from streams.pipeline import TableSpec
 from windows.aggregates import InvalidField
 from windows.emission import Emission
 from windows.ordered_store import Write
-from windows.partition import PartitionWindows, live_windows
+from windows.partition import PartitionWindows
 from windows.spec import SessionWindows
-from windows.stream_time import is_expired
 from windows.write_back import WriteBackStore, window_bytes_for
 
 log = logging.getLogger("continust.table")
@@ -440,27 +438,3 @@ class TableStage:
                         )
                     )
             await self.sink.flush()
-
-    # -- queries (HTTP) ---------------------------------------------------------------------
-
-    def query(self, key: str, start_ms: int | None, end_ms: int | None) -> list[dict[str, Any]]:
-        """The key's windows overlapping [start_ms, end_ms), sorted by (start, end)."""
-        partition = key_partition(key.encode(), self.partitions)
-        stream_time = self.store.get_stream_time(partition)
-        spec = self.spec.window
-        answer = []
-        for w, closed in live_windows(self.aggregate, self.store.key_windows(partition, key), stream_time):
-            if is_expired(w.end, spec.grace_ms, spec.retention_ms, stream_time):
-                continue
-            if (start_ms is not None and w.end <= start_ms) or (end_ms is not None and w.start >= end_ms):
-                continue
-            answer.append(
-                {
-                    "start": w.start,
-                    "end": w.end,
-                    "closed": closed,
-                    "value": self.aggregate.value(w),
-                    "version": w.version,
-                }
-            )
-        return answer

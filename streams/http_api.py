@@ -2,12 +2,10 @@
 
 The routes are data (:class:`~streams.api_routes.Route`): this module registers them, puts the
 bearer-token check (:mod:`streams.api_auth`) and the JSON error bodies in front of them, and
-serves the OpenAPI document generated from them at ``GET /api/openapi.json``. The routes of
-this module:
+serves the OpenAPI document generated from them at ``GET /api/openapi.json``. The table
+routes are :mod:`streams.table_routes`, :mod:`streams.subscriptions` and
+:mod:`streams.http_ingest`; the routes of this module:
 
-``GET /api/tables/{table}/keys/{key}?from=&to=``: the key's windows that overlap [from, to),
-sorted by start, answered by the worker that owns the key's partition wherever the request
-lands; 503 (``"error": "restoring"``) while that worker restores its tables.
 ``GET /health``: whether this worker is up, reaches its Kafka cluster and which partitions it
 owns; 503 (``"status": "broker_unreachable"``) while no broker answers its probes.
 ``GET /metrics``: Prometheus metrics.
@@ -32,7 +30,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.api_auth import OPEN, TokenSet, bearer
-from streams.api_forward import Peers, forwarded, same_worker
+from streams.api_forward import Peers
 from streams.api_routes import (
     ANY_OBJECT,
     Answer,
@@ -58,20 +56,7 @@ class TableQueries(Protocol):
 
     def table_names(self) -> list[str]: ...
 
-    def owner_url(self, table: str, key: str) -> str | None:
-        """The base URL of the worker that owns ``key`` of ``table``; ``None`` while unassigned."""
-        ...
-
     def own_url(self) -> str: ...
-
-    def restoring(self) -> bool:
-        """Whether this worker is still restoring its tables from their changelogs (its answers
-        would miss what the changelogs hold beyond its stores)."""
-        ...
-
-    def windows(self, table: str, key: str, start_ms: int | None, end_ms: int | None) -> list[dict[str, Any]]:
-        """The key's windows overlapping [start_ms, end_ms), sorted by start."""
-        ...
 
     def health(self) -> dict[str, Any]:
         """The worker's state; ``"status"`` is ``"ok"`` when it is healthy."""
@@ -185,7 +170,9 @@ def unknown_table(queries: TableQueries, table: str) -> web.Response | None:
     )
 
 
-def core_routes(queries: TableQueries, peers: Peers) -> list[Route]:
+def core_routes(queries: TableQueries) -> list[Route]:
+    """The operations routes: liveness and metrics."""
+
     async def health(request: web.Request) -> web.StreamResponse:
         body = queries.health()
         return json_response(body, 200 if body["status"] == "ok" else 503)
@@ -193,33 +180,6 @@ def core_routes(queries: TableQueries, peers: Peers) -> list[Route]:
     async def metrics(request: web.Request) -> web.StreamResponse:
         return web.Response(body=generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-    async def table_key(request: web.Request) -> web.StreamResponse:
-        table, key = request.match_info["table"], request.match_info["key"]
-        missing = unknown_table(queries, table)
-        if missing is not None:
-            return missing
-        start, end = time_range(request)
-        owner = queries.owner_url(table, key)
-        if owner is None:
-            return error_response(503, "not_ready", "partition ownership is being (re)assigned; retry")
-        if not same_worker(owner, queries.own_url()):
-            if forwarded(request):
-                return error_response(503, "not_ready", "owners disagree during a rebalance; retry")
-            return await peers.forward(request, owner)
-        if queries.restoring():
-            return error_response(503, "restoring", "the owner is restoring its tables; retry")
-        windows = queries.windows(table, key, start, end)
-        return json_response({"table": table, "key": key, "windows": windows})
-
-    key_answer = {
-        "type": "object",
-        "required": ["table", "key", "windows"],
-        "properties": {
-            "table": {"type": "string"},
-            "key": {"type": "string"},
-            "windows": {"type": "array", "items": WINDOW_SCHEMA},
-        },
-    }
     return [
         Route(
             "GET",
@@ -241,20 +201,6 @@ def core_routes(queries: TableQueries, peers: Peers) -> list[Route]:
             ),
             tag="operations",
         ),
-        Route(
-            "GET",
-            "/api/tables/{table}/keys/{key}",
-            table_key,
-            "one key's windows overlapping [from, to), sorted by start",
-            "read",
-            params=(TABLE_PARAM, Param("key", "path", {"type": "string"}, "the key"), *TIME_PARAMS),
-            answers=(
-                Answer(200, "the key's windows", key_answer),
-                Answer(400, "a bad parameter"),
-                Answer(404, "no such table"),
-                Answer(503, "the owner is restoring, or ownership is moving"),
-            ),
-        ),
     ]
 
 
@@ -271,9 +217,7 @@ def register_http_api(
     every error as JSON; returns every route served (the OpenAPI document's). An extra route
     with the method and path of a core route replaces it."""
     peers = peers or Peers(queries.own_url())
-    extra = list(extra_routes)
-    replaced = {(r.method, r.path) for r in extra}
-    routes = [*(r for r in core_routes(queries, peers) if (r.method, r.path) not in replaced), *extra]
+    routes = [*core_routes(queries), *extra_routes]
     if protect_metrics:  # the document says so too
         routes = [replace(r, scope="admin") if r.path == "/metrics" else r for r in routes]
     document_cache: dict[str, bytes] = {}

@@ -51,22 +51,17 @@ class MemoryTable:
         self.store = WriteBackStore(self.committed)
         self.signal = ProgressSignal()
         self.waiting = asyncio.Event()  # set once a query waits for processing
+        self.restores = False
 
     # TableQueries
     def table_names(self) -> list[str]:
         return ["t"]
 
-    def owner_url(self, table: str, key: str) -> str:
-        return self.owner(table, self.partition_of(table, key)) or ""
-
     def own_url(self) -> str:
         return OWN
 
     def restoring(self) -> bool:
-        return False
-
-    def windows(self, table: str, key: str, start_ms: int | None, end_ms: int | None) -> list[dict[str, Any]]:
-        return []
+        return self.restores
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok"}
@@ -184,6 +179,25 @@ def test_bad_parameters_are_400_json_and_an_unknown_table_404() -> None:
             assert (status, body["error"]) == (404, "unknown_table")
 
     serve(all_active(), scenario)
+
+
+def test_a_restoring_owner_answers_503_and_a_restored_one_its_windows() -> None:
+    table = all_active()
+
+    async def scenario(client: TestClient) -> None:
+        table.restores = True
+        for path, query in (
+            ("/api/tables/t/keys/k1", {}),
+            ("/api/tables/t/windows", {}),
+            ("/api/tables/t/top", {"by": "n"}),
+        ):
+            status, body, _ = await get(client, path, **query)
+            assert (status, body["error"]) == (503, "restoring"), path
+        table.restores = False
+        status, body, _ = await get(client, "/api/tables/t/keys/k1")
+        assert status == 200 and [w["start"] for w in body["windows"]] == [0, 10, 20]
+
+    serve(table, scenario)
 
 
 def test_a_scan_merges_the_partitions_in_key_order_page_by_page() -> None:
