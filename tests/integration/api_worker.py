@@ -5,7 +5,6 @@ token per scope. The worker is shared by the API's contract and auth tests (the 
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -17,11 +16,9 @@ import orjson
 
 from streams.api_routes import SCOPES
 from streams.topic_admin import ensure_topics
-from tests.integration.broker_io import publish
+from tests.integration.broker_io import free_port, publish
 from tests.integration.conftest import Worker, run, spawn_worker, stop_workers, wait_until
 
-#: the worker ports of the API tests (one range for these tests only)
-API_PORT, TOKEN_ERROR_PORT, TLS_PORTS = 39510, 39511, (39512, 39513)
 USERS = ("alice", "bob", "carol")
 PIPELINE = """
 [app]
@@ -111,24 +108,12 @@ def call(
         return err.code, dict(err.headers), err.read()
 
 
-def port_free(port: int) -> bool:
-    """Whether nothing listens on ``port`` (a connection of an earlier run in TIME_WAIT does
-    not count: the worker's server binds with SO_REUSEADDR as this probe does)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def start_api_worker(kafka: str, where: Path, run_id: str) -> ApiWorker:
     """The worker with a token file, once its table answers every user's window."""
-    assert port_free(API_PORT), f"port {API_PORT} is taken: another worker of these tests still runs?"
+    port = free_port()
     pipeline = write_pipeline(kafka, where, run_id)
     worker = spawn_worker(
-        kafka, pipeline, API_PORT, where, env={"CONTINUST_API_TOKENS_FILE": str(token_file(where))}
+        kafka, pipeline, port, where, env={"CONTINUST_API_TOKENS_FILE": str(token_file(where))}
     )
     start = publish_clicks(kafka, pipeline, run_id)
     admin = {"Authorization": f"Bearer {token_of('admin')}"}
@@ -139,7 +124,7 @@ def start_api_worker(kafka: str, where: Path, run_id: str) -> ApiWorker:
         try:
             for user in USERS:
                 status, _, body = call(
-                    f"http://127.0.0.1:{API_PORT}/api/tables/clicks_per_user/keys/{user}", headers=admin
+                    f"http://127.0.0.1:{port}/api/tables/clicks_per_user/keys/{user}", headers=admin
                 )
                 if status != 200 or not orjson.loads(body)["windows"]:
                     return False

@@ -19,7 +19,7 @@ import orjson
 from agents.worker_command import worker_argv
 from streams.api_auth import IMPLIES
 from streams.api_routes import SCOPES
-from tests.integration.api_worker import TOKEN_ERROR_PORT, USERS, ApiWorker, call, token_of, write_pipeline
+from tests.integration.api_worker import USERS, ApiWorker, call, token_of, write_pipeline
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str, str | None]]:
@@ -103,7 +103,7 @@ def test_a_wrong_token_file_stops_the_worker_with_exit_status_2(kafka: str, tmp_
     tokens.write_text('[[tokens]]\nname = "ops"\ntoken = "short"\nscopes = ["admin"]\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUST_API_")}
     stopped = subprocess.run(
-        worker_argv(pipeline, TOKEN_ERROR_PORT, tmp_path / "data"),
+        worker_argv(pipeline, tmp_path / "data"),
         capture_output=True,
         text=True,
         timeout=120,

@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.integration.api_worker import TLS_PORTS, USERS, call, publish_clicks, write_pipeline
+from tests.integration.api_worker import USERS, call, publish_clicks, write_pipeline
+from tests.integration.broker_io import free_port
 from tests.integration.conftest import Worker, spawn_worker, stop_workers, wait_until
 
 
@@ -56,8 +57,8 @@ def test_tls_workers_answer_https_only_and_forward_over_verified_tls(kafka: str,
     pipeline = write_pipeline(kafka, tmp_path, run_id, partitions=2)
     env = {"CONTINUST_API_TLS_CERT": str(cert), "CONTINUST_API_TLS_KEY": str(key)}
     other_ca = {"CONTINUST_API_TLS_CA": str(self_signed(tmp_path, "other")[0])}
-    trusting = spawn_worker(kafka, pipeline, TLS_PORTS[0], tmp_path, env=env)
-    doubting = spawn_worker(kafka, pipeline, TLS_PORTS[1], tmp_path, env={**env, **other_ca})
+    trusting = spawn_worker(kafka, pipeline, free_port(), tmp_path, env=env)
+    doubting = spawn_worker(kafka, pipeline, free_port(), tmp_path, env={**env, **other_ca})
     workers = [trusting, doubting]
     try:
         client = ssl.create_default_context(cafile=str(cert))

@@ -6,7 +6,6 @@ writes a whole file."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,11 +19,10 @@ import orjson
 from streams.partitioning import key_partition
 from streams.positions import PositionToken, WrittenAt
 from streams.topic_admin import ensure_topics
-from tests.integration.broker_io import read_to_end
+from tests.integration.broker_io import free_port, read_to_end
 from tests.integration.conftest import run, wait_until
 
 #: this module's worker HTTP ports
-PORTS = range(39210, 39220)
 KEYED = 3  # the source's keyed partitions: its largest topic's
 RATE = 50
 MAX_BYTES = 64 * 1024
@@ -76,17 +74,6 @@ name = "loader"
 token = "{loader}"
 scopes = ["ingest"]
 """
-
-
-def free_port_in_range() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS}")
 
 
 def post(
@@ -141,7 +128,7 @@ def test_http_ingest_and_continust_produce(
     pipeline.write_text(
         PIPELINE.format(run_id=run_id, tokens=tokens, rate=RATE, max_bytes=MAX_BYTES, a=a, b=b)
     )
-    worker = start_worker(pipeline, free_port_in_range())
+    worker = start_worker(pipeline, free_port())
     port = worker.port
     wait_until(lambda: healthy(worker), 60, "the worker's health", worker.log_tail)
     events = "/api/sources/clicks/events"

@@ -14,7 +14,6 @@ import asyncio
 import random
 import re
 import signal
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -29,30 +28,12 @@ from agents.cli import main as continust
 from streams.partitioning import key_partition
 from streams.positions import PositionToken, WrittenAt
 from streams.topic_admin import ensure_topics
+from tests.integration.broker_io import free_port
 from tests.integration.conftest import run, wait_exit, wait_until
 
 PARTITIONS = 4
 SIZE = 10_000
 KEYS = [f"k{i:02d}" for i in range(50)]
-PORT_RANGE = range(39410, 39418)  # the worker ports this test may use
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` ports of :data:`PORT_RANGE` nothing is bound to now (the range lies in the
-    kernel's ephemeral range, so an outgoing connection may hold one for a while)."""
-    free = []
-    for port in PORT_RANGE:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        free.append(port)
-        if len(free) == count:
-            return free
-    raise RuntimeError(f"fewer than {count} free ports in {PORT_RANGE}")
-
-
 PIPELINE = """
 [app]
 id = "{app_id}"
@@ -216,7 +197,7 @@ def test_every_query_is_answered_alike_by_any_worker_and_follows_writes(
     events = backlog(t0, 800)
     written = run(produce(kafka, topic, events))
     want = model(events)
-    a, b, c = free_ports(3)
+    a, b, c = free_port(), free_port(), free_port()
     workers = [start_worker(pipeline, a), start_worker(pipeline, b)]
 
     def two_owners() -> bool:

@@ -22,12 +22,11 @@ import pytest
 from streams.event_ids import TablePosition
 from streams.sse import SseEvent, read_events
 from streams.topic_admin import ensure_topics
-from tests.integration.broker_io import publish, read_to_end
+from tests.integration.broker_io import free_port, publish, read_to_end
 from tests.integration.conftest import Worker, run, wait_exit, wait_until
 
 SIZE = 60_000
 #: worker HTTP ports of this module (a range of their own)
-PORT_A, PORT_B, PORT_TABLE = 39310, 39311, 39312
 PIPELINE = """
 [app]
 id = "{app_id}"
@@ -146,8 +145,8 @@ def test_a_key_subscription_resumes_on_another_worker_without_gap_or_repeat(
     pipeline, events, out = write_pipeline(tmp_path, run_id)
     run(ensure_topics(kafka, {events: 3}))
     one_subscriber = {"CONTINUST_API_MAX_SUBSCRIBERS": "1"}
-    a = start_worker(pipeline, PORT_A, env=one_subscriber)
-    b = start_worker(pipeline, PORT_B, env=one_subscriber)
+    a = start_worker(pipeline, free_port(), env=one_subscriber)
+    b = start_worker(pipeline, free_port(), env=one_subscriber)
     logs = lambda: a.log_tail() + "\n" + b.log_tail()  # noqa: E731
     wait_until(
         lambda: all(owns_partitions(w, events) for w in (a, b)), 90, "both workers to own partitions", logs
@@ -272,7 +271,7 @@ def test_a_whole_table_subscription_resumes_from_any_id_without_gap_or_repeat(
 ):
     pipeline, events, out = write_pipeline(tmp_path, run_id)
     run(ensure_topics(kafka, {events: 3}))
-    worker = start_worker(pipeline, PORT_TABLE)
+    worker = start_worker(pipeline, free_port())
     wait_until(lambda: ready(worker, "counts", "alice"), 90, "the worker", worker.log_tail)
     t0 = (int(time.time() * 1000) - 3_000_000) // SIZE * SIZE
     users = ["alice", "bob", "carol", "dave", "erin"]

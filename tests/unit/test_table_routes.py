@@ -30,7 +30,7 @@ from windows.table_read import PartitionView
 from windows.write_back import WriteBackStore
 
 OWN = "http://127.0.0.1:39418"
-ELSEWHERE = "http://127.0.0.1:39419"  # nothing listens there
+ELSEWHERE = "http://127.0.0.1:1"  # nothing listens there
 PARTITIONS = 4
 AGGREGATE = WindowedAggregate(
     TumblingWindows(10, grace_ms=0, retention_ms=1_000),
