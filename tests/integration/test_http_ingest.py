@@ -290,3 +290,20 @@ def test_http_ingest_and_continust_produce(
         return found if found == {"alice": 1, "cli-3": cli_3} else None
 
     wait_until(counts, 30, "the table to count the ingested events", worker.log_tail)
+
+    # read your writes: a query given the ingest's position answers with the new event at once,
+    # whichever partition of the table it lands on (no waiting for the table to catch up first)
+    for user in ("alice", "cli-3", "zoe"):
+        status, body, _ = post(port, events, orjson.dumps(event(user, 1)))
+        assert status == 202, body
+        status, answer = get(
+            port, f"/api/tables/per_user/keys/{user}?after={body['position']}&wait=8", "reader"
+        )
+        assert status == 200, answer
+        assert (
+            sum(w["value"]["n"] for w in answer["windows"])
+            == {"alice": 2, "cli-3": cli_3 + 1, "zoe": 1}[user]
+        )
+        [written] = body["written"]
+        partition = str(key_partition(user.encode(), KEYED))
+        assert answer["position"][partition]["inputs"][f"{a}:{written['partition']}"] >= written["offset"]
