@@ -103,7 +103,7 @@ def test_a_wrong_token_file_stops_the_worker_with_exit_status_2(kafka: str, tmp_
     tokens.write_text('[[tokens]]\nname = "ops"\ntoken = "short"\nscopes = ["admin"]\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUST_API_")}
     stopped = subprocess.run(
-        worker_argv(pipeline, tmp_path / "data"),
+        worker_argv(pipeline, free_port(), tmp_path / "data"),
         capture_output=True,
         text=True,
         timeout=120,
