@@ -20,6 +20,7 @@ from agents.worker_command import worker_argv
 from streams.api_auth import IMPLIES
 from streams.api_routes import SCOPES
 from tests.integration.api_worker import USERS, ApiWorker, call, token_of, write_pipeline
+from tests.integration.broker_io import free_port
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str, str | None]]:
