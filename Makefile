@@ -42,8 +42,12 @@ kafka-status: $(STAMP) ## is the local broker running?
 demo: $(STAMP) ## the main job: broker, topics, a worker and a live event generator (Ctrl-C stops all)
 	@$(BIN)/continust demo -c examples/pipelines.toml
 
-test: $(STAMP) $(BENCH_STAMP) ## all tests: unit, then integration on a real broker (started on port 19092); the bench extra too, for the bench run test
-	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra --durations=15 tests
+test: $(STAMP) $(BENCH_STAMP) ## all tests: unit (beside) and integration on a real broker (started on port 19092); the bench extra too, for the bench run test
+	@echo "event=test.unit log=.unit-tests.log detail=\"the unit tests run beside the integration tests\""
+	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m "not integration" tests > .unit-tests.log 2>&1 & unit=$$!; \
+		$(BIN)/python -m pytest -p no:cacheprovider -q -ra --durations=15 -m integration tests; integration=$$?; \
+		wait $$unit; units=$$?; echo "event=test.unit.done status=$$units"; cat .unit-tests.log; \
+		test $$integration -eq 0 -a $$units -eq 0
 
 test-unit: $(STAMP) ## the unit tests only (no broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -m "not integration" tests
@@ -68,4 +72,4 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 
 clean: ## remove the virtualenv, broker data and caches (keeps nothing running)
 	-@test -x $(BIN)/continust && $(BIN)/continust kafka stop
-	rm -rf $(VENV) .kafka .data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis
+	rm -rf $(VENV) .kafka .data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis .unit-tests.log
