@@ -100,7 +100,12 @@ class PipelineReads:
         return None
 
     def restoring(self) -> bool:
-        return bool(in_recovery(self.app))
+        """Whether this worker's partitions may not hold their whole state: from the start of a
+        rebalance (``app.rebalancing``, set before partitions are revoked and cleared only when
+        Faust's recovery of the new assignment is complete) through the recovery itself. A
+        partition just assigned is active before its recovery starts: answering then read a
+        store that did not hold the partition's state yet."""
+        return bool(in_recovery(self.app) or self.app.rebalancing)
 
     def view(self, table: str, partition: int, committed: bool) -> PartitionView:
         stage = self._stage(table)

@@ -60,7 +60,10 @@ class TableReads(Protocol):
         """Whether this worker holds the partition active, as a standby, or not at all."""
         ...
 
-    def restoring(self) -> bool: ...
+    def restoring(self) -> bool:
+        """Whether this worker is in a rebalance or restoring its tables (its partitions may not
+        hold their whole state yet: reads answer 503)."""
+        ...
 
     def view(self, table: str, partition: int, committed: bool) -> PartitionView:
         """The partition as this worker holds it; ``committed``: its committed state only."""

@@ -134,7 +134,10 @@ class TableRouteSet:
         if standby is None:
             return 421, {"error": "not_owner", "detail": f"this worker does not hold partition {partition}"}
         if not standby and reads.restoring():
-            return 503, {"error": "restoring", "detail": "the owner is restoring its tables; retry"}
+            return 503, {
+                "error": "restoring",
+                "detail": "the owner is rebalancing or restoring its tables; retry",
+            }
         entries = entries_for(options.token, partition)
         if entries:
             done = await reads.wait_processed(
