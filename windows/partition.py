@@ -85,6 +85,11 @@ class PartitionWindows:
         # it reaches _next_delete + retention (None: not known, read the index)
         self._next_close: int | None = None
         self._next_delete: int | None = None
+        #: windows created and not closed yet; counted from the time index when the partition
+        #: is loaded (one scan), then kept by the creations, merges and closes that follow
+        self.open_windows = sum(
+            1 for entry in store.index(partition) if self.stream_time is None or entry.due > self.stream_time
+        )
 
     @property
     def scheduled(self) -> int:
@@ -165,6 +170,7 @@ class PartitionWindows:
         replaced: Sequence[Window],
     ) -> None:
         store, partition = self.store, self.partition
+        self.open_windows += len(created) - len(replaced)
         for window in replaced:  # sessions merged into another: open until now
             store.delete_window(partition, key, window)
             store.index_remove(partition, self._entry(key, window))
@@ -261,6 +267,7 @@ class PartitionWindows:
             state = store.get_window(partition, key, window)
             if state is None:  # merged into a later session
                 continue
+            self.open_windows -= 1
             emission = closed(key, state)
             if entry.due + retention <= stream_time:  # no retention left: deleted at once
                 store.delete_window(partition, key, window)
