@@ -32,7 +32,7 @@ from streams.http_ingest import IngestSource, ingest_route
 from streams.ingest_body import SourceRules
 from streams.ingest_producer import IngestProducer
 from streams.ingest_rate import IngestRateLimit
-from streams.metrics import register_runtime
+from streams.metrics import BACKPRESSURE_PAUSES, BACKPRESSURE_SECONDS, register_runtime
 from streams.pipeline import Pipeline
 from streams.settings import Settings
 from streams.subscriptions import Followable, Subscriptions, subscription_routes
@@ -291,6 +291,9 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
     app.sensors.add(MetricsSensor())
     liveness_for(app).wedged_after_ms = settings.wedged_after_ms
     gate_for(app).memory_limits["state_cache"] = settings.state_cache_mb * MIB
+    for limit in gate_for(app).memory_limits:  # the fetch pauses, exported at 0 from the start
+        BACKPRESSURE_PAUSES.labels(limit=limit)
+        BACKPRESSURE_SECONDS.labels(limit=limit)
     exactly_once = settings.processing_guarantee == "exactly_once"
     sink = Sink(app, exactly_once)
     broker = BrokerWatch(settings.bootstrap_servers, settings.broker_timeout_ms / 1000)

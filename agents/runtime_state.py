@@ -3,7 +3,8 @@
 
 * Consumer lag: per assigned partition, its last stable offset minus its fetch position, as the
   consumer's last fetch left them (:func:`agents.faust_compat.partition_state`); a partition
-  whose position or last stable offset is not known yet is left out.
+  whose position or last stable offset is not known yet is left out, and so are the changelog
+  partitions of active table partitions (see :func:`consumer_lag`).
 * Recovery: :func:`agents.faust_compat.recovery_remaining`.
 * State bytes: the sizes of the files of each table's RocksDB partition databases under the
   data directory, summed per table; computed at most every ``state_bytes_every_ms`` (default
@@ -30,13 +31,21 @@ from agents.faust_compat import consumer_thread, kafka_consumer, partition_state
 
 
 def consumer_lag(app: faust.App) -> dict[TP, int]:
-    """Records left to read of each assigned partition whose fetch state is known."""
+    """Records left to read of each assigned partition whose fetch state is known. The
+    changelog partitions of the worker's active table partitions are left out: the worker
+    writes them and reads them only to restore, with the consumer paused on them otherwise
+    (their restore is ``continust_recovery_remaining_records``); standby changelog partitions
+    count, since a standby reads them."""
     try:
         client = kafka_consumer(consumer_thread(app.consumer))  # type: ignore[arg-type]
     except (ConsumerNotStarted, AttributeError):
         return {}
+    changelogs = app.tables.changelog_topics
+    standbys = app.assignor.assigned_standbys()
     lag: dict[TP, int] = {}
     for tp in list(client.assignment()):
+        if tp.topic in changelogs and TP(tp.topic, tp.partition) not in standbys:
+            continue
         state = partition_state(client, tp)
         if state is None or state.position is None:
             continue
