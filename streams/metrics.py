@@ -199,7 +199,8 @@ COMMIT_SECONDS = Histogram(
 )
 COMMIT_FAILURES = Counter(
     "continust_commit_failures_total",
-    "Commits that raised (a transaction or an offset commit failed).",
+    "Commits that failed: a commit that raised (a transaction or an offset commit), and an "
+    "at_least_once offset commit that failed (one refused because the group rebalanced aside).",
     registry=REGISTRY,
 )
 REBALANCES = Counter(
