@@ -13,8 +13,11 @@ import faust
 from faust.assignor import PartitionAssignor
 
 from agents.broker_watch import BrokerWatch
-from agents.commit_gate import gate_for
+from agents.commit_gate import batch_routes_for, gate_for
+from agents.liveness import liveness_for
 from agents.merge import SourceStage, repartition_topic
+from agents.readiness import readiness
+from agents.runtime_state import WorkerState
 from agents.sensor import MetricsSensor
 from agents.sink import Sink
 from agents.table_queries import PipelineReads
@@ -29,6 +32,7 @@ from streams.http_ingest import IngestSource, ingest_route
 from streams.ingest_body import SourceRules
 from streams.ingest_producer import IngestProducer
 from streams.ingest_rate import IngestRateLimit
+from streams.metrics import BACKPRESSURE_PAUSES, BACKPRESSURE_SECONDS, register_runtime
 from streams.pipeline import Pipeline
 from streams.settings import Settings
 from streams.subscriptions import Followable, Subscriptions, subscription_routes
@@ -112,6 +116,7 @@ class PipelineApp:
     broker: BrokerWatch
     sources: dict[str, SourceStage] = field(default_factory=dict)
     tables: dict[str, TableStage] = field(default_factory=dict)
+    state: WorkerState | None = None
 
     # TableQueries, for the HTTP API
     def table_names(self) -> list[str]:
@@ -128,13 +133,23 @@ class PipelineApp:
         }
         broker = self.broker.health(time.monotonic())
         status = "ok" if broker["broker"] == "reachable" else "broker_unreachable"
+        wedged = None
+        if self.state is not None:
+            restoring = sum(self.state.recovery_remaining().values())
+            wedged = liveness_for(self.app).check(self.state.processing_lag(), restoring)
+        if wedged is not None and status == "ok":
+            status = "wedged"
         return {
             "status": status,
+            **({"reason": wedged} if wedged is not None else {}),
             **broker,
             "app": self.settings.app_id,
             "active_partitions": assignment,
             "owners": owners,
         }
+
+    def ready(self) -> dict[str, Any]:
+        return readiness(self.app).body()
 
 
 def fetch_size_per_partition(settings: Settings, plan: TopicPlan) -> int:
@@ -274,7 +289,11 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         consumer_max_fetch_size=fetch_size_per_partition(settings, plan),
     )
     app.sensors.add(MetricsSensor())
+    liveness_for(app).wedged_after_ms = settings.wedged_after_ms
     gate_for(app).memory_limits["state_cache"] = settings.state_cache_mb * MIB
+    for limit in gate_for(app).memory_limits:  # the fetch pauses, exported at 0 from the start
+        BACKPRESSURE_PAUSES.labels(limit=limit)
+        BACKPRESSURE_SECONDS.labels(limit=limit)
     exactly_once = settings.processing_guarantee == "exactly_once"
     sink = Sink(app, exactly_once)
     broker = BrokerWatch(settings.bootstrap_servers, settings.broker_timeout_ms / 1000)
@@ -308,6 +327,10 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         stages = [t for t in built.tables.values() if t.spec.source == name]
         if stages:
             install_keyed_agent(app, source, stages, plan.source_partitions[name])
+    built.state = WorkerState(
+        app, {name: stage.windows for name, stage in built.tables.items()}, lambda: set(batch_routes_for(app))
+    )
+    register_runtime(built.state)
     # over TLS, workers ask each other verifying the certificate against the configured CA
     peers = Peers(built.own_url(), ssl=api_peer_tls(settings, pipeline))
     register_http_api(

@@ -18,6 +18,10 @@ Over a limit, it commits at once, before the next fetch is processed: fetching a
 pause until the commit has drained what the limit counts (backpressure), and
 ``continust_backpressure_pauses_total`` counts it.
 
+Each batch processed is observed once in ``continust_batch_records`` and
+``continust_batch_seconds`` (handler and acknowledgement), and counts as progress for the
+worker's liveness (:mod:`agents.liveness`).
+
 A record the consumer delivers a second time while its partition stays assigned (Faust rewinds
 partitions it has already resumed, see :meth:`agents.transport.Consumer.perform_seek`) is
 acknowledged without being processed again: its first processing is in the same transaction.
@@ -37,8 +41,9 @@ from typing import Any
 from faust.types import TP
 
 from agents.faults import FAULTS, FaultPoint
+from agents.liveness import liveness_for
 from streams.logfmt import logfmt
-from streams.metrics import BACKPRESSURE_PAUSES, BACKPRESSURE_SECONDS
+from streams.metrics import BACKPRESSURE_PAUSES, BACKPRESSURE_SECONDS, BATCH_RECORDS, BATCH_SECONDS
 
 log = logging.getLogger("continust.gate")
 
@@ -111,8 +116,12 @@ class CommitGate:
                 if not records:
                     return
                 batch = Batch(batch.tp, batch.generation_id, records)
+            started = time.perf_counter()
             await handler(batch)
             consumer.ack_processed(batch.tp, [r.offset for r in records])
+            BATCH_SECONDS.observe(time.perf_counter() - started)
+            BATCH_RECORDS.observe(len(records))
+            liveness_for(app).progressed()
             self.records_processed += len(records)
             FAULTS.reached(
                 FaultPoint.BATCH_PROCESSED,

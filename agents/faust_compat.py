@@ -394,6 +394,39 @@ def in_recovery(app: faust.App) -> bool:
     return bool(app.in_recovery)
 
 
+def recovery_remaining(app: faust.App) -> dict[TP, int]:
+    """Changelog records left to restore, per changelog partition of an active table partition
+    this worker restores or restored in its current assignment (0 once restored; never
+    negative).
+
+    Relies on: faust-streaming, ``faust.tables.manager.TableManager.recovery`` (the ``Recovery``
+    service, created on first use) and ``Recovery.active_remaining()`` (a ``Counter`` of the
+    highwater of each active changelog partition minus the offset restored so far; ``revoke``
+    drops revoked partitions).
+    Needed for: ``/ready`` names what recovery still has to read, and
+    ``continust_recovery_remaining_records``.
+    If it changes: ``AttributeError`` at the first ``/ready`` or scrape.
+    """
+    remaining = app.tables.recovery.active_remaining()  # type: ignore[attr-defined]
+    return {tp: max(0, int(records)) for tp, records in remaining.items()}
+
+
+def recovery_times(app: faust.App) -> tuple[float | None, float | None]:
+    """When the last recovery started and ended (``time.monotonic()`` seconds; ``None``: not
+    yet). An end before the start: a recovery is under way.
+
+    Relies on: faust-streaming, ``faust.tables.recovery.Recovery._recovery_started_at`` and
+    ``_recovery_ended_at`` (class attributes ``None``, set from ``monotonic()`` by
+    ``_set_recovery_started`` and ``_set_recovery_ended``).
+    Needed for: ``continust_recovery_seconds``, observed when a rebalance ends; Faust has no
+    sensor callback for recovery.
+    If it changes: ``AttributeError`` when a rebalance ends (the sensor logs it and the
+    histogram stays empty).
+    """
+    recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
+    return recovery._recovery_started_at, recovery._recovery_ended_at
+
+
 # -- table partitions: faust.stores.rocksdb.Store ----------------------------------------------
 
 
@@ -625,6 +658,7 @@ _F_AIO_PRODUCER = "faust.transport.drivers.aiokafka:Producer"
 _F_PRODUCER = "faust.transport.producer:Producer"
 _F_BUFFER = "faust.transport.producer:ProducerBuffer"
 _F_STORE = "faust.stores.rocksdb:Store"
+_F_RECOVERY = "faust.tables.recovery:Recovery"
 _K_PRODUCER = "aiokafka.producer.producer:AIOKafkaProducer"
 _K_CONSUMER = "aiokafka.consumer.consumer:AIOKafkaConsumer"
 _K_SUBSCRIPTIONS = "aiokafka.consumer.subscription_state"
@@ -689,6 +723,10 @@ REGISTRY: tuple[SeamItem, ...] = (
     SeamItem("consumer_thread", _F_DELEGATE, "_thread", Kind.ATTRIBUTE),
     SeamItem("kafka_consumer", _F_AIO_THREAD, "_ensure_consumer", Kind.METHOD, ("self",)),
     SeamItem("in_recovery", "faust.app.base:App", "in_recovery", Kind.ATTRIBUTE),
+    SeamItem("recovery_remaining", "faust.tables.manager:TableManager", "recovery", Kind.ATTRIBUTE),
+    SeamItem("recovery_remaining", _F_RECOVERY, "active_remaining", Kind.METHOD, ("self",)),
+    SeamItem("recovery_times", _F_RECOVERY, "_recovery_started_at", Kind.ATTRIBUTE),
+    SeamItem("recovery_times", _F_RECOVERY, "_recovery_ended_at", Kind.ATTRIBUTE),
     SeamItem("partition_db", _F_STORE, "_db_for_partition", Kind.METHOD, ("self", "partition")),
     SeamItem("open_partition_db", _F_STORE, "_dbs", Kind.ATTRIBUTE),
     SeamItem("changelog_offset_key", _F_STORE, "offset_key", Kind.VALUE, FAUST_OFFSET_KEY),

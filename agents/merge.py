@@ -44,6 +44,8 @@ log = logging.getLogger("continust.merge")
 
 EVENT_TIME_HEADER = "continust-ts"
 ORIGIN_HEADER = "continust-origin"
+#: the Kafka timestamp (epoch ms) of the input record a repartitioned event came from
+INPUT_TIME_HEADER = "continust-input-ts"
 PROGRESS_HEADER = "continust-progress"
 PROGRESS_METADATA = "continust-progress="
 
@@ -85,6 +87,19 @@ def _time_or_none(text: str) -> int | None:
 def progress_headers(source: int, progress: int | None, idle: bool) -> list[tuple[str, bytes]]:
     """The headers of a progress record (key and value empty) in the repartition topic."""
     return [(PROGRESS_HEADER, f"{source} {'-' if progress is None else progress} {int(idle)}".encode())]
+
+
+def input_time_ms(record: Any) -> int:
+    """The Kafka timestamp (epoch ms) of the input record behind a keyed-stream record: the
+    record's own for a source partitioned by key, the ``continust-input-ts`` header of a
+    repartition record (records written before the header existed: the record's own)."""
+    for name, value in record.headers or ():
+        if name == INPUT_TIME_HEADER:
+            try:
+                return int(value)
+            except ValueError:
+                break
+    return int(record.timestamp)
 
 
 def read_repartitioned(record: Any, inputs: int) -> KeyedEvent | ProgressReport:
@@ -220,7 +235,9 @@ class SourceStage:
 
     async def process_batch(self, batch: Batch) -> None:
         """Repartition the records of one input partition, in offset order. Each record carries
-        its input, its offset there and the input's progress before it (``continust-origin``)."""
+        its input, its offset there and the input's progress before it (``continust-origin``),
+        and the input record's Kafka timestamp (``continust-input-ts``, for the end-to-end
+        latency of the outputs it causes)."""
         tp, add, repartition, partitions = batch.tp, self.sink.add, self.repartition, self.partitions
         index = self._index[tp]
         progress = await self._progress_of(tp)
@@ -237,7 +254,11 @@ class SourceStage:
                 key,
                 record.value,
                 key_partition(key, partitions),
-                [(EVENT_TIME_HEADER, str(timestamp_ms).encode()), (ORIGIN_HEADER, origin)],
+                [
+                    (EVENT_TIME_HEADER, str(timestamp_ms).encode()),
+                    (ORIGIN_HEADER, origin),
+                    (INPUT_TIME_HEADER, str(record.timestamp).encode()),
+                ],
             )
             if progress is None or timestamp_ms > progress:
                 progress = timestamp_ms

@@ -76,7 +76,9 @@ from agents.faust_compat import (
     transactional_id_for,
     unacked_messages,
 )
+from agents.liveness import liveness_for
 from streams.logfmt import logfmt
+from streams.metrics import COMMIT_FAILURES, COMMIT_SECONDS
 
 log = logging.getLogger("continust.transport")
 
@@ -381,10 +383,12 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         except Errors.CommitFailedError as exc:
             if "already rebalanced" in str(exc):
                 return False
+            COMMIT_FAILURES.inc()
             log.exception(logfmt("consumer.commit_failed", error=repr(exc)))
             await self.crash(exc)
             return False
         except Exception as exc:
+            COMMIT_FAILURES.inc()
             log.exception(logfmt("consumer.commit_failed", error=repr(exc), assignment=sorted(assignment)))
             await self.crash(exc)
             return False
@@ -586,10 +590,23 @@ class Consumer(ConsumerHooks):
 
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         """Commit under the commit gate, in the order of the app's commit sequence
-        (:class:`agents.commit_order.CommitSequence`); steps 4 to 6 are the methods below."""
+        (:class:`agents.commit_order.CommitSequence`); steps 4 to 6 are the methods below.
+        Each commit is observed in ``continust_commit_seconds``, one that raises (cancellation
+        aside) counts in ``continust_commit_failures_total``, and one that committed offsets is
+        progress for the worker's liveness (:mod:`agents.liveness`)."""
         request = CommitRequest(topics, start_new_transaction)
         async with gate_for(self.app).closed():
-            return await commit_sequence_for(self.app).run(self, request)
+            started = time.perf_counter()
+            try:
+                committed = await commit_sequence_for(self.app).run(self, request)
+            except BaseException as exc:
+                if not isinstance(exc, asyncio.CancelledError):
+                    COMMIT_FAILURES.inc()
+                raise
+            COMMIT_SECONDS.observe(time.perf_counter() - started)
+            if committed:
+                liveness_for(self.app).progressed()
+            return committed
 
     async def drain_send_buffer(self) -> None:
         """Step 4: under ``exactly_once``, hand every record of Faust's send buffer to its

@@ -44,7 +44,7 @@ from agents.commit_order import (
 from agents.faults import FAULTS, FaultPoint, offsets_detail
 from agents.faust_compat import in_recovery
 from agents.idle_timeout import IdleTimeout
-from agents.merge import KeyedEvent, ProgressReport, SourceStage
+from agents.merge import KeyedEvent, ProgressReport, SourceStage, input_time_ms
 from agents.progress_signal import ProgressSignal
 from agents.sink import Sink
 from agents.table_store import RocksDBPartitions
@@ -53,10 +53,12 @@ from streams.errors import InvalidEvent
 from streams.logfmt import logfmt
 from streams.metrics import (
     CHANGELOG_RECORDS_RESTORED,
+    E2E_LATENCY,
     EVENTS_LATE,
     INPUT_HOLDING,
     INPUT_IDLE,
     INPUT_PROGRESS,
+    OPEN_WINDOWS,
     OUTPUTS,
     STATE_CACHE_BYTES,
     STATE_CHANGELOG_OFFSET,
@@ -92,6 +94,8 @@ def install_keyed_agent(
         for stage in stages:
             stage.process_events(batch.tp, items, read_through)
         await source.sink.flush()
+        for stage in stages:
+            stage.observe_latency()
 
     if source.spec.partitioned_by_key:  # the source's own topics, which exist already
         channel = app.topic(*source.keyed_topics, key_serializer="raw", value_serializer="raw")
@@ -153,6 +157,11 @@ class TableStage:
         self._outputs = OUTPUTS.labels(table=self.spec.name)
         self._cache_gauge = STATE_CACHE_BYTES.labels(table=self.spec.name)
         self._restored = CHANGELOG_RECORDS_RESTORED.labels(table=self.spec.name)
+        self._open_windows = OPEN_WINDOWS.labels(table=self.spec.name)
+        self._latency = E2E_LATENCY.labels(table=self.spec.name)
+        #: the input record time (epoch ms) of each output record queued by the events of the
+        #: batch being processed, observed once the sink has handed them to the producer
+        self._caused: list[int] = []
 
     async def _on_changelog_event(self, event: Any) -> None:
         """Faust read a changelog record of this stage's table (restoring, or as a standby)."""
@@ -226,6 +235,8 @@ class TableStage:
         """Forget the in-memory schedules: whatever partitions come back are recovered from
         their changelogs first, and their schedules are rebuilt from that state."""
         self._partitions.clear()
+        self._open_windows.set(0)
+        self._caused.clear()
         self.keyed_read.clear()
         if self.idle_timeout is not None:
             self.idle_timeout.forget()
@@ -345,6 +356,8 @@ class TableStage:
                 if result.late:
                     self._late_event(tp, record, key, timestamp_ms, result.stream_time)
                 emissions = result.emissions
+                if emissions and self.spec.output is not None:
+                    self._caused.extend([input_time_ms(record)] * len(emissions))
             for emission in emissions:
                 emit(tp, emission)
         # any input record, valid or not, ends the quiet (a batch of progress reports does not)
@@ -357,7 +370,24 @@ class TableStage:
         if read_through is not None:
             self.keyed_read[tp] = read_through
         self._processed(tp, arrivals, read_through)
+        self._open_windows.set(self.open_windows())
         self.progress.notify()
+
+    def open_windows(self) -> int:
+        """Windows not closed yet over the partitions loaded here (never below 0)."""
+        return max(0, sum(windows.open_windows for windows in self._partitions.values()))
+
+    def observe_latency(self) -> None:
+        """After the sink handed a batch's records to the producer: observe, for each output
+        record an input event emitted, the wall clock now minus that input record's time
+        (``continust_e2e_latency_seconds``). Records emitted at a commit (``emit = "update"``)
+        or by the idle timer are not observed: no input event caused them."""
+        caused, self._caused = self._caused, []
+        if not caused:
+            return
+        now_ms, observe = self.clock.now_ms(), self._latency.observe
+        for input_ms in caused:
+            observe(max(0, now_ms - input_ms) / 1000)
 
     def _processed(self, tp: TP, arrivals: dict[int, int], read_through: int | None) -> None:
         """Raise the partition's processed offsets (saved with its state, so they survive a
@@ -427,6 +457,7 @@ class TableStage:
                 for emission in emissions:
                     self.emit(tp, emission)
                 STREAM_TIME.labels(table=self.spec.name, partition=str(tp.partition)).set(stream_time)
+                self._open_windows.set(self.open_windows())
                 if emissions:
                     log.info(
                         logfmt(

@@ -6,9 +6,17 @@ serves the OpenAPI document generated from them at ``GET /api/openapi.json``. Th
 routes are :mod:`streams.table_routes`, :mod:`streams.subscriptions` and
 :mod:`streams.http_ingest`; the routes of this module:
 
-``GET /health``: whether this worker is up, reaches its Kafka cluster and which partitions it
-owns; 503 (``"status": "broker_unreachable"``) while no broker answers its probes.
+``GET /health``: liveness: whether this worker's processing loop is alive, reaches its Kafka
+cluster, and which partitions it owns; 503 with ``"status": "broker_unreachable"`` while no
+broker answers its probes, or ``"status": "wedged"`` and a ``"reason"`` when it has made no
+progress for ``wedged_after`` while records wait to be read (:mod:`agents.liveness`).
+``GET /ready``: readiness: 200 once the worker has joined its group, holds an assignment and
+has restored every assigned table partition; 503 during a rebalance or a recovery, with the
+changelog records left per changelog partition (:mod:`agents.readiness`).
 ``GET /metrics``: Prometheus metrics.
+
+Every request is observed in ``continust_http_request_seconds`` by route (the path template
+it matched, ``other`` for none), method and status (:func:`request_timing`).
 
 Every error is a JSON body ``{"error": ..., "detail": ...}`` with a 4xx/5xx status, for any
 path and method (:func:`json_errors`), for requests whose line and header fields fit
@@ -21,6 +29,7 @@ they would show internal state past any check of continust's.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, Protocol
@@ -43,7 +52,7 @@ from streams.api_routes import (
     openapi_document,
 )
 from streams.logfmt import logfmt
-from streams.metrics import HTTP_ERRORS, REGISTRY
+from streams.metrics import HTTP_ERRORS, HTTP_REQUEST_SECONDS, REGISTRY
 
 log = logging.getLogger("continust.http")
 VERSION = "0.1.0"
@@ -59,7 +68,11 @@ class TableQueries(Protocol):
     def own_url(self) -> str: ...
 
     def health(self) -> dict[str, Any]:
-        """The worker's state; ``"status"`` is ``"ok"`` when it is healthy."""
+        """The worker's liveness; ``"status"`` is ``"ok"`` when it is alive."""
+        ...
+
+    def ready(self) -> dict[str, Any]:
+        """The worker's readiness; ``"status"`` is ``"ready"`` when it is ready."""
         ...
 
 
@@ -83,6 +96,28 @@ ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 
 def _error_for(status: int, reason: str, headers: Any = None) -> web.Response:
     kept = {name: value for name, value in (headers or {}).items() if name.lower() == "allow"}
     return error_response(status, ERROR_CODES.get(status, f"http_{status}"), reason, kept)
+
+
+@web.middleware
+async def request_timing(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Observe each request's duration (seconds, until the handler returned: a streamed answer
+    counts until its headers went out) by route template, method and status. The outermost
+    middleware, so answers of the token check and the error bodies count too."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response: web.StreamResponse = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "other"
+        HTTP_REQUEST_SECONDS.labels(route=route, method=request.method, status=str(status)).observe(
+            time.perf_counter() - started
+        )
 
 
 @web.middleware
@@ -147,6 +182,23 @@ WINDOW_SCHEMA: dict[str, Any] = {
         "version": {"type": "integer"},
     },
 }
+READY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "ready", "remaining_records", "recovery"],
+    "properties": {
+        "status": {
+            "type": "string",
+            "enum": ["ready", "not_joined", "no_assignment", "rebalancing", "recovering"],
+        },
+        "ready": {"type": "boolean"},
+        "remaining_records": {"type": "integer", "description": "changelog records left to restore"},
+        "recovery": {
+            "type": "object",
+            "description": "changelog records left to restore per changelog topic:partition",
+            "additionalProperties": {"type": "integer"},
+        },
+    },
+}
 TABLE_PARAM = Param("table", "path", {"type": "string"}, "a table of the pipeline")
 TIME_PARAMS = (
     Param("from", "query", {"type": "integer"}, "epoch ms: windows ending after it"),
@@ -171,11 +223,15 @@ def unknown_table(queries: TableQueries, table: str) -> web.Response | None:
 
 
 def core_routes(queries: TableQueries) -> list[Route]:
-    """The operations routes: liveness and metrics."""
+    """The operations routes: liveness, readiness and metrics."""
 
     async def health(request: web.Request) -> web.StreamResponse:
         body = queries.health()
         return json_response(body, 200 if body["status"] == "ok" else 503)
+
+    async def ready(request: web.Request) -> web.StreamResponse:
+        body = queries.ready()
+        return json_response(body, 200 if body["status"] == "ready" else 503)
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         return web.Response(body=generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
@@ -185,9 +241,28 @@ def core_routes(queries: TableQueries) -> list[Route]:
             "GET",
             "/health",
             health,
-            "liveness: the worker is up and reaches its Kafka cluster",
+            "liveness: the worker's processing loop is alive and it reaches its Kafka cluster",
             None,
-            answers=(Answer(200, "healthy", ANY_OBJECT), Answer(503, "no broker answers", ANY_OBJECT)),
+            answers=(
+                Answer(200, "alive", ANY_OBJECT),
+                Answer(
+                    503,
+                    "no broker answers, or wedged (no progress for wedged_after with records to read)",
+                    ANY_OBJECT,
+                ),
+            ),
+            tag="operations",
+        ),
+        Route(
+            "GET",
+            "/ready",
+            ready,
+            "readiness: joined the group, holds an assignment, every assigned table partition restored",
+            None,
+            answers=(
+                Answer(200, "ready", READY_SCHEMA),
+                Answer(503, "not ready: joining, rebalancing or restoring tables", READY_SCHEMA),
+            ),
             tag="operations",
         ),
         Route(
@@ -241,6 +316,7 @@ def register_http_api(
         )
     )
     web_app: web.Application = app.web.web_app  # type: ignore[attr-defined]
+    web_app.middlewares.insert(0, request_timing)
     web_app.middlewares.append(json_errors)
     web_app.middlewares.append(auth_middleware(tokens, routes))
     for route in routes:

@@ -1,10 +1,44 @@
-"""Prometheus metrics of a worker, served at ``GET /metrics``."""
+"""Prometheus metrics of a worker, served at ``GET /metrics``.
+
+Base units throughout (seconds, bytes, records), counters end in ``_total``, durations are
+``_seconds`` histograms. Histograms are observed once per batch, commit, rebalance, recovery,
+output record or HTTP request, never once per input event. The families computed when scraped
+(consumer lag, recovery remaining, state bytes) come from :class:`RuntimeCollector`, which reads
+the runtime through the :class:`RuntimeState` it is given; the process metrics are
+prometheus-client's own ``ProcessCollector`` and ``PlatformCollector``, on :data:`REGISTRY`.
+
+``continust_backpressure_pauses_total`` and ``continust_backpressure_seconds_total`` are the
+fetch pauses: fetching stops only for backpressure.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from collections.abc import Iterator, Mapping
+from typing import Protocol
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+#: buckets of the duration histograms (seconds): 1 ms to 5 min
+# fmt: off
+SECONDS_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+)
+# fmt: on
+#: buckets of the batch size histogram (records)
+RECORDS_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 RECORDS_FETCHED = Counter(
     "continust_records_fetched_total",
@@ -144,3 +178,149 @@ SUBSCRIPTIONS_DROPPED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+BATCH_RECORDS = Histogram(
+    "continust_batch_records",
+    "Records in each batch the worker processed (one partition's records of one fetch).",
+    registry=REGISTRY,
+    buckets=RECORDS_BUCKETS,
+)
+BATCH_SECONDS = Histogram(
+    "continust_batch_seconds",
+    "Seconds spent processing each batch (under the commit gate, outputs handed to the producer).",
+    registry=REGISTRY,
+    buckets=SECONDS_BUCKETS,
+)
+COMMIT_SECONDS = Histogram(
+    "continust_commit_seconds",
+    "Seconds each commit took: held-back writes, state, offsets and, under exactly_once, the "
+    "transactions' commits (every step of the commit sequence).",
+    registry=REGISTRY,
+    buckets=SECONDS_BUCKETS,
+)
+COMMIT_FAILURES = Counter(
+    "continust_commit_failures_total",
+    "Commits that failed: a commit that raised (a transaction or an offset commit), and an "
+    "at_least_once offset commit that failed (one refused because the group rebalanced aside).",
+    registry=REGISTRY,
+)
+REBALANCES = Counter(
+    "continust_rebalances_total",
+    "Rebalances of the consumer group this worker took part in (counted when they start).",
+    registry=REGISTRY,
+)
+REBALANCE_SECONDS = Counter(
+    "continust_rebalance_seconds_total",
+    "Seconds this worker spent rebalancing: from a rebalance's start until its partitions were "
+    "restored and processing resumed.",
+    registry=REGISTRY,
+)
+RECOVERY_SECONDS = Histogram(
+    "continust_recovery_seconds",
+    "Seconds each recovery (restoring tables from their changelogs after a rebalance) took.",
+    registry=REGISTRY,
+    buckets=SECONDS_BUCKETS,
+)
+OPEN_WINDOWS = Gauge(
+    "continust_open_windows",
+    "Windows not closed yet in the table partitions this worker holds, by table.",
+    ["table"],
+    registry=REGISTRY,
+)
+E2E_LATENCY = Histogram(
+    "continust_e2e_latency_seconds",
+    "Per output record emitted by an input event: the time the record was handed to the "
+    "producer minus the Kafka timestamp of the input record of that event, by table.",
+    ["table"],
+    registry=REGISTRY,
+    buckets=SECONDS_BUCKETS,
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "continust_http_request_seconds",
+    "Seconds to answer each HTTP request, by route (its path template; unmatched paths: "
+    '"other"), method and status.',
+    ["route", "method", "status"],
+    registry=REGISTRY,
+    buckets=SECONDS_BUCKETS,
+)
+
+
+class RuntimeState(Protocol):
+    """What :class:`RuntimeCollector` reads from the runtime when scraped. Every method answers
+    synchronously from memory or the local disk, and never raises for a worker that is not
+    running yet (empty answers instead)."""
+
+    def consumer_lag(self) -> Mapping[tuple[str, int], int]:
+        """Records left to read (last stable offset minus position), per assigned (topic,
+        partition) whose fetch state is known."""
+        ...
+
+    def recovery_remaining(self) -> Mapping[tuple[str, int], int]:
+        """Changelog records left to restore, per (changelog topic, partition) being restored."""
+        ...
+
+    def state_bytes(self) -> Mapping[str, int]:
+        """Bytes of each table's state on the local disk."""
+        ...
+
+
+class RuntimeCollector(Collector):
+    """The families read from the runtime when scraped: ``continust_consumer_lag_records``
+    (topic, partition), ``continust_recovery_remaining_records`` (changelog topic, partition)
+    and ``continust_state_bytes`` (table)."""
+
+    def __init__(self, state: RuntimeState) -> None:
+        self.state = state
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._families({}, {}, {})
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        state = self.state
+        yield from self._families(state.consumer_lag(), state.recovery_remaining(), state.state_bytes())
+
+    @staticmethod
+    def _families(
+        lag: Mapping[tuple[str, int], int],
+        remaining: Mapping[tuple[str, int], int],
+        state_bytes: Mapping[str, int],
+    ) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "continust_consumer_lag_records",
+            "Records left to read (last stable offset minus the fetch position) of each assigned "
+            "partition, by topic and partition.",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), records in sorted(lag.items()):
+            family.add_metric([topic, str(partition)], records)
+        yield family
+        family = GaugeMetricFamily(
+            "continust_recovery_remaining_records",
+            "Changelog records left to restore before the worker is ready, by changelog topic "
+            "and partition (0 once restored).",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), records in sorted(remaining.items()):
+            family.add_metric([topic, str(partition)], records)
+        yield family
+        family = GaugeMetricFamily(
+            "continust_state_bytes",
+            "Bytes of each table's state (its RocksDB files) on the local disk, by table.",
+            labels=["table"],
+        )
+        for table, size in sorted(state_bytes.items()):
+            family.add_metric([table], size)
+        yield family
+
+
+def register_runtime(state: RuntimeState) -> RuntimeCollector:
+    """Add the scrape-time families of ``state`` to :data:`REGISTRY` (a worker calls it once;
+    a second collector replaces the first, so a test may build several apps)."""
+    global _RUNTIME
+    if _RUNTIME is not None:
+        REGISTRY.unregister(_RUNTIME)
+    _RUNTIME = RuntimeCollector(state)
+    REGISTRY.register(_RUNTIME)
+    return _RUNTIME
+
+
+_RUNTIME: RuntimeCollector | None = None

@@ -33,6 +33,8 @@ class AppSpec:
     table_standby_replicas: int | None = None
     session_timeout_ms: int | None = None
     broker_timeout_ms: int | None = None
+    #: no progress for this long while records wait to be read: ``/health`` answers 503
+    wedged_after_ms: int | None = None
     state_cache_mb: int | None = None
     fetch_buffer_mb: int | None = None
     store_memory_mb: int | None = None
@@ -219,6 +221,7 @@ def _app(r: _Reader) -> AppSpec:
             "table_standby_replicas",
             "session_timeout",
             "broker_timeout",
+            "wedged_after",
             *MEMORY_LIMITS,
         )
     )
@@ -237,6 +240,9 @@ def _app(r: _Reader) -> AppSpec:
     broker_timeout = r.duration("broker_timeout")
     if broker_timeout is not None and broker_timeout < 1_000:
         r.fail("`broker_timeout` must be at least 1s")
+    wedged_after = r.duration("wedged_after")
+    if wedged_after is not None and wedged_after < 1_000:
+        r.fail("`wedged_after` must be at least 1s")
     limits: dict[str, int | None] = {}
     for name in MEMORY_LIMITS:
         value = r.data.get(name)
@@ -251,6 +257,7 @@ def _app(r: _Reader) -> AppSpec:
         table_standby_replicas=standbys,
         session_timeout_ms=session_timeout,
         broker_timeout_ms=broker_timeout,
+        wedged_after_ms=wedged_after,
         **limits,
     )
 

@@ -32,6 +32,9 @@ class Settings:
     group_instance_id: str | None = None
     #: how long the worker keeps running without reaching any broker before it exits non-zero
     broker_timeout_ms: int = 300_000
+    #: liveness: a worker with records to read that has processed no batch and committed
+    #: nothing for this long is wedged (``/health`` answers 503)
+    wedged_after_ms: int = 300_000
     #: state changed since the last commit (the write-back cache); reaching it commits early
     state_cache_mb: int = 64
     #: records fetched and not yet processed, over all assigned partitions
@@ -75,6 +78,8 @@ class Settings:
             raise ValueError("api_max_subscribers, api_ingest_max_bytes and api_ingest_rate must be positive")
         if self.group_instance_id == "":
             raise ValueError("group_instance_id must not be empty (leave it unset instead)")
+        if self.wedged_after_ms < 1_000:
+            raise ValueError(f"wedged_after must be at least 1s, got {self.wedged_after_ms} ms")
         if self.session_timeout_ms < 6_000:
             raise ValueError(
                 f"session_timeout must be at least 6s (the broker's minimum), "
@@ -97,6 +102,7 @@ class Settings:
             session_timeout_ms=parse_duration(env.get("CONTINUST_SESSION_TIMEOUT", s.session_timeout_ms)),
             group_instance_id=env.get("CONTINUST_GROUP_INSTANCE_ID") or None,
             broker_timeout_ms=parse_duration(env.get("CONTINUST_BROKER_TIMEOUT", s.broker_timeout_ms)),
+            wedged_after_ms=parse_duration(env.get("CONTINUST_WEDGED_AFTER", s.wedged_after_ms)),
             state_cache_mb=int(env.get("CONTINUST_STATE_CACHE_MB", s.state_cache_mb)),
             fetch_buffer_mb=int(env.get("CONTINUST_FETCH_BUFFER_MB", s.fetch_buffer_mb)),
             store_memory_mb=int(env.get("CONTINUST_STORE_MEMORY_MB", s.store_memory_mb)),
@@ -125,6 +131,7 @@ class Settings:
             ),
             session_timeout_ms=app.session_timeout_ms or self.session_timeout_ms,
             broker_timeout_ms=app.broker_timeout_ms or self.broker_timeout_ms,
+            wedged_after_ms=app.wedged_after_ms or self.wedged_after_ms,
             state_cache_mb=app.state_cache_mb or self.state_cache_mb,
             fetch_buffer_mb=app.fetch_buffer_mb or self.fetch_buffer_mb,
             store_memory_mb=app.store_memory_mb or self.store_memory_mb,

@@ -85,6 +85,21 @@ class PartitionWindows:
         # it reaches _next_delete + retention (None: not known, read the index)
         self._next_close: int | None = None
         self._next_delete: int | None = None
+        self._open: int | None = None  # read from the store at first use
+
+    @property
+    def open_windows(self) -> int:
+        """Windows created and not closed yet: saved with the partition's state, kept by the
+        creations, session merges and closes (a store written before the count existed counts
+        from 0, and never below it)."""
+        if self._open is None:
+            self._open = self.store.get_open_windows(self.partition)
+        return self._open
+
+    def _count_open(self, change: int) -> None:
+        if change:
+            self._open = max(0, self.open_windows + change)
+            self.store.set_open_windows(self.partition, self._open)
 
     @property
     def scheduled(self) -> int:
@@ -165,6 +180,7 @@ class PartitionWindows:
         replaced: Sequence[Window],
     ) -> None:
         store, partition = self.store, self.partition
+        self._count_open(len(created) - len(replaced))
         for window in replaced:  # sessions merged into another: open until now
             store.delete_window(partition, key, window)
             store.index_remove(partition, self._entry(key, window))
@@ -251,6 +267,7 @@ class PartitionWindows:
             return []  # nothing is due (an overdue window makes next_close <= before)
         emissions: list[Emission] = []
         closed = self.emit_policy.closed
+        closes = 0
         closing = store.index_between(partition, before, stream_time, "close")
         overdue = store.take_overdue(partition)
         if overdue:
@@ -261,6 +278,7 @@ class PartitionWindows:
             state = store.get_window(partition, key, window)
             if state is None:  # merged into a later session
                 continue
+            closes += 1
             emission = closed(key, state)
             if entry.due + retention <= stream_time:  # no retention left: deleted at once
                 store.delete_window(partition, key, window)
@@ -269,6 +287,7 @@ class PartitionWindows:
                 store.put_window(partition, key, state)  # its version
             if emission is not None:
                 emissions.append(emission)
+        self._count_open(-closes)
         after = None if before is None else before - retention
         for entry in store.index_between(partition, after, stream_time - retention, "delete"):
             store.delete_window(partition, entry.key, Window(entry.start, entry.end))

@@ -96,6 +96,15 @@ class WindowStore(Protocol):
         """Save the partition's inputs and clock (its state when the store writes it)."""
         ...
 
+    def get_open_windows(self, partition: int) -> int:
+        """Windows of the partition created and not closed yet (0 before any, and in a store
+        written before the count existed)."""
+        ...
+
+    def set_open_windows(self, partition: int, count: int) -> None:
+        """Save the partition's count of open windows."""
+        ...
+
 
 class InMemoryWindowStore(WriteBackStore):
     """A :class:`~windows.write_back.WriteBackStore` on a :class:`MemoryOrderedStore`. It is

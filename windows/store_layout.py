@@ -20,7 +20,8 @@ Three key spaces, each a one-byte prefix:
   their progress (:mod:`windows.progress`); and its *processed offsets*: per input topic
   partition (``"topic:partition"``), the largest offset of that input the partition has
   processed (``M offsets`` → a JSON object; absent in a store written before it existed, which
-  reads as nothing processed yet).
+  reads as nothing processed yet); and the count of windows created and not closed yet
+  (``M open-windows`` → an integer; absent: 0).
 
 Encodings keep order: a key is its UTF-8 bytes with ``00`` escaped as ``00 FF`` and ended by
 ``00 00`` (so no key is a prefix of another, and keys sort as Python sorts the strings); a time
@@ -43,6 +44,8 @@ META = b"M"
 STREAM_TIME_KEY = META + b"stream-time"
 INPUTS_KEY = META + b"inputs"
 OFFSETS_KEY = META + b"offsets"
+#: windows created and not closed yet (an integer; absent in a store written before it existed)
+OPEN_WINDOWS_KEY = META + b"open-windows"
 
 _BIAS = 1 << 63
 _END = b"\x00\x00"

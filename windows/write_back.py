@@ -40,6 +40,7 @@ from windows.store_layout import (
     INPUTS_KEY,
     NO_DUE,
     OFFSETS_KEY,
+    OPEN_WINDOWS_KEY,
     OVERDUE,
     STREAM_TIME_KEY,
     Scheduled,
@@ -338,6 +339,15 @@ class WriteBackStore:
         part = self._part(partition)
         part.meta[STREAM_TIME_KEY] = stream_time
         part.meta_dirty.add(STREAM_TIME_KEY)
+
+    def get_open_windows(self, partition: int) -> int:
+        value = self._meta(partition, OPEN_WINDOWS_KEY)
+        return 0 if value is None else int(value)
+
+    def set_open_windows(self, partition: int, count: int) -> None:
+        part = self._part(partition)
+        part.meta[OPEN_WINDOWS_KEY] = count
+        part.meta_dirty.add(OPEN_WINDOWS_KEY)
 
     def get_inputs(self, partition: int) -> Any:
         clock = self._part(partition).inputs

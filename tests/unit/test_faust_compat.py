@@ -497,3 +497,18 @@ async def test_the_livelock_check_skips_a_partition_whose_position_is_not_known_
     consumer = SimpleNamespace(_subscription=subscriptions)
     thread = SimpleNamespace(_ensure_consumer=lambda: consumer)
     assert ConsumerThread.verify_event_path(cast(Any, thread), 0.0, TP("t", 0)) is None
+
+
+def test_recovery_state_reads_what_fausts_recovery_tracks(tmp_path: Path) -> None:
+    """The remaining records are Faust's per changelog partition (highwater minus the offset
+    restored so far, never negative); the recovery times are unset before any recovery."""
+    app = faust.App("seam-recovery", store="rocksdb://", datadir=str(tmp_path), autodiscover=False)
+    app.Table("probe", partitions=2, key_type=bytes, value_type=bytes)
+    recovery = app.tables.recovery
+    restoring, restored = TP("seam-recovery-probe-changelog", 0), TP("seam-recovery-probe-changelog", 1)
+    recovery.active_highwaters[restoring], recovery.active_offsets[restoring] = 120, 20
+    recovery.active_highwaters[restored], recovery.active_offsets[restored] = 7, 7
+    assert faust_compat.recovery_remaining(app) == {restoring: 100, restored: 0}
+    recovery.revoke(restoring)
+    assert faust_compat.recovery_remaining(app) == {restored: 0}
+    assert faust_compat.recovery_times(app) == (None, None)

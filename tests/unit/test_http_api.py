@@ -30,6 +30,9 @@ class Queries:
     def health(self) -> dict[str, Any]:
         return {"status": "ok"}
 
+    def ready(self) -> dict[str, Any]:
+        return {"status": "ready"}
+
 
 def replies(
     requests: list[tuple[str, str, dict[str, str]]], restoring: bool = False, **api: Any

@@ -107,6 +107,7 @@ def test_defaults(tmp_path: Path) -> None:
         ("[app]", "[app]\ntable_standby_replicas = -1", "[app]", ["0 or more"]),
         ("[app]", '[app]\nsession_timeout = "1s"', "[app]", ["at least 6s"]),
         ("[app]", '[app]\nbroker_timeout = "10ms"', "[app]", ["`broker_timeout`", "at least 1s"]),
+        ("[app]", '[app]\nwedged_after = "10ms"', "[app]", ["`wedged_after`", "at least 1s"]),
         ("[app]", "[app]\nstate_cache_mb = 0", "[app]", ["`state_cache_mb`", "MiB"]),
         ("[app]", '[app]\nfetch_buffer_mb = "big"', "[app]", ["`fetch_buffer_mb`", "1 or more"]),
     ],

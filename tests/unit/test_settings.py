@@ -97,3 +97,13 @@ def test_the_tls_ca_peers_verify_with_comes_from_the_environment_or_the_api_tabl
     assert Settings.from_env(tls).with_pipeline(only_ca).api_tls_ca == Path("ca.pem")
     with pytest.raises(ValueError, match="TLS CA is for workers that serve TLS"):
         Settings().with_pipeline(only_ca)
+
+
+def test_wedged_after_from_the_environment_and_the_app_table() -> None:
+    assert Settings().wedged_after_ms == 300_000
+    from_env = Settings.from_env({"CONTINUST_WEDGED_AFTER": "90s"})
+    assert from_env.wedged_after_ms == 90_000
+    merged = from_env.with_pipeline(parse_pipeline({**PIPELINE, "app": {"id": "shop", "wedged_after": "2m"}}))
+    assert merged.wedged_after_ms == 120_000
+    with pytest.raises(ValueError, match="wedged_after"):
+        Settings.from_env({"CONTINUST_WEDGED_AFTER": "10ms"})

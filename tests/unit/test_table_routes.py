@@ -66,6 +66,9 @@ class MemoryTable:
     def health(self) -> dict[str, Any]:
         return {"status": "ok"}
 
+    def ready(self) -> dict[str, Any]:
+        return {"status": "ready"}
+
     # TableReads
     def description(self, table: str) -> dict[str, Any]:
         return {"name": table}

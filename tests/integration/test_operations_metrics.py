@@ -1,0 +1,155 @@
+"""A working worker's operations endpoints on the real broker: ``/ready`` answers 503 while the
+worker joins its group and restores its table, then 200; ``/health`` is 200; and after a small
+backlog every metric family of the runtime is exported and has moved."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.topic_admin import ensure_topics
+from tests.integration.broker_io import free_port, publish, read_all
+from tests.integration.conftest import run, wait_until
+
+PIPELINE = """
+[app]
+id = "{app_id}"
+commit_interval = "200ms"
+
+[[source]]
+name = "pings"
+topics = ["{src}"]
+key = "host"
+timestamp = "ts"
+
+[[table]]
+name = "counts"
+source = "pings"
+window = {{ type = "tumbling", size = "1s", retention = "1h" }}
+aggregate = {{ n = "count()" }}
+emit = "final"
+output = "{src}-counts"
+"""
+HOSTS, SECONDS = 4, 10
+
+
+def scrape(url: str) -> dict[str, list[Any]]:
+    """Family name -> its samples (name, labels, value)."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {family.name: family.samples for family in text_string_to_metric_families(text)}
+
+
+def total(samples: list[Any], name: str, **labels: str) -> float:
+    return sum(
+        s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_ready_turns_200_and_every_family_moves(kafka, run_id, start_worker, tmp_path: Path) -> None:
+    app_id, src = f"ops-{run_id}", f"pings-{run_id}"
+    run(ensure_topics(kafka, {src: 1}))  # one partition: one stream time, no idle wait
+    now = int(time.time() * 1000)
+    start = now - now % 1_000 - SECONDS * 1_000
+    events = [
+        (src, f"h{i % HOSTS}".encode(), orjson.dumps({"host": f"h{i % HOSTS}", "ts": start + i * 100}))
+        for i in range(SECONDS * 10)
+    ]
+    run(publish(kafka, events))  # the backlog the worker starts with
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text(PIPELINE.format(app_id=app_id, src=src))
+    worker = start_worker(pipeline, free_port())
+
+    seen: list[tuple[int, str]] = []
+
+    def ready() -> bool:
+        if worker.proc.poll() is not None:
+            raise AssertionError(f"worker exited:\n{worker.log_tail()}")
+        try:
+            status, body = worker.get("/ready")
+        except OSError:
+            return False
+        seen.append((status, body["status"]))
+        return status == 200
+
+    wait_until(ready, 60, "/ready to answer 200", worker.log_tail)
+    not_ready = [s for s in seen if s[0] == 503]
+    assert not_ready, f"/ready never answered 503 before 200: {seen}"
+    assert {reason for _, reason in not_ready} <= {"not_joined", "no_assignment", "rebalancing", "recovering"}
+    status, body = worker.get("/ready")
+    assert status == 200 and body["remaining_records"] == 0
+    assert set(body["recovery"]) == {f"{app_id}-counts-changelog:0"}
+    assert worker.get("/health")[0] == 200
+
+    # the closed windows of the backlog reach the output: the last second's windows stay open
+    run(read_all(kafka, f"{src}-counts", (SECONDS - 1) * HOSTS, timeout=30))
+    metrics_url = worker.url("/metrics")
+
+    def processed() -> dict[str, list[Any]] | None:
+        families = scrape(metrics_url)
+        done = (
+            total(families["continust_commit_seconds"], "continust_commit_seconds_count") > 0
+            and total(families["continust_e2e_latency_seconds"], "continust_e2e_latency_seconds_count") > 0
+        )
+        return families if done else None
+
+    families = wait_until(processed, 15, "commits and latencies in /metrics", worker.log_tail)
+
+    def value(family: str, name: str | None = None, **labels: str) -> float:
+        assert family in families, f"{family} missing from /metrics"
+        return total(families[family], name or family, **labels)
+
+    def labelled(family: str) -> list[dict[str, str]]:
+        return [s.labels for s in families[family]]
+
+    lag_partitions = {(lb["topic"], lb["partition"]) for lb in labelled("continust_consumer_lag_records")}
+    assert (src, "0") in lag_partitions
+    assert (f"{app_id}-counts-changelog", "0") not in lag_partitions  # restored, then written here
+    assert value("continust_consumer_lag_records", topic=src) == 0  # the backlog is read
+    assert value("continust_batch_records", "continust_batch_records_count") > 0
+    assert value("continust_batch_records", "continust_batch_records_sum") >= len(events)
+    assert value("continust_batch_seconds", "continust_batch_seconds_count") > 0
+    assert value("continust_commit_seconds", "continust_commit_seconds_count") > 0
+    assert value("continust_commit_failures", "continust_commit_failures_total") == 0
+    assert value("continust_rebalances", "continust_rebalances_total") >= 1
+    assert value("continust_rebalance_seconds", "continust_rebalance_seconds_total") > 0
+    changelogs = {(lb["topic"], lb["partition"]) for lb in labelled("continust_recovery_remaining_records")}
+    assert changelogs == {(f"{app_id}-counts-changelog", "0")}
+    assert value("continust_recovery_remaining_records") == 0
+    assert value("continust_recovery_seconds", "continust_recovery_seconds_count") >= 1
+    assert value("continust_open_windows", table="counts") == HOSTS  # the last second's
+    assert value("continust_state_bytes", table="counts") > 0
+    assert (
+        value("continust_e2e_latency_seconds", "continust_e2e_latency_seconds_count", table="counts")
+        >= (SECONDS - 1) * HOSTS
+    )
+    assert (
+        value("continust_backpressure_pauses", "continust_backpressure_pauses_total", limit="state_cache")
+        == 0
+    )
+    assert (
+        value(
+            "continust_http_request_seconds",
+            "continust_http_request_seconds_count",
+            route="/ready",
+            status="503",
+        )
+        >= 1
+    )
+    assert (
+        value(
+            "continust_http_request_seconds",
+            "continust_http_request_seconds_count",
+            route="/ready",
+            status="200",
+        )
+        >= 2
+    )
+    assert value("process_cpu_seconds", "process_cpu_seconds_total") > 0
+    assert value("process_resident_memory_bytes") > 0
+    assert "python_info" in families
