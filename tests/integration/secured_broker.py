@@ -72,20 +72,7 @@ class Certificates:
     def _signed(self, name: str, extension: str, ca_key: Path) -> None:
         f = self.folder
         key, csr, cert, ext = f / f"{name}-key.pem", f / f"{name}.csr", f / f"{name}.pem", f / f"{name}.ext"
-        _openssl(
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            f"/CN={name}",
-            "-keyout",
-            key,
-            "-out",
-            csr,
-        )
+        _openssl("req", *EC_KEY, "-nodes", "-subj", f"/CN={name}", "-keyout", key, "-out", csr)
         ext.write_text(extension + "\n")
         _openssl(
             "x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", ca_key, "-CAcreateserial",
