@@ -105,6 +105,7 @@ def secured_broker(
         controller_port=port + 1,
         extra_listeners=(("SASL_SSL", sasl_ssl_port), ("SSL", ssl_port)),
         extra_properties=tuple(properties.items()),
+        quick_start=True,
         scram_credentials=tuple(
             f"{mechanism}=[name={name},password={secret}]"
             for name, (mechanism, secret) in SCRAM_USERS.items()
