@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import faust
 from faust.assignor import PartitionAssignor
+from faust.auth import Credentials
 
 from agents.broker_watch import BrokerWatch
 from agents.commit_gate import batch_routes_for, gate_for
@@ -25,6 +26,7 @@ from agents.windowed import TableStage, install_keyed_agent
 from streams.api_auth import OPEN, TokenFileError, TokenSet, load_tokens
 from streams.api_forward import Peers
 from streams.api_routes import Route
+from streams.credentials_check import check_credentials
 from streams.dead_letters import dead_letter_topic
 from streams.errors import PipelineError
 from streams.http_api import register_http_api, web_application_options
@@ -32,6 +34,7 @@ from streams.http_ingest import IngestSource, ingest_route
 from streams.ingest_body import SourceRules
 from streams.ingest_producer import IngestProducer
 from streams.ingest_rate import IngestRateLimit
+from streams.kafka_security import KafkaSecurity
 from streams.metrics import BACKPRESSURE_PAUSES, BACKPRESSURE_SECONDS, register_runtime
 from streams.pipeline import Pipeline
 from streams.settings import Settings
@@ -61,7 +64,8 @@ async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
     """Check that every input topic exists and every existing output topic is co-partitioned
     with its table; create the topics the engine owns."""
     inputs = {t for s in pipeline.sources for t in s.topics}
-    counts = await partition_counts(settings.bootstrap_servers, inputs)
+    await check_credentials(settings.bootstrap_servers, settings.kafka)
+    counts = await partition_counts(settings.bootstrap_servers, inputs, settings.kafka)
     missing = sorted(inputs - set(counts))
     if missing:
         raise PipelineError(
@@ -89,12 +93,12 @@ async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
     for t in pipeline.tables:
         if t.output:
             create[t.output] = per_source[t.source]
-    actual = await ensure_topics(settings.bootstrap_servers, create)
+    actual = await ensure_topics(settings.bootstrap_servers, create, security=settings.kafka)
     # each table's changelog, compacted, before Faust looks for it: created here, its partitions
     # have leaders before the group assigns them, where Faust would create it while two workers
     # start and read its end offsets at once
     changelogs = {changelog_topic(settings.app_id, t.name): per_source[t.source] for t in pipeline.tables}
-    await ensure_topics(settings.bootstrap_servers, changelogs, {"cleanup.policy": "compact"})
+    await ensure_topics(settings.bootstrap_servers, changelogs, {"cleanup.policy": "compact"}, settings.kafka)
     create.update(changelogs)
     for t in pipeline.tables:
         if t.output and actual[t.output] != per_source[t.source]:
@@ -173,6 +177,23 @@ def store_options(settings: Settings, pipeline: Pipeline, plan: TopicPlan) -> di
     }
 
 
+def broker_credentials(security: KafkaSecurity) -> Credentials | None:
+    """The Faust app's ``broker_credentials``: its consumers and producers (the transactional
+    ones too) connect as every other client of the worker does (:mod:`streams.kafka_security`);
+    ``None`` for ``PLAINTEXT``."""
+    context = security.ssl_context()
+    if security.uses_sasl:
+        return faust.SASLCredentials(
+            username=security.sasl_username,
+            password=security.sasl_password,
+            ssl_context=context,
+            mechanism=security.sasl_mechanism,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 def api_tokens(settings: Settings, pipeline: Pipeline) -> TokenSet:
     if settings.api_tokens_file is None:
         return OPEN
@@ -227,7 +248,7 @@ def api_peer_tls(settings: Settings, pipeline: Pipeline) -> ssl.SSLContext | Non
 def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
     """The routes beyond the core ones (:func:`streams.http_api.core_routes`): ingest,
     subscriptions, and the query routes (which replace the core point query)."""
-    producer = IngestProducer(built.settings.bootstrap_servers)
+    producer = IngestProducer(built.settings.bootstrap_servers, security=built.settings.kafka)
 
     async def stop_producer(_: object) -> None:
         await producer.close()
@@ -246,7 +267,9 @@ def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
     }
     return [
         ingest,
-        *subscription_routes(built, peers, subscriptions, followable, built.settings.bootstrap_servers),
+        *subscription_routes(
+            built, peers, subscriptions, followable, built.settings.bootstrap_servers, built.settings.kafka
+        ),
         *table_routes(PipelineReads(built.app, built.tables), peers),
     ]
 
@@ -287,6 +310,7 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         broker_heartbeat_interval=min(3.0, settings.session_timeout_ms / 1000 / 6),
         consumer_group_instance_id=settings.group_instance_id,
         consumer_max_fetch_size=fetch_size_per_partition(settings, plan),
+        broker_credentials=broker_credentials(settings.kafka),
     )
     app.sensors.add(MetricsSensor())
     liveness_for(app).wedged_after_ms = settings.wedged_after_ms
@@ -296,7 +320,7 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         BACKPRESSURE_SECONDS.labels(limit=limit)
     exactly_once = settings.processing_guarantee == "exactly_once"
     sink = Sink(app, exactly_once)
-    broker = BrokerWatch(settings.bootstrap_servers, settings.broker_timeout_ms / 1000)
+    broker = BrokerWatch(settings.bootstrap_servers, settings.broker_timeout_ms / 1000, settings.kafka)
     built = PipelineApp(app=app, pipeline=pipeline, settings=settings, broker=broker)
     for spec in pipeline.sources:
         stage = SourceStage(

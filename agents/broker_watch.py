@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from mode import Service
 
 from streams.broker_reachability import BrokerReachability
+from streams.kafka_security import PLAINTEXT, KafkaSecurity
 from streams.logfmt import logfmt
 from streams.metrics import BROKER_REACHABLE, BROKER_UNREACHABLE_SECONDS
 
@@ -33,9 +34,16 @@ PROBE_INTERVAL_S = 1.0
 PROBE_TIMEOUT_S = 3.0
 
 
-async def probe_cluster(bootstrap_servers: str, timeout_s: float = PROBE_TIMEOUT_S) -> str:
-    """One metadata request to the cluster: ``""`` when a broker answered, else why not."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000))
+async def probe_cluster(
+    bootstrap_servers: str, timeout_s: float = PROBE_TIMEOUT_S, security: KafkaSecurity = PLAINTEXT
+) -> str:
+    """One metadata request to the cluster, connecting as ``security`` says: ``""`` when a
+    broker answered, else why not."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers,
+        request_timeout_ms=int(timeout_s * 1000),
+        **security.client_options(),
+    )
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         await asyncio.wait_for(admin.describe_cluster(), timeout_s)
@@ -51,6 +59,7 @@ async def probe_cluster(bootstrap_servers: str, timeout_s: float = PROBE_TIMEOUT
 class BrokerWatch:
     bootstrap_servers: str
     timeout_s: float
+    security: KafkaSecurity = PLAINTEXT
     state: BrokerReachability = field(init=False)
 
     def __post_init__(self) -> None:
@@ -60,7 +69,7 @@ class BrokerWatch:
 
     async def check(self) -> None:
         """Probe once and act on the outcome."""
-        error = await probe_cluster(self.bootstrap_servers)
+        error = await probe_cluster(self.bootstrap_servers, security=self.security)
         self.observe(error, time.monotonic())
 
     def observe(self, error: str, now: float) -> None:

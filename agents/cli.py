@@ -21,7 +21,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from streams.credentials_check import EXIT_CREDENTIALS_REFUSED, CredentialsRefused
 from streams.errors import PipelineError
+from streams.kafka_security import KafkaSecurityError
 from streams.local_kafka import BrokerError, LocalKafka
 from streams.logfmt import configure_logging
 
@@ -61,7 +63,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     pipeline = load_pipeline(args.config)
     options = GeneratorOptions(rate=args.rate, duration_s=args.duration, users=args.users)
-    asyncio.run(generate(Settings.from_env().bootstrap_servers, pipeline.sources[0], options))
+    settings = Settings.from_env()
+    asyncio.run(generate(settings.bootstrap_servers, pipeline.sources[0], options, settings.kafka.check()))
     return 0
 
 
@@ -172,9 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.loglevel)
     try:
         return int(args.run(args))
-    except (PipelineError, BrokerError) as exc:
+    except (PipelineError, BrokerError, KafkaSecurityError) as exc:
         print(f"continust: {exc}", file=sys.stderr)
         return 2
+    except CredentialsRefused as exc:
+        print(f"continust: {exc}", file=sys.stderr)
+        return EXIT_CREDENTIALS_REFUSED
     except KeyboardInterrupt:
         return 130
 

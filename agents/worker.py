@@ -157,6 +157,7 @@ def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -
             web_port=settings.web_port,
             guarantee=settings.processing_guarantee,
             tables=",".join(built.tables),
+            **settings.kafka.describe(),
         )
     )
 

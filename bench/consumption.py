@@ -12,6 +12,8 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.kafka_security import KafkaSecurity
+
 SCAN_BELOW = 1_000
 """Gaps of fewer offsets than this are read to count their committed records exactly."""
 
@@ -21,11 +23,20 @@ class GroupWatch:
 
     def __init__(self, bootstrap: str, group: str) -> None:
         self.group = group
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        # connect as the worker does (the KAFKA_* environment, :mod:`streams.kafka_security`)
+        security = KafkaSecurity.from_env().check()
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
         self.committed_reader = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+            bootstrap_servers=bootstrap,
+            **security.client_options(),
+            isolation_level="read_committed",
+            enable_auto_commit=False,
         )
-        self.raw_reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.raw_reader = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            **security.client_options(),
+            enable_auto_commit=False,
+        )
         self._partitions: dict[str, int] = {}
 
     async def start(self) -> None:

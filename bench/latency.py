@@ -37,6 +37,7 @@ from bench.contenders import Contender, RunPlan
 from bench.events import Event
 from bench.producing import send_events
 from bench.topics import create_topic
+from streams.kafka_security import KafkaSecurity
 from streams.logfmt import logfmt
 from streams.partitioning import key_partition
 from streams.topic_admin import partition_counts
@@ -112,6 +113,7 @@ class _Outputs:
         self.bootstrap, self.topic, self.parse = bootstrap, topic, parse
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
+            **KafkaSecurity.from_env().check().client_options(),
             isolation_level="read_committed",
             enable_auto_commit=False,
             fetch_max_wait_ms=20,
@@ -120,7 +122,11 @@ class _Outputs:
         self.arrivals: dict[OutputKey, float] = {}
 
     async def run(self) -> None:
-        while not (partitions := (await partition_counts(self.bootstrap, [self.topic])).get(self.topic)):
+        while not (
+            partitions := (
+                await partition_counts(self.bootstrap, [self.topic], KafkaSecurity.from_env().check())
+            ).get(self.topic)
+        ):
             await asyncio.sleep(0.2)  # the contender creates it when it starts
         await self.consumer.start()
         try:
@@ -166,7 +172,12 @@ async def measure_latency(
     log.info(
         logfmt("bench.latency.start", contender=contender.name, rate=rate, seconds=seconds, log=log_path)
     )
-    producer = AIOKafkaProducer(bootstrap_servers=plan.bootstrap, acks="all", linger_ms=0)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=plan.bootstrap,
+        **KafkaSecurity.from_env().check().client_options(),
+        acks="all",
+        linger_ms=0,
+    )
     outputs = _Outputs(plan.bootstrap, plan.output_topic, parse)
     markers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     with log_path.open("ab") as log_file:

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from bench.events import USER_KEYS, Event, record_key
 from bench.producing import send_events
 from bench.topics import create_topic
+from streams.kafka_security import KafkaSecurity
 from streams.logfmt import logfmt
 
 log = logging.getLogger("continust.bench")
@@ -27,7 +28,12 @@ async def preload(
     bootstrap: str, topic: str, partitions: int, events: Sequence[Event], keys: str = USER_KEYS
 ) -> None:
     await create_topic(bootstrap, topic, partitions)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=512 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        **KafkaSecurity.from_env().check().client_options(),
+        acks="all",
+        max_batch_size=512 * 1024,
+    )
     await producer.start()
     rng = random.Random(KEY_SEED)
     started = last_log = time.monotonic()

@@ -46,6 +46,7 @@ from bench.doc_sections import write_section
 from bench.report import markdown_table
 from bench.topics import create_topic
 from bench.worker_api import metric_total
+from streams.kafka_security import KafkaSecurity
 
 PARTITIONS = 4
 KEYS = 2_000
@@ -79,7 +80,12 @@ def _event(i: int, now_ms: int) -> bytes:
 
 async def _produce_paced(bootstrap: str, topic: str, rate: float, seconds: float) -> None:
     """``rate`` events/s for ``seconds``: every 50 ms, what is due, one batch per partition."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=512 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        **KafkaSecurity.from_env().check().client_options(),
+        acks="all",
+        max_batch_size=512 * 1024,
+    )
     await producer.start()
     try:
         started, sent = time.monotonic(), 0
@@ -106,7 +112,11 @@ async def _produce_paced(bootstrap: str, topic: str, rate: float, seconds: float
 
 async def _produce_backlog(bootstrap: str, topic: str, events: int) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+        bootstrap_servers=bootstrap,
+        **KafkaSecurity.from_env().check().client_options(),
+        acks="all",
+        linger_ms=20,
+        max_batch_size=512 * 1024,
     )
     await producer.start()
     try:

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.kafka_security import KafkaSecurity
 from streams.logfmt import logfmt
 from streams.topic_admin import partition_counts
 
@@ -19,11 +20,12 @@ log = logging.getLogger("continust.bench")
 async def read_topic(bootstrap: str, topic: str, each: Callable[[Any], None]) -> int:
     """Call ``each(record)`` for every committed record of ``topic``, partition by partition in
     offset order, and return how many there were; logs progress on long reads."""
-    partitions = (await partition_counts(bootstrap, [topic])).get(topic)
+    partitions = (await partition_counts(bootstrap, [topic], KafkaSecurity.from_env().check())).get(topic)
     if partitions is None:
         return 0
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **KafkaSecurity.from_env().check().client_options(),
         isolation_level="read_committed",
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 * 1024 * 1024,

@@ -56,6 +56,7 @@ from bench.producing import send_values
 from bench.report import markdown_table
 from bench.topics import create_topic
 from bench.worker_api import metric_total
+from streams.kafka_security import KafkaSecurity
 
 PARTITIONS = 4
 WINDOW_MS = 10_000
@@ -95,7 +96,12 @@ def event_times(keys: int, windows_per_key: int, start_ms: int) -> list[tuple[in
 
 
 async def publish(bootstrap: str, topic: str, keys: int, windows_per_key: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=512 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        **KafkaSecurity.from_env().check().client_options(),
+        acks="all",
+        max_batch_size=512 * 1024,
+    )
     await producer.start()
     now = int(time.time() * 1000)
     start = now - windows_per_key * WINDOW_MS - 60_000

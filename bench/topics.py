@@ -10,6 +10,7 @@ import logging
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.kafka_security import KafkaSecurity
 from streams.logfmt import logfmt
 from streams.topic_admin import ensure_topics
 
@@ -18,14 +19,16 @@ log = logging.getLogger("continust.bench")
 
 async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     """Create ``topic``; it must not exist yet (every run uses fresh names)."""
-    actual = await ensure_topics(bootstrap, {topic: partitions})
+    actual = await ensure_topics(bootstrap, {topic: partitions}, security=KafkaSecurity.from_env().check())
     if actual[topic] != partitions:
         raise RuntimeError(f"topic {topic} already exists with {actual[topic]} partitions")
 
 
 async def delete_run_topics(bootstrap: str, run_id: str) -> list[str]:
     """Delete every topic whose name contains ``run_id``; return their names."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, **KafkaSecurity.from_env().check().client_options()
+    )
     await admin.start()
     try:
         names = sorted(t for t in await admin.list_topics() if run_id in t)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from streams.kafka_security import PLAINTEXT, KafkaSecurity
 from streams.logfmt import logfmt
 from streams.pipeline import SourceSpec
 
@@ -70,11 +71,16 @@ def make_event(rng: random.Random, users: list[str], source: SourceSpec, now_ms:
     return event
 
 
-async def generate(bootstrap: str, source: SourceSpec, options: GeneratorOptions) -> int:
-    """Publish events until ``duration_s`` passes (0: until cancelled); return how many."""
+async def generate(
+    bootstrap: str, source: SourceSpec, options: GeneratorOptions, security: KafkaSecurity = PLAINTEXT
+) -> int:
+    """Publish events until ``duration_s`` passes (0: until cancelled); return how many. The
+    producer connects as ``security`` says."""
     rng = random.Random(options.seed)
     users = user_names(options.users)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, acks="all", **security.client_options()
+    )
     await producer.start()
     sent = 0
     started = last_report = time.monotonic()

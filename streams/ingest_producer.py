@@ -25,6 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
+from streams.kafka_security import PLAINTEXT, KafkaSecurity
 from streams.logfmt import logfmt
 
 log = logging.getLogger("continust.ingest")
@@ -55,8 +56,14 @@ def _observe(future: asyncio.Future[Any]) -> None:
 
 
 class IngestProducer:
-    def __init__(self, bootstrap_servers: str, timeout_s: float = PRODUCE_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        timeout_s: float = PRODUCE_TIMEOUT_S,
+        security: KafkaSecurity = PLAINTEXT,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.security = security
         self.timeout_s = timeout_s
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
@@ -70,6 +77,7 @@ class IngestProducer:
                     acks="all",
                     request_timeout_ms=int(self.timeout_s * 1000),
                     client_id="continust-ingest",
+                    **self.security.client_options(),
                 )
                 try:
                     await producer.start()

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.kafka_security import PLAINTEXT, KafkaSecurity
+
 #: how much one fetch returns at most per partition (bytes); a subscriber never needs more
 FETCH_BYTES_PER_PARTITION = 256 * 1024
 #: how long to wait for the broker while opening a reader (ms)
@@ -44,7 +46,13 @@ class OutputReader:
     Errors of the Kafka client (:class:`aiokafka.errors.KafkaError`) are raised as they come;
     :meth:`close` is safe to call at any time, more than once."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, partitions: list[int]) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        partitions: list[int],
+        security: KafkaSecurity = PLAINTEXT,
+    ) -> None:
         self.topic = topic
         self._tps = [TopicPartition(topic, p) for p in partitions]
         self._consumer = AIOKafkaConsumer(
@@ -57,6 +65,7 @@ class OutputReader:
             fetch_max_bytes=FETCH_BYTES_PER_PARTITION * max(1, len(partitions)),
             request_timeout_ms=REQUEST_TIMEOUT_MS,
             client_id="continust-subscription",
+            **security.client_options(),
         )
         self._started = False
         self._closed = False

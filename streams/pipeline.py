@@ -7,12 +7,14 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
 from streams.durations import parse_duration
 from streams.errors import PipelineError
+from streams.kafka_security import MECHANISMS as SASL_MECHANISMS
+from streams.kafka_security import PROTOCOLS as KAFKA_PROTOCOLS
 from windows.aggregates import Aggregation, parse_aggregation
 from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, WindowSpec
 from windows.table import EMITS, WindowedAggregate
@@ -54,6 +56,22 @@ class ApiSpec:
     max_subscribers: int | None = None
     ingest_max_bytes: int | None = None
     ingest_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class KafkaSpec:
+    """The ``[kafka]`` table: how the worker's Kafka clients authenticate
+    (:mod:`streams.kafka_security`). Values are as written; whether they fit together is
+    checked once the environment's are merged in (:meth:`streams.settings.Settings.with_pipeline`).
+    The password is never written here, only the file that holds it."""
+
+    security_protocol: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +129,7 @@ class Pipeline:
     sources: tuple[SourceSpec, ...]
     tables: tuple[TableSpec, ...]
     api: ApiSpec = ApiSpec()
+    kafka: KafkaSpec = KafkaSpec()
 
     def source(self, name: str) -> SourceSpec:
         return next(s for s in self.sources if s.name == name)
@@ -184,7 +203,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
 def parse_pipeline(raw: Mapping[str, Any], path: Path | str = "<pipeline>") -> Pipeline:
     path = Path(path)
     top = _Reader(path, "file", raw)
-    top.check_keys(("app", "api", "source", "table"))
+    top.check_keys(("app", "api", "kafka", "source", "table"))
     app = _app(_Reader(path, "[app]", raw.get("app")))
     sources = tuple(_source(path, i, s) for i, s in enumerate(_array(top, "source")))
     names = [s.name for s in sources]
@@ -201,7 +220,8 @@ def parse_pipeline(raw: Mapping[str, Any], path: Path | str = "<pipeline>") -> P
         if table_names.count(name) > 1:
             top.fail(f"table name {name!r} is used more than once")
     api = _api(_Reader(path, "[api]", raw.get("api", {})))
-    return Pipeline(path=str(path), app=app, sources=sources, tables=tables, api=api)
+    kafka = _kafka(_Reader(path, "[kafka]", raw.get("kafka", {})))
+    return Pipeline(path=str(path), app=app, sources=sources, tables=tables, api=api, kafka=kafka)
 
 
 def _array(top: _Reader, key: str) -> list[Any]:
@@ -295,6 +315,31 @@ def _api(r: _Reader) -> ApiSpec:
         max_subscribers=counts["max_subscribers"],
         ingest_max_bytes=counts["ingest_max_bytes"],
         ingest_rate=None if rate is None else float(rate),
+    )
+
+
+def _kafka(r: _Reader) -> KafkaSpec:
+    names = tuple(f.name for f in fields(KafkaSpec))
+    if "sasl_password" in r.data:
+        r.fail(
+            "the password is not written in the pipeline file: name the file that holds it "
+            "with `sasl_password_file`, or set KAFKA_SASL_PASSWORD"
+        )
+    r.check_keys(names)
+    protocol = r.text("security_protocol", required=False)
+    if protocol is not None and protocol.upper() not in KAFKA_PROTOCOLS:
+        r.fail(f"`security_protocol` = {protocol!r} is not supported; allowed: {', '.join(KAFKA_PROTOCOLS)}")
+    mechanism = r.text("sasl_mechanism", required=False)
+    if mechanism is not None and mechanism.upper() not in SASL_MECHANISMS:
+        r.fail(f"`sasl_mechanism` = {mechanism!r} is not supported; allowed: {', '.join(SASL_MECHANISMS)}")
+    return KafkaSpec(
+        security_protocol=protocol.upper() if protocol else None,
+        sasl_mechanism=mechanism.upper() if mechanism else None,
+        **{
+            name: r.text(name, required=False)
+            for name in names
+            if name not in ("security_protocol", "sasl_mechanism")
+        },
     )
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from streams.durations import parse_duration
+from streams.errors import PipelineError
+from streams.kafka_security import PLAINTEXT, KafkaSecurity, KafkaSecurityError, read_secret
 from streams.pipeline import GUARANTEES, Pipeline
 
 
@@ -59,6 +61,9 @@ class Settings:
     #: records per second one token may ingest (a token bucket of one second's worth); beyond
     #: it, 429 with Retry-After
     api_ingest_rate: float = 10_000.0
+    #: how every Kafka client authenticates (TLS, SASL; :mod:`streams.kafka_security`); its
+    #: repr hides the password
+    kafka: KafkaSecurity = PLAINTEXT
 
     def __post_init__(self) -> None:
         if self.processing_guarantee not in GUARANTEES:
@@ -114,9 +119,12 @@ class Settings:
             api_max_subscribers=int(env.get("CONTINUST_API_MAX_SUBSCRIBERS", s.api_max_subscribers)),
             api_ingest_max_bytes=int(env.get("CONTINUST_API_INGEST_MAX_BYTES", s.api_ingest_max_bytes)),
             api_ingest_rate=float(env.get("CONTINUST_API_INGEST_RATE", s.api_ingest_rate)),
+            kafka=KafkaSecurity.from_env(env),
         )
 
     def with_pipeline(self, pipeline: Pipeline) -> Settings:
+        """These settings with the pipeline file's; raises :class:`PipelineError` when the
+        Kafka security settings of the file and the environment do not fit together."""
         app, api = pipeline.app, pipeline.api
         return replace(
             self,
@@ -145,4 +153,26 @@ class Settings:
             api_max_subscribers=api.max_subscribers or self.api_max_subscribers,
             api_ingest_max_bytes=api.ingest_max_bytes or self.api_ingest_max_bytes,
             api_ingest_rate=api.ingest_rate or self.api_ingest_rate,
+            kafka=_kafka_security(self.kafka, pipeline),
         )
+
+
+def _kafka_security(env: KafkaSecurity, pipeline: Pipeline) -> KafkaSecurity:
+    """The environment's Kafka security settings with the ``[kafka]`` table's in their place,
+    checked (the password file, when the table names one, is read here)."""
+    spec = pipeline.kafka
+    try:
+        password = read_secret(Path(spec.sasl_password_file)) if spec.sasl_password_file else None
+        return env.merged(
+            {
+                "protocol": spec.security_protocol,
+                "ssl_cafile": _path(spec.ssl_cafile),
+                "ssl_certfile": _path(spec.ssl_certfile),
+                "ssl_keyfile": _path(spec.ssl_keyfile),
+                "sasl_mechanism": spec.sasl_mechanism,
+                "sasl_username": spec.sasl_username,
+                "sasl_password": password,
+            }
+        ).check()
+    except KafkaSecurityError as exc:
+        raise PipelineError(pipeline.path, "[kafka] (or the KAFKA_* environment)", str(exc)) from None

@@ -51,6 +51,7 @@ from streams.api_routes import Answer, BadQuery, Param, Route, error_response, i
 from streams.event_buffer import EventBuffer
 from streams.event_ids import BadEventId
 from streams.http_api import TABLE_PARAM, TableQueries, unknown_table
+from streams.kafka_security import PLAINTEXT, KafkaSecurity
 from streams.logfmt import logfmt
 from streams.metrics import SUBSCRIPTION_EVENTS, SUBSCRIPTIONS, SUBSCRIPTIONS_DROPPED
 from streams.output_reader import OutputReader
@@ -220,8 +221,10 @@ def subscription_routes(
     subscriptions: Subscriptions,
     tables: Mapping[str, Followable],
     bootstrap_servers: str,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[Route]:
-    """The subscribe route of ``tables`` (every table of the pipeline, by name)."""
+    """The subscribe route of ``tables`` (every table of the pipeline, by name); its readers
+    connect to ``bootstrap_servers`` as ``security`` says."""
 
     async def subscribe(request: web.Request) -> web.StreamResponse:
         table = request.match_info["table"]
@@ -250,7 +253,7 @@ def subscription_routes(
             return _unavailable(
                 "too_many_subscribers", f"this worker serves {subscriptions.limit} subscriptions already"
             )
-        reader = OutputReader(bootstrap_servers, output.topic, follow.partitions)
+        reader = OutputReader(bootstrap_servers, output.topic, follow.partitions, security)
         try:
             return await follow_table(request, table, key, follow, resume, reader, buffer, heartbeat_s)
         finally:
