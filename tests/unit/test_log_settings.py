@@ -97,3 +97,12 @@ def test_min_insync_above_the_brokers_default_replication_is_left_to_the_broker(
 def test_the_worker_is_named_by_its_group_instance_id_else_host_and_port() -> None:
     assert Settings(web_host="10.0.0.7", web_port=6066).worker_name == "10.0.0.7:6066"
     assert Settings(group_instance_id="shop-1", web_port=6066).worker_name == "shop-1"
+
+
+def test_a_topic_left_to_the_broker_asks_for_replication_factor_minus_one() -> None:
+    from streams.topic_admin import BROKER_DEFAULT, new_topic
+
+    left = new_topic("t", 4, BROKER_DEFAULT, {})
+    assert (left.num_partitions, left.replication_factor, left.replica_assignments) == (4, -1, {})
+    chosen = new_topic("t", 4, 3, {"min.insync.replicas": "2"})
+    assert (chosen.replication_factor, chosen.topic_configs) == (3, {"min.insync.replicas": "2"})
