@@ -73,6 +73,16 @@ class LogContext:
     worker: str | None = None
 
 
+def _add_event_fields(fields: dict[str, Any], event_fields: dict[str, Any]) -> None:
+    """Add an event's fields after the line's own; one named like a line field (``ts`` of a late
+    event, ``app``) is kept as ``event_<name>`` unless it repeats the line's value."""
+    for key, value in event_fields.items():
+        if key not in fields:
+            fields[key] = value
+        elif str(fields[key]) != str(value):
+            fields[f"event_{key}"] = value
+
+
 def record_fields(record: logging.LogRecord, context: LogContext, exc_text: str | None) -> dict[str, Any]:
     """The fields of one line, in order (see the module's docstring)."""
     ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -88,11 +98,11 @@ def record_fields(record: logging.LogRecord, context: LogContext, exc_text: str 
     message = record.msg if not record.args else record.getMessage()
     if isinstance(message, LogLine):
         fields["event"] = message.event
-        fields.update({k: v for k, v in message.fields.items() if k not in fields})
+        _add_event_fields(fields, message.fields)
     else:
         text = str(message)
         if text.startswith("event="):
-            fields.update({k: v for k, v in parse_logfmt(text).items() if k not in fields})
+            _add_event_fields(fields, parse_logfmt(text))
         else:
             fields["msg"] = text
     if exc_text:

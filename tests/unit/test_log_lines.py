@@ -145,3 +145,12 @@ def test_the_console_shows_own_events_and_the_runtimes_warnings(logger: str, lev
 def test_a_line_that_is_no_log_line_is_shown() -> None:
     assert line_shown("Traceback (most recent call last):\n")
     assert line_shown("{not json\n")
+
+
+def test_an_event_field_named_like_a_line_field_is_kept_apart() -> None:
+    record = _record("continust.table", logging.DEBUG, logfmt("event.late", ts=123, app="shop", key="k"))
+    fields = parse_logfmt(LogfmtFormatter(app="shop", worker="w").format(record))
+    assert fields["ts"].startswith("2026-") and fields["event_ts"] == "123"
+    assert fields["app"] == "shop" and "event_app" not in fields and fields["key"] == "k"
+    obj = orjson.loads(JsonFormatter(app="shop", worker="w").format(record))
+    assert obj["event_ts"] == 123
