@@ -40,7 +40,7 @@ from streams.pipeline import Pipeline
 from streams.settings import Settings
 from streams.subscriptions import Followable, Subscriptions, subscription_routes
 from streams.table_routes import table_routes
-from streams.topic_admin import ensure_topics, partition_counts
+from streams.topic_admin import broker_replication_factor, ensure_topics, partition_counts
 
 MIB = 1024 * 1024
 
@@ -58,6 +58,9 @@ class TopicPlan:
     source_partitions: dict[str, int]
     create: dict[str, int]
     topic_partitions: dict[str, int]
+    #: the replication factor of the topics Faust itself creates (its partition assignor's
+    #: topic, and any changelog it finds missing): the setting, or the broker's default
+    faust_replication_factor: int = 1
 
 
 async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
@@ -93,12 +96,24 @@ async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
     for t in pipeline.tables:
         if t.output:
             create[t.output] = per_source[t.source]
-    actual = await ensure_topics(settings.bootstrap_servers, create, security=settings.kafka)
+    # every internal topic gets the replication settings: the replication factor (-1: the
+    # broker's default.replication.factor) and min.insync.replicas (unset: the broker's), never a
+    # hard-coded 1 that would lose state with one broker on a production cluster
+    replicas, internal = settings.replication_factor, settings.internal_topic_config()
+    actual = await ensure_topics(
+        settings.bootstrap_servers, create, internal, replicas, security=settings.kafka
+    )
     # each table's changelog, compacted, before Faust looks for it: created here, its partitions
     # have leaders before the group assigns them, where Faust would create it while two workers
     # start and read its end offsets at once
     changelogs = {changelog_topic(settings.app_id, t.name): per_source[t.source] for t in pipeline.tables}
-    await ensure_topics(settings.bootstrap_servers, changelogs, {"cleanup.policy": "compact"}, settings.kafka)
+    await ensure_topics(
+        settings.bootstrap_servers,
+        changelogs,
+        {**internal, "cleanup.policy": "compact"},
+        replicas,
+        security=settings.kafka,
+    )
     create.update(changelogs)
     for t in pipeline.tables:
         if t.output and actual[t.output] != per_source[t.source]:
@@ -109,7 +124,17 @@ async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
                 f"{t.source!r} has {per_source[t.source]}; outputs are co-partitioned with their "
                 "input, so give it the same number or name a new topic",
             )
-    return TopicPlan(source_partitions=per_source, create=create, topic_partitions=dict(counts))
+    faust_replicas = (
+        replicas
+        if replicas > 0
+        else await broker_replication_factor(settings.bootstrap_servers, settings.kafka)
+    )
+    return TopicPlan(
+        source_partitions=per_source,
+        create=create,
+        topic_partitions=dict(counts),
+        faust_replication_factor=faust_replicas,
+    )
 
 
 @dataclass
@@ -287,7 +312,8 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         processing_guarantee=settings.processing_guarantee,
         broker_commit_interval=settings.commit_interval_ms / 1000,
         consumer_auto_offset_reset="earliest",
-        topic_replication_factor=1,
+        # Faust takes no "broker default" (-1), so plan_topics asked the broker for its number
+        topic_replication_factor=plan.faust_replication_factor,
         topic_allow_declare=True,
         key_serializer="raw",
         value_serializer="raw",

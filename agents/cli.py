@@ -17,6 +17,7 @@ command imports what it needs when it runs, so ``kafka``, ``generate``, ``produc
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from streams.credentials_check import EXIT_CREDENTIALS_REFUSED, CredentialsRefus
 from streams.errors import PipelineError
 from streams.kafka_security import KafkaSecurityError
 from streams.local_kafka import BrokerError, LocalKafka
-from streams.logfmt import configure_logging
+from streams.logfmt import LOG_FORMATS, configure_logging
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -172,7 +173,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    configure_logging(args.loglevel)
+    log_format = os.environ.get("CONTINUST_LOG_FORMAT") or "logfmt"
+    if log_format not in LOG_FORMATS:
+        print(
+            f"continust: CONTINUST_LOG_FORMAT={log_format!r}; allowed: {', '.join(LOG_FORMATS)}",
+            file=sys.stderr,
+        )
+        return 2
+    configure_logging(args.loglevel, log_format)
     try:
         return int(args.run(args))
     except (PipelineError, BrokerError, KafkaSecurityError) as exc:

@@ -1,7 +1,11 @@
 """``continust demo``: start the local broker if needed, create the pipeline's input topics,
 start a worker, publish realistic events with a progress line, and print the curl commands that
 show the windows filling. Ctrl-C stops the worker and generator it started (and the broker, if
-it started that too)."""
+it started that too).
+
+The console shows the progress line, the examples and continust's own events (info and above);
+Faust's, aiokafka's and mode's logs only from warning up. The worker's full log goes to
+:data:`WORKER_LOG`, named on the console at start (:mod:`agents.demo_log`)."""
 
 from __future__ import annotations
 
@@ -10,12 +14,16 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO, cast
 
 from agents.demo_examples import EXAMPLES_AFTER_S, show_examples
+from agents.demo_log import follow_worker_log
 from agents.worker_command import worker_argv
+from streams.console_filter import ConsoleFilter
 from streams.event_generator import GeneratorOptions, generate, user_names
 from streams.local_kafka import LocalKafka
 from streams.logfmt import logfmt
@@ -23,13 +31,16 @@ from streams.pipeline import Pipeline, SourceSpec, load_pipeline
 from streams.topic_admin import ensure_topics
 
 log = logging.getLogger("continust.demo")
+DATA_DIR = Path(".data/demo")
+#: the worker's full log (every logger, every level the worker logs at)
+WORKER_LOG = DATA_DIR / "worker.log"
 
 
 def _wait_healthy(port: int, worker: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if worker.poll() is not None:
-            raise RuntimeError(f"the worker exited with status {worker.returncode}; see its log above")
+            raise RuntimeError(f"the worker exited with status {worker.returncode}; see {WORKER_LOG}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
                 if b"repartition" in r.read():
@@ -66,6 +77,8 @@ def run_demo(config: Path, web_port: int = 6066, rate: float = 200.0) -> int:
     # by whatever launched it (as for background jobs of a non-interactive shell).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ConsoleFilter())
     pipeline = load_pipeline(config)
     broker = LocalKafka.from_env()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
@@ -77,10 +90,15 @@ def run_demo(config: Path, web_port: int = 6066, rate: float = 200.0) -> int:
     asyncio.run(ensure_topics(bootstrap, {topic: 4 for s in pipeline.sources for topic in s.topics}))
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
     worker = subprocess.Popen(
-        worker_argv(config, web_port, ".data/demo"),
+        worker_argv(config, web_port, DATA_DIR),
         env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    worker_log = follow_worker_log(cast(IO[bytes], worker.stdout), WORKER_LOG, sys.stderr)
+    log.info(logfmt("demo.worker_log", path=WORKER_LOG, shown="continust events; warnings of the runtime"))
     try:
         _wait_healthy(web_port, worker)
         users = user_names(3)
@@ -111,6 +129,7 @@ def run_demo(config: Path, web_port: int = 6066, rate: float = 200.0) -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(worker.pid, signal.SIGKILL)
                 worker.wait()
+        worker_log.join(timeout=5)
         if started_broker:
             broker.stop()
         log.info(logfmt("demo.stopped", worker=worker.returncode, broker_stopped=started_broker))

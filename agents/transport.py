@@ -123,7 +123,8 @@ class Producer(faust_aiokafka.Producer):
         group_id: str,
         start_new_transaction: bool = True,
     ) -> None:
-        """Commit the transaction of every input partition at the same time. Faust commits them
+        """Commit the transaction of every input partition at the same time, each once its
+        records are acknowledged (see the comment in the body). Faust commits them
         one after another, each a few broker round trips (offsets, end, begin): with 8 input
         partitions a commit took about 0.5 s, during which the gate holds processing and every
         output waits. The transactions are independent, as they are when committed in turn; the
@@ -131,15 +132,27 @@ class Producer(faust_aiokafka.Producer):
         metadata the stages give for its partition (:meth:`CommitSequence.metadata_for`)."""
         commit_one = super().commit_transactions
         metadata_for = commit_sequence_for(self.app).metadata_for
+
+        async def commit(tid: str, offsets: Mapping[TP, int]) -> None:
+            producer = transaction_producer(self, tid)
+            if producer is not None:
+                # The transaction's records are acknowledged before its offsets are added. Adding
+                # them (AddOffsetsToTxn) puts the transaction in a pending state on its
+                # coordinator; a produce of the same transaction still in flight then fails the
+                # broker's transaction verification (KIP-890) with CONCURRENT_TRANSACTIONS, which
+                # the broker reports to aiokafka as NOT_ENOUGH_REPLICAS: the "NotEnoughReplicas"
+                # produce retries on changelog and output partitions of a healthy single broker.
+                # commit_transaction waits for these acknowledgements anyway; waiting first
+                # spares the retries.
+                await producer.flush()
+            await commit_one(
+                {tid: offsets_with_metadata(offsets, metadata_for)},
+                group_id,
+                start_new_transaction=start_new_transaction,
+            )
+
         results = await asyncio.gather(
-            *(
-                commit_one(
-                    {tid: offsets_with_metadata(offsets, metadata_for)},
-                    group_id,
-                    start_new_transaction=start_new_transaction,
-                )
-                for tid, offsets in tid_to_offset_map.items()
-            ),
+            *(commit(tid, offsets) for tid, offsets in tid_to_offset_map.items()),
             return_exceptions=True,
         )
         for result in results:

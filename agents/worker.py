@@ -6,6 +6,7 @@ import asyncio
 import gc
 import inspect
 import logging
+import logging.config
 import os
 import signal
 import sys
@@ -31,7 +32,7 @@ from agents.faust_compat import (
 )
 from agents.local_state import LocalState
 from agents.transport import TransactionManager
-from streams.logfmt import logfmt
+from streams.logfmt import EVERY_LINE, logfmt
 from streams.pipeline import Pipeline
 from streams.settings import Settings
 
@@ -39,11 +40,16 @@ log = logging.getLogger("continust.worker")
 AGENTS_DIR = Path(__file__).resolve().parent
 
 
-def logging_config(level: str) -> dict[str, Any]:
+def logging_config(level: str, settings: Settings | None = None) -> dict[str, Any]:
+    """The worker's logging (``logging.config.dictConfig``): every logger to stderr in the
+    settings' log format, each line naming the app and the worker, repeats rate-limited."""
+    formatter: dict[str, Any] = {"()": "streams.logfmt.formatter"}
+    if settings is not None:
+        formatter.update(log_format=settings.log_format, app=settings.app_id, worker=settings.worker_name)
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"logfmt": {"()": "streams.logfmt.LogfmtFormatter"}},
+        "formatters": {"logfmt": formatter},
         "filters": {"repeats": {"()": "streams.logfmt.RepeatedMessageFilter"}},
         "handlers": {
             "stderr": {
@@ -87,11 +93,16 @@ def dump_tasks() -> None:
     """Log where every asyncio task is waiting (on SIGUSR1): the await chain from the task's
     coroutine down to the innermost awaited call, for a worker that seems stuck."""
     for task in asyncio.all_tasks():
-        log.warning(logfmt("worker.task", name=task.get_name(), awaits=_await_chain(task)))
+        log.warning(
+            logfmt("worker.task", name=task.get_name(), awaits=_await_chain(task)), extra={EVERY_LINE: True}
+        )
     # Agents run behind Faust's actor wrappers, which hide their await chain from the task.
     for obj in gc.get_objects():
         if inspect.iscoroutine(obj) and obj.cr_code.co_filename.startswith(str(AGENTS_DIR)):
-            log.warning(logfmt("worker.agent", name=obj.cr_code.co_name, awaits=_await_chain(obj)))
+            log.warning(
+                logfmt("worker.agent", name=obj.cr_code.co_name, awaits=_await_chain(obj)),
+                extra={EVERY_LINE: True},
+            )
 
 
 def dump_consumer(app: faust.App) -> None:
@@ -122,7 +133,8 @@ def dump_consumer(app: faust.App) -> None:
                 committed=committed.get(tp),
                 acked=",".join(map(str, list(acked.get(tp, []))[-5:])),
                 in_flight=",".join(map(str, sorted(in_flight.get(tp, []))[:5])),
-            )
+            ),
+            extra={EVERY_LINE: True},
         )
 
 
@@ -140,6 +152,7 @@ def committed_everything(app: Any, code: int) -> bool:
 
 
 def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -> NoReturn:
+    logging.config.dictConfig(logging_config(loglevel, settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         arm_from_env(os.environ, settings.data_dir)
@@ -176,7 +189,7 @@ def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -
         built.app,
         BrokerWatchService(built.broker),
         loglevel=loglevel,
-        logging_config=logging_config(loglevel),
+        logging_config=logging_config(loglevel, settings),
         quiet=True,
     )
     code = 0

@@ -152,6 +152,16 @@ class LocalKafka:
             "transaction.state.log.num.partitions": "8",
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
+            # Topics the engine creates ask for the broker's defaults (replication factor -1, no
+            # min.insync.replicas of their own; streams.topic_admin), so these two are what they
+            # get here. With one replica and min.insync.replicas=1 a partition's ISR always holds
+            # its leader, so a NotEnoughReplicasError a worker sees on this broker is not about
+            # replication: Kafka's transaction verification (KIP-890,
+            # transaction.partition.verification.enable, on by default) answers a transactional
+            # produce it cannot verify (CONCURRENT_TRANSACTIONS, coordinator loading or moved)
+            # with NOT_ENOUGH_REPLICAS to clients without KIP-890's epoch bump, aiokafka among
+            # them. agents/transport.py avoids the common case (offsets added while the
+            # transaction's records are in flight); verification stays on, as on production.
             "default.replication.factor": "1",
             "min.insync.replicas": "1",
             "group.initial.rebalance.delay.ms": "0",

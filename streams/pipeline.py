@@ -15,6 +15,7 @@ from streams.durations import parse_duration
 from streams.errors import PipelineError
 from streams.kafka_security import MECHANISMS as SASL_MECHANISMS
 from streams.kafka_security import PROTOCOLS as KAFKA_PROTOCOLS
+from streams.logfmt import LOG_FORMATS
 from windows.aggregates import Aggregation, parse_aggregation
 from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, WindowSpec
 from windows.table import EMITS, WindowedAggregate
@@ -40,6 +41,12 @@ class AppSpec:
     state_cache_mb: int | None = None
     fetch_buffer_mb: int | None = None
     store_memory_mb: int | None = None
+    #: ``logfmt`` or ``json`` (:mod:`streams.logfmt`)
+    log_format: str | None = None
+    #: replicas of every topic the engine creates; None: the broker's ``default.replication.factor``
+    replication_factor: int | None = None
+    #: ``min.insync.replicas`` of every topic the engine creates; None: the broker's default
+    min_insync_replicas: int | None = None
 
 
 @dataclass(frozen=True)
@@ -242,6 +249,9 @@ def _app(r: _Reader) -> AppSpec:
             "session_timeout",
             "broker_timeout",
             "wedged_after",
+            "log_format",
+            "replication_factor",
+            "min_insync_replicas",
             *MEMORY_LIMITS,
         )
     )
@@ -269,6 +279,16 @@ def _app(r: _Reader) -> AppSpec:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             r.fail(f"`{name}` must be a whole number of MiB, 1 or more, got {value!r}")
         limits[name] = value
+    replicas: dict[str, int | None] = {}
+    for name in ("replication_factor", "min_insync_replicas"):
+        value = r.data.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            r.fail(
+                f"`{name}` must be a whole number, 1 or more (leave it out for the broker's "
+                f"default), got {value!r}"
+            )
+        replicas[name] = value
+    log_format = r.choice("log_format", LOG_FORMATS, "logfmt") if "log_format" in r.data else None
     return AppSpec(
         id=str(r.text("id", name_like=True)),
         processing_guarantee=guarantee,
@@ -278,6 +298,8 @@ def _app(r: _Reader) -> AppSpec:
         session_timeout_ms=session_timeout,
         broker_timeout_ms=broker_timeout,
         wedged_after_ms=wedged_after,
+        log_format=log_format,
+        **replicas,
         **limits,
     )
 

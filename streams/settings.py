@@ -10,11 +10,16 @@ from pathlib import Path
 from streams.durations import parse_duration
 from streams.errors import PipelineError
 from streams.kafka_security import PLAINTEXT, KafkaSecurity, KafkaSecurityError, read_secret
+from streams.logfmt import LOG_FORMATS
 from streams.pipeline import GUARANTEES, Pipeline
 
 
 def _path(text: str | None) -> Path | None:
     return Path(text) if text else None
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text else None
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,24 @@ class Settings:
     #: how every Kafka client authenticates (TLS, SASL; :mod:`streams.kafka_security`); its
     #: repr hides the password
     kafka: KafkaSecurity = PLAINTEXT
+    #: ``logfmt`` (key=value) or ``json`` (one object per line), :mod:`streams.logfmt`
+    log_format: str = "logfmt"
+    #: replicas of every topic the engine creates (changelogs, repartition, dead letters,
+    #: outputs, late events); -1: the broker's ``default.replication.factor`` (KIP-733)
+    replication_factor: int = -1
+    #: ``min.insync.replicas`` of those topics; None: the broker's ``min.insync.replicas``
+    min_insync_replicas: int | None = None
+
+    @property
+    def worker_name(self) -> str:
+        """How log lines name this worker: its group instance id, else ``host:port``."""
+        return self.group_instance_id or f"{self.web_host}:{self.web_port}"
+
+    def internal_topic_config(self) -> dict[str, str]:
+        """The topic configs every topic the engine creates gets (none: the broker's defaults)."""
+        if self.min_insync_replicas is None:
+            return {}
+        return {"min.insync.replicas": str(self.min_insync_replicas)}
 
     def __post_init__(self) -> None:
         if self.processing_guarantee not in GUARANTEES:
@@ -81,6 +104,20 @@ class Settings:
             raise ValueError("the API's TLS CA is for workers that serve TLS: give a certificate and key too")
         if self.api_max_subscribers < 1 or self.api_ingest_max_bytes < 1 or self.api_ingest_rate <= 0:
             raise ValueError("api_max_subscribers, api_ingest_max_bytes and api_ingest_rate must be positive")
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(f"log format {self.log_format!r}; allowed: {', '.join(LOG_FORMATS)}")
+        if self.replication_factor == 0 or self.replication_factor < -1:
+            raise ValueError(
+                f"replication_factor must be 1 or more, or -1 for the broker's default, "
+                f"got {self.replication_factor}"
+            )
+        if self.min_insync_replicas is not None and self.min_insync_replicas < 1:
+            raise ValueError(f"min_insync_replicas must be 1 or more, got {self.min_insync_replicas}")
+        if self.min_insync_replicas is not None and self.min_insync_replicas > self.replication_factor > 0:
+            raise ValueError(
+                f"min_insync_replicas ({self.min_insync_replicas}) above replication_factor "
+                f"({self.replication_factor}): no write with acks=all could ever succeed"
+            )
         if self.group_instance_id == "":
             raise ValueError("group_instance_id must not be empty (leave it unset instead)")
         if self.wedged_after_ms < 1_000:
@@ -120,6 +157,9 @@ class Settings:
             api_ingest_max_bytes=int(env.get("CONTINUST_API_INGEST_MAX_BYTES", s.api_ingest_max_bytes)),
             api_ingest_rate=float(env.get("CONTINUST_API_INGEST_RATE", s.api_ingest_rate)),
             kafka=KafkaSecurity.from_env(env),
+            log_format=env.get("CONTINUST_LOG_FORMAT") or s.log_format,
+            replication_factor=int(env.get("CONTINUST_REPLICATION_FACTOR") or s.replication_factor),
+            min_insync_replicas=_int(env.get("CONTINUST_MIN_INSYNC_REPLICAS")),
         )
 
     def with_pipeline(self, pipeline: Pipeline) -> Settings:
@@ -154,6 +194,9 @@ class Settings:
             api_ingest_max_bytes=api.ingest_max_bytes or self.api_ingest_max_bytes,
             api_ingest_rate=api.ingest_rate or self.api_ingest_rate,
             kafka=_kafka_security(self.kafka, pipeline),
+            log_format=app.log_format or self.log_format,
+            replication_factor=app.replication_factor or self.replication_factor,
+            min_insync_replicas=app.min_insync_replicas or self.min_insync_replicas,
         )
 
 

@@ -292,6 +292,17 @@ def test_merged_topics_two_workers_http_and_read_committed_output(
     assert reasons == ["invalid_field", "missing_key", "not_json"]
     assert {r.value for r in letters} >= {b"{oops"}
 
+    # Every line of the workers' logs names the app and the worker, and no produce was retried
+    # for lack of in-sync replicas: the internal topics take the broker's replication defaults.
+    for w in workers:
+        text = w.log.read_text(errors="replace")
+        assert "NotEnoughReplicas" not in text, w.log_tail()
+        lines = [line for line in text.splitlines() if line.startswith("ts=")]
+        named = f" app={app_id} worker=127.0.0.1:{w.port} "
+        assert lines and all(named in line for line in lines), [line for line in lines if named not in line][
+            :3
+        ]
+
 
 def test_a_restarted_worker_recovers_its_state_and_continues(kafka, run_id, start_worker, tmp_path: Path):
     """Stop the worker (SIGTERM) mid-stream and start it on the same data directory: recovery
