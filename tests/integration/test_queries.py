@@ -295,7 +295,8 @@ def test_every_query_is_answered_alike_by_any_worker_and_follows_writes(
 
     def detail_settled(port: int) -> Any:
         body = answer(port, "/api/tables/counts")
-        done = all(p["standbys"] and p["inputs"] for p in body["partition_details"])
+        # lag is known once the owner's consumer has a fetch answer for the partition
+        done = all(p["standbys"] and p["inputs"] and p["lag"] is not None for p in body["partition_details"])
         return body if done else None
 
     detail_a = wait_until(lambda: detail_settled(a), 60, "every partition's standby to report")
