@@ -2,10 +2,12 @@
 defines it, and the pipeline they ship loads."""
 
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 
 from agents.cli import parser
+from streams.http_api import core_routes
 from streams.pipeline import parse_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,4 +34,13 @@ def test_k8s_statefulset_runs_the_shipped_pipeline() -> None:
     container = kinds["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
     args = parser().parse_args(container["command"][1:])
     assert args.command == "worker" and args.config == "/etc/continust/pipelines.toml"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    probes = {
+        kind: container[kind]["httpGet"]["path"]
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
+    assert probes == {"startupProbe": "/health", "livenessProbe": "/health", "readinessProbe": "/ready"}
+    # the probes ask routes the worker serves, open to anyone (no token)
+    served = {(route.path, route.scope) for route in core_routes(cast(Any, None))}
+    assert {("/health", None), ("/ready", None)} <= served
+    env = {e["name"]: e for e in container["env"]}
+    assert env["CONTINUST_GROUP_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
