@@ -15,7 +15,11 @@ class RecordingProducer:
         self.tid, self.calls = tid, calls
 
     async def flush(self) -> None:
-        await asyncio.sleep(0)  # acknowledgements arrive later than the call
+        # acknowledgements arrive later than the call: the flush ends only once the event loop
+        # has run the callback that acknowledges them
+        acknowledged = asyncio.Event()
+        asyncio.get_running_loop().call_soon(acknowledged.set)
+        await acknowledged.wait()
         self.calls.append((self.tid, "flush"))
 
     async def send_offsets_to_transaction(self, offsets: Any, group_id: str) -> None:
