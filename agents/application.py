@@ -15,6 +15,7 @@ from faust.auth import Credentials
 
 from agents.broker_watch import BrokerWatch
 from agents.commit_gate import batch_routes_for, gate_for
+from agents.faust_compat import PromptTableManager
 from agents.liveness import liveness_for
 from agents.merge import SourceStage, repartition_topic
 from agents.readiness import readiness
@@ -337,6 +338,7 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         consumer_group_instance_id=settings.group_instance_id,
         consumer_max_fetch_size=fetch_size_per_partition(settings, plan),
         broker_credentials=broker_credentials(settings.kafka),
+        TableManager=PromptTableManager,
     )
     app.sensors.add(MetricsSensor())
     liveness_for(app).wedged_after_ms = settings.wedged_after_ms

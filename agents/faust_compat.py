@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
+import inspect
+import textwrap
 from collections import defaultdict
 from collections.abc import Callable, Mapping, MutableMapping, MutableSet
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ from aiokafka.protocol.commit import (
 )
 from aiokafka.structs import OffsetAndMetadata
 from faust.stores.rocksdb import Store as RocksDBStore
+from faust.tables.manager import TableManager
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.producer import ProducerBuffer
@@ -613,6 +617,49 @@ def forget_coordinator(consumer: Any) -> None:
     consumer._coordinator.coordinator_dead()
 
 
+# -- start and stop without fixed waits: faust.tables.manager.TableManager, mode.worker.Worker --
+
+
+#: How long a stopping worker's event loop runs after every task was cancelled, so that their
+#: cancellations and the connections' close callbacks complete (mode waits 1 s).
+STOP_GRACE_SECONDS = 0.1
+
+
+class PromptTableManager(TableManager):
+    """Faust's table manager without the one-second wait it starts with.
+
+    Relies on: faust-streaming, ``faust.tables.manager.TableManager.on_start`` (its body: wait
+    1 s, then, unless stopping, ``_update_channels()`` and ``recovery.start()``; the canary
+    checks that body by its hash) and ``_update_channels``.
+    Needed for: every worker start waited 1 s before subscribing to its changelogs. The wait
+    gives agents started beside the manager time to declare tables; continust declares every
+    table before the app starts, so nothing arrives during it.
+    If it changes: the canary fails on the new body; replaying an old body could skip what a new
+    version starts there.
+    """
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+
+class PromptWorker(faust.Worker):
+    """Faust's worker whose stopping event loop runs :data:`STOP_GRACE_SECONDS` after the last
+    task was cancelled, not 1 s.
+
+    Relies on: mode-streaming, ``mode.worker.Worker._sentinel_task`` (awaited once by
+    ``_shutdown_loop`` after ``_gather_all`` cancelled every task, before the loop closes; its
+    body, checked by hash, is ``asyncio.sleep(1.0)``).
+    Needed for: every stop of a worker waited 1 s after it had committed, left its group and
+    closed its stores.
+    If it changes: the canary fails; the stop would be as slow as before or skip the grace.
+    """
+
+    async def _sentinel_task(self) -> None:
+        await asyncio.sleep(STOP_GRACE_SECONDS)
+
+
 # -- the registry ---------------------------------------------------------------------------
 
 
@@ -624,6 +671,7 @@ class Kind(enum.Enum):
     VALUE = "value"  # a class attribute equal to ``expected``
     FIELDS = "fields"  # a protocol struct whose schema at ``member`` has the names in ``expected``
     ABSENT = "absent"  # a name the seam adds to a subclass: the library must not define it
+    SOURCE = "source"  # a method the seam replaces: ``expected`` is :func:`source_digest` of it
 
 
 @dataclass(frozen=True)
@@ -659,6 +707,7 @@ _F_PRODUCER = "faust.transport.producer:Producer"
 _F_BUFFER = "faust.transport.producer:ProducerBuffer"
 _F_STORE = "faust.stores.rocksdb:Store"
 _F_RECOVERY = "faust.tables.recovery:Recovery"
+_F_TABLES = "faust.tables.manager:TableManager"
 _K_PRODUCER = "aiokafka.producer.producer:AIOKafkaProducer"
 _K_CONSUMER = "aiokafka.consumer.consumer:AIOKafkaConsumer"
 _K_SUBSCRIPTIONS = "aiokafka.consumer.subscription_state"
@@ -769,4 +818,15 @@ REGISTRY: tuple[SeamItem, ...] = (
         )
     ),
     SeamItem("forget_coordinator", _K_COORDINATOR, "coordinator_dead", Kind.METHOD, ("self",)),
+    SeamItem("PromptTableManager", _F_TABLES, "on_start", Kind.SOURCE, "b82e759be50ccebe"),
+    SeamItem("PromptTableManager", _F_TABLES, "_update_channels", Kind.METHOD, ("self",)),
+    SeamItem("PromptWorker", "mode.worker:Worker", "_sentinel_task", Kind.SOURCE, "3c41d4f6f5c37580"),
+    SeamItem("PromptWorker", "mode.worker:Worker", "_shutdown_loop", Kind.METHOD, ("self",)),
 )
+
+
+def source_digest(function: Callable[..., Any]) -> str:
+    """The first 16 hex digits of the SHA-256 of ``function``'s dedented source: a method the
+    seam replaces is checked by its body, not only its signature."""
+    text = textwrap.dedent(inspect.getsource(function))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -20,6 +20,7 @@ from agents.application import prepare
 from agents.broker_watch import BrokerWatchService
 from agents.faults import arm_from_env
 from agents.faust_compat import (
+    PromptWorker,
     acked_offsets,
     active_partitions,
     committed_offsets,
@@ -185,7 +186,7 @@ def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -
 
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
 
-    worker = faust.Worker(
+    worker = PromptWorker(
         built.app,
         BrokerWatchService(built.broker),
         loglevel=loglevel,

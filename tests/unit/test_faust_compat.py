@@ -96,6 +96,12 @@ def mismatch(item: SeamItem, probes: list[Any]) -> str | None:
         missing = [name for name in item.expected if name not in names]
         if missing:
             return problem(f"fields {missing} missing (has {names})")
+    elif item.kind is Kind.SOURCE:
+        found = getattr(owner, item.member, None)
+        if not callable(found):
+            return problem("no such method")
+        if faust_compat.source_digest(found) != item.expected:
+            return problem("its body changed: the seam replaces it with a copy of the old one")
     elif item.kind is Kind.ABSENT and hasattr(owner, item.member):
         return problem("the library now defines this name, which the seam adds as a hook")
     return None
@@ -223,12 +229,20 @@ def rename_response_field(monkeypatch: pytest.MonkeyPatch, probes: list[Any]) ->
     monkeypatch.setattr(commit.OffsetFetchResponse_v2, "SCHEMA", schema)
 
 
+def change_table_manager_start(monkeypatch: pytest.MonkeyPatch, probes: list[Any]) -> None:
+    async def on_start(self: Any) -> None:
+        await self._update_channels()
+
+    monkeypatch.setattr("faust.tables.manager.TableManager.on_start", on_start)
+
+
 CHANGES: dict[str, tuple[SeamItem, Callable[[pytest.MonkeyPatch, list[Any]], None]]] = {
     "class attribute renamed": (item_named("transaction_lock", "_trn_locks"), rename_lock_dict),
     "instance attribute renamed": (item_named("acked_offsets", "_acked"), rename_consumer_attribute),
     "method signature changed": (item_named("partition_db", "_db_for_partition"), change_store_signature),
     "value changed": (item_named("transactional_id_for", "transactional_id_format"), change_id_format),
     "hook name taken": (item_named("ConsumerHooks", "new_offset"), add_hook_name),
+    "replaced body changed": (item_named("PromptTableManager", "on_start"), change_table_manager_start),
     "protocol field renamed": (
         next(i for i in REGISTRY if i.owner.endswith("_v2") and i.member == "topics.partitions"),
         rename_response_field,
