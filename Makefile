@@ -9,7 +9,7 @@ SHAPES_ARGS ?=
 QUERY_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit test-integration bench lint format kafka-up kafka-down kafka-status clean
+.PHONY: help venv prometheus demo test test-unit test-integration bench lint format kafka-up kafka-down kafka-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
@@ -30,6 +30,21 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 venv: $(STAMP) ## create the virtualenv and install continust with its dev tools
 
+# Debian's prometheus package (prometheus, promtool) for the alert-rule and scrape tests; only
+# when promtool is missing. policy-rc.d (exit 101) keeps the package's scripts from starting a
+# daemon; a policy this recipe did not write stays as it was.
+prometheus: ## install Prometheus and promtool (Debian's package, as root) unless promtool is there
+	@command -v promtool >/dev/null 2>&1 || { \
+		echo "event=setup.install package=prometheus"; \
+		test "$$(id -u)" -eq 0 || { echo "event=setup.error reason=\"installing prometheus needs root\""; exit 1; }; \
+		own_policy=0; test -e /usr/sbin/policy-rc.d || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
+			chmod +x /usr/sbin/policy-rc.d; own_policy=1; }; \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+			|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends prometheus >/dev/null; }; }; status=$$?; \
+		test $$own_policy -eq 0 || rm -f /usr/sbin/policy-rc.d; \
+		test $$status -eq 0 && command -v promtool >/dev/null 2>&1; }
+
 kafka-up: $(STAMP) ## fetch the Kafka jars (first time) and start the local broker on 127.0.0.1:9092
 	@$(BIN)/continust kafka start
 
@@ -42,17 +57,17 @@ kafka-status: $(STAMP) ## is the local broker running?
 demo: $(STAMP) ## the main job: broker, topics, a worker and a live event generator (Ctrl-C stops all)
 	@$(BIN)/continust demo -c examples/pipelines.toml
 
-test: $(STAMP) $(BENCH_STAMP) ## all tests: unit (beside) and integration on a real broker (started on port 19092); the bench extra too, for the bench run test
+test: $(STAMP) $(BENCH_STAMP) prometheus ## all tests: unit (beside) and integration on a real broker (started on port 19092); the bench extra too, for the bench run test
 	@echo "event=test.unit log=.unit-tests.log detail=\"the unit tests run beside the integration tests\""
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m "not integration" tests > .unit-tests.log 2>&1 & unit=$$!; \
 		$(BIN)/python -m pytest -p no:cacheprovider -q -ra --durations=15 -m integration tests; integration=$$?; \
 		wait $$unit; units=$$?; echo "event=test.unit.done status=$$units"; cat .unit-tests.log; \
 		test $$integration -eq 0 -a $$units -eq 0
 
-test-unit: $(STAMP) ## the unit tests only (no broker)
+test-unit: $(STAMP) prometheus ## the unit tests only (no broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -m "not integration" tests
 
-test-integration: $(STAMP) $(BENCH_STAMP) ## the integration tests only (real broker)
+test-integration: $(STAMP) $(BENCH_STAMP) prometheus ## the integration tests only (real broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m integration tests
 
 bench: $(STAMP) $(BENCH_STAMP) ## throughput and latency against the raw consumer, Faust and Quix Streams, the state shapes, then the query API under load (docs/benchmarks.md; BENCH_ARGS="--events 200000", SHAPES_ARGS="--scale 0.1", QUERY_ARGS="--seconds 10")

@@ -6,6 +6,7 @@
   whose position or last stable offset is not known yet is left out, and so are the changelog
   partitions of active table partitions (see :func:`consumer_lag`).
 * Recovery: :func:`agents.faust_compat.recovery_remaining`.
+* Ready: the rule of ``GET /ready`` (:func:`agents.readiness.readiness`).
 * State bytes: the sizes of the files of each table's RocksDB partition databases under the
   data directory, summed per table; computed at most every ``state_bytes_every_ms`` (default
   10 s, on :attr:`WorkerState.clock`), the last answer served in between.
@@ -28,6 +29,7 @@ from faust.types import TP
 
 from agents.clock import WALL_CLOCK, Clock
 from agents.faust_compat import consumer_thread, kafka_consumer, partition_state, recovery_remaining
+from agents.readiness import readiness
 
 
 def consumer_lag(app: faust.App) -> dict[TP, int]:
@@ -109,6 +111,9 @@ class WorkerState:
     def recovery_remaining(self) -> dict[tuple[str, int], int]:
         remaining = recovery_remaining(self.app)
         return {(tp.topic, tp.partition): records for tp, records in remaining.items()}
+
+    def ready(self) -> bool:
+        return readiness(self.app).ready
 
     def state_bytes(self) -> dict[str, int]:
         now = self.clock.now_ms()

@@ -262,27 +262,35 @@ class RuntimeState(Protocol):
         """Bytes of each table's state on the local disk."""
         ...
 
+    def ready(self) -> bool:
+        """Whether the worker is ready now, by the rule of ``GET /ready``."""
+        ...
+
 
 class RuntimeCollector(Collector):
     """The families read from the runtime when scraped: ``continust_consumer_lag_records``
-    (topic, partition), ``continust_recovery_remaining_records`` (changelog topic, partition)
-    and ``continust_state_bytes`` (table)."""
+    (topic, partition), ``continust_recovery_remaining_records`` (changelog topic, partition),
+    ``continust_state_bytes`` (table) and ``continust_ready`` (1 when ``GET /ready`` would
+    answer 200, else 0)."""
 
     def __init__(self, state: RuntimeState) -> None:
         self.state = state
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
-        yield from self._families({}, {}, {})
+        yield from self._families({}, {}, {}, False)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         state = self.state
-        yield from self._families(state.consumer_lag(), state.recovery_remaining(), state.state_bytes())
+        yield from self._families(
+            state.consumer_lag(), state.recovery_remaining(), state.state_bytes(), state.ready()
+        )
 
     @staticmethod
     def _families(
         lag: Mapping[tuple[str, int], int],
         remaining: Mapping[tuple[str, int], int],
         state_bytes: Mapping[str, int],
+        ready: bool,
     ) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "continust_consumer_lag_records",
@@ -310,6 +318,12 @@ class RuntimeCollector(Collector):
         for table, size in sorted(state_bytes.items()):
             family.add_metric([table], size)
         yield family
+        yield GaugeMetricFamily(
+            "continust_ready",
+            "1 when the worker is ready (GET /ready answers 200: joined, assigned, not rebalancing, "
+            "tables restored), else 0.",
+            value=1 if ready else 0,
+        )
 
 
 def register_runtime(state: RuntimeState) -> RuntimeCollector:

@@ -1,20 +1,27 @@
 """A working worker's operations endpoints on the real broker: ``/ready`` answers 503 while the
 worker joins its group and restores its table, then 200; ``/health`` is 200; and after a small
-backlog every metric family of the runtime is exported and has moved."""
+backlog every metric family of the runtime is exported and has moved. A real Prometheus scrapes
+the worker from its start with the project's alert rules: the target is up, every rule evaluates
+without error, every metric the alerts and the dashboard name exists, and every dashboard query
+returns data."""
 
 from __future__ import annotations
 
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port, publish, read_all
 from tests.integration.conftest import run, wait_until
+from tests.integration.prometheus_server import PrometheusServer
+from tests.monitoring_files import alert_expressions, alert_groups, dashboard_queries, metric_names
 
 PIPELINE = """
 [app]
@@ -51,7 +58,64 @@ def total(samples: list[Any], name: str, **labels: str) -> float:
     )
 
 
-def test_ready_turns_200_and_every_family_moves(kafka, run_id, start_worker, tmp_path: Path) -> None:
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[[int], PrometheusServer]]:
+    """Start a Prometheus scraping the worker on a port (stopped when the test ends)."""
+    servers: list[PrometheusServer] = []
+
+    def start(worker_port: int) -> PrometheusServer:
+        servers.append(PrometheusServer.start(worker_port, tmp_path / "prometheus"))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def prometheus_loads_the_rules_and_answers_the_dashboard(server: PrometheusServer) -> None:
+    """Through Prometheus' HTTP API: the worker's target is up, every rule group is loaded and
+    every rule evaluated without error, every metric name of the alerts and of the dashboard
+    exists, and every dashboard query returns data."""
+
+    def target_up() -> bool:
+        try:
+            targets = server.api("targets")["activeTargets"]
+        except OSError:
+            return False
+        return [t["health"] for t in targets] == ["up"]
+
+    wait_until(target_up, 15, "prometheus to scrape the worker", server.log_tail)
+
+    def rules_evaluated() -> list[dict[str, Any]] | None:
+        groups = server.api("rules")["groups"]
+        rules = [rule for group in groups for rule in group["rules"]]
+        return rules if rules and all(r["health"] != "unknown" for r in rules) else None
+
+    rules = wait_until(rules_evaluated, 15, "every rule evaluated", server.log_tail)
+    assert [g["name"] for g in server.api("rules")["groups"]] == [g["name"] for g in alert_groups()]
+    assert {rule["name"] for rule in rules} == set(alert_expressions())
+    for rule in rules:
+        assert rule["health"] == "ok" and not rule.get("lastError"), rule
+
+    queries = dashboard_queries()
+    named = set().union(*(metric_names(expr) for expr in [*alert_expressions().values(), *queries.values()]))
+
+    def missing_names() -> set[str]:
+        return named - set(server.api("label/__name__/values"))
+
+    wait_until(
+        lambda: not missing_names(), 15, "every metric the alerts and the dashboard name", missing_names
+    )
+
+    def empty_queries() -> list[str]:
+        return [name for name, expr in queries.items() if not server.api("query", query=expr)["result"]]
+
+    wait_until(lambda: not empty_queries(), 15, "data for every dashboard query", empty_queries)
+
+
+def test_ready_turns_200_and_every_family_moves(
+    kafka, run_id, start_worker, prometheus, tmp_path: Path
+) -> None:
     app_id, src = f"ops-{run_id}", f"pings-{run_id}"
     run(ensure_topics(kafka, {src: 1}))  # one partition: one stream time, no idle wait
     now = int(time.time() * 1000)
@@ -60,10 +124,13 @@ def test_ready_turns_200_and_every_family_moves(kafka, run_id, start_worker, tmp
         (src, f"h{i % HOSTS}".encode(), orjson.dumps({"host": f"h{i % HOSTS}", "ts": start + i * 100}))
         for i in range(SECONDS * 10)
     ]
-    run(publish(kafka, events))  # the backlog the worker starts with
+    invalid = (src, b"h0", b"{not json")  # one dead letter
+    run(publish(kafka, [*events, invalid]))  # the backlog the worker starts with
     pipeline = tmp_path / "pipeline.toml"
     pipeline.write_text(PIPELINE.format(app_id=app_id, src=src))
-    worker = start_worker(pipeline, free_port())
+    port = free_port()
+    server = prometheus(port)  # scraping from the worker's start, so rates cover the backlog
+    worker = start_worker(pipeline, port)
 
     seen: list[tuple[int, str]] = []
 
@@ -153,3 +220,7 @@ def test_ready_turns_200_and_every_family_moves(kafka, run_id, start_worker, tmp
     assert value("process_cpu_seconds", "process_cpu_seconds_total") > 0
     assert value("process_resident_memory_bytes") > 0
     assert "python_info" in families
+    assert value("continust_ready") == 1
+    assert value("continust_invalid_events", "continust_invalid_events_total", reason="not_json") == 1
+
+    prometheus_loads_the_rules_and_answers_the_dashboard(server)

@@ -1,4 +1,4 @@
-"""The metric families read when scraped (consumer lag, recovery left, state bytes), the state
+"""The metric families read when scraped (consumer lag, recovery left, state bytes, ready), the state
 size's scrape interval on a fake clock, the open-window count of the engine, and the input
 time the end-to-end latency starts from."""
 
@@ -40,8 +40,11 @@ class Runtime:
     def state_bytes(self) -> dict[str, int]:
         return {"t": 4096}
 
+    def ready(self) -> bool:
+        return False
 
-def test_the_runtime_collector_exports_its_three_families() -> None:
+
+def test_the_runtime_collector_exports_its_four_families() -> None:
     registry = CollectorRegistry()
     registry.register(RuntimeCollector(Runtime()))
     samples = {
@@ -54,7 +57,34 @@ def test_the_runtime_collector_exports_its_three_families() -> None:
         ("continust_consumer_lag_records", (("partition", "1"), ("topic", "orders"))): 0,
         ("continust_recovery_remaining_records", (("partition", "1"), ("topic", "app-t-changelog"))): 30,
         ("continust_state_bytes", (("table", "t"),)): 4096,
+        ("continust_ready", ()): 0,
     }
+
+
+def app_in(generation: int | None, actives: int, rebalancing: bool, recovering: bool) -> Any:
+    """The attributes of a Faust app that the readiness rule reads."""
+    return SimpleNamespace(
+        consumer_generation_id=generation,
+        assignor=SimpleNamespace(assigned_actives=lambda: {("orders", p) for p in range(actives)}),
+        rebalancing=rebalancing,
+        in_recovery=recovering,
+        tables=SimpleNamespace(recovery=SimpleNamespace(active_remaining=dict)),
+    )
+
+
+def test_continust_ready_is_1_only_when_the_ready_rule_holds() -> None:
+    def ready(app: Any) -> float:
+        registry = CollectorRegistry()
+        registry.register(RuntimeCollector(WorkerState(app=app, tables={})))
+        value = registry.get_sample_value("continust_ready")
+        assert value is not None
+        return value
+
+    assert ready(app_in(3, 2, rebalancing=False, recovering=False)) == 1
+    assert ready(app_in(None, 0, rebalancing=False, recovering=False)) == 0  # not joined
+    assert ready(app_in(3, 0, rebalancing=False, recovering=False)) == 0  # nothing assigned
+    assert ready(app_in(3, 2, rebalancing=True, recovering=False)) == 0
+    assert ready(app_in(3, 2, rebalancing=False, recovering=True)) == 0
 
 
 def test_process_metrics_are_on_the_registry() -> None:
