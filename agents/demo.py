@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO, cast
 
+from agents.demo_commands import demo_commands
 from agents.demo_examples import EXAMPLES_AFTER_S, show_examples
 from agents.demo_log import follow_worker_log
 from agents.worker_command import worker_argv
@@ -102,16 +103,7 @@ def run_demo(config: Path, web_port: int = 6066, rate: float = 200.0) -> int:
     try:
         _wait_healthy(web_port, worker)
         users = user_names(3)
-        print("\nThe windows are filling. In another terminal:\n")
-        for table in pipeline.tables:
-            for user in users:
-                print(f"  curl -s http://127.0.0.1:{web_port}/api/tables/{table.name}/keys/{user}")
-        print(f"  curl -s http://127.0.0.1:{web_port}/health")
-        print(f"  curl -s http://127.0.0.1:{web_port}/metrics | grep continust_")
-        print(f"  curl -s http://127.0.0.1:{web_port}/api/tables  # the catalog")
-        outputs = [f"{t.output!r} ({t.name}, emit {t.emit})" for t in pipeline.tables if t.output]
-        if outputs:
-            print(f"\nOutput records are in the topics {', '.join(outputs)}. Ctrl-C stops the demo.\n")
+        print(demo_commands(pipeline, web_port, users))
         asyncio.run(
             _generate_and_show(bootstrap, source, GeneratorOptions(rate=rate), pipeline, web_port, users[0])
         )
