@@ -7,8 +7,9 @@ field, or why the worker could not be reached). It loads nothing of the runtime 
 it starts fast.
 
 The default URL is the worker's own address in the same container, from the environment the
-worker reads: ``CONTINUST_WEB_PORT`` (default 6066) and ``CONTINUST_WEB_HOST`` (a wildcard
-address such as ``0.0.0.0`` or unset: ``127.0.0.1``); ``https`` when ``CONTINUST_API_TLS_CERT``
+worker reads: ``CONTINUST_WEB_PORT`` (default 6066) and the address it listens on,
+``CONTINUST_WEB_BIND`` or else ``CONTINUST_WEB_HOST`` (a wildcard address such as ``0.0.0.0``
+or unset: ``127.0.0.1``); ``https`` when ``CONTINUST_API_TLS_CERT``
 is set. Like the kubelet's HTTPS probes, the check does not verify the certificate: it asks
 whether the process answers, not who it is. Both routes are open (no token).
 """
@@ -40,7 +41,7 @@ class HealthAnswer:
 
 def default_url(env: Mapping[str, str]) -> str:
     """The worker's base URL as seen from inside its own container (see the module doc)."""
-    host = env.get("CONTINUST_WEB_HOST", "")
+    host = env.get("CONTINUST_WEB_BIND") or env.get("CONTINUST_WEB_HOST", "")
     host = "127.0.0.1" if host in WILDCARD_HOSTS else host
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"

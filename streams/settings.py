@@ -29,6 +29,10 @@ class Settings:
     data_dir: Path = Path(".data")
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    #: the address the HTTP server listens on; unset: ``web_host``. ``web_host`` is then only
+    #: the address other workers and clients reach this one at (its advertised URL), e.g. a
+    #: pod's stable DNS name while the server listens on 0.0.0.0
+    web_bind: str | None = None
     processing_guarantee: str = "exactly_once"
     commit_interval_ms: int = 1_000
     max_future_ms: int = 3_600_000
@@ -145,6 +149,7 @@ class Settings:
             data_dir=Path(env.get("CONTINUST_DATA_DIR", s.data_dir)),
             web_host=env.get("CONTINUST_WEB_HOST", s.web_host),
             web_port=int(env.get("CONTINUST_WEB_PORT", s.web_port)),
+            web_bind=env.get("CONTINUST_WEB_BIND") or None,
             processing_guarantee=env.get("CONTINUST_PROCESSING_GUARANTEE", s.processing_guarantee),
             commit_interval_ms=parse_duration(env.get("CONTINUST_COMMIT_INTERVAL", s.commit_interval_ms)),
             table_standby_replicas=int(env.get("CONTINUST_TABLE_STANDBY_REPLICAS", s.table_standby_replicas)),

@@ -39,9 +39,13 @@ class Rendered:
         (found,) = self.all(kind)
         return found
 
+    def pod_spec(self) -> dict[str, Any]:
+        """The StatefulSet's pod template spec."""
+        return dict(self.one("StatefulSet")["spec"]["template"]["spec"])
+
     def worker(self) -> dict[str, Any]:
         """The StatefulSet's worker container."""
-        return self.one("StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+        return dict(self.pod_spec()["containers"][0])
 
 
 def render(folder: str) -> Rendered:

@@ -163,7 +163,7 @@ def test_probes_ask_the_workers_open_routes_on_the_named_port(rendered: Rendered
 
 
 def test_pods_and_the_container_are_locked_down(rendered: Rendered) -> None:
-    pod = rendered.one("StatefulSet")["spec"]["template"]["spec"]
+    pod = rendered.pod_spec()
     uid, gid = (int(part) for part in IMAGE_USER.split(":"))
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (uid, gid)
@@ -184,19 +184,28 @@ def plain_env(worker: dict[str, Any]) -> dict[str, str]:
 
 
 def test_the_grace_period_outlasts_the_workers_shutdown_bound(rendered: Rendered) -> None:
-    pod = rendered.one("StatefulSet")["spec"]["template"]["spec"]
+    pod = rendered.pod_spec()
     settings = Settings.from_env(plain_env(rendered.worker()))
     assert settings.shutdown_timeout_ms == 30_000
     assert pod["terminationGracePeriodSeconds"] * 1000 > settings.shutdown_timeout_ms
 
 
-def test_each_pod_is_a_static_group_member_reachable_at_its_own_address(rendered: Rendered) -> None:
+def test_each_pod_is_a_static_group_member_advertising_a_stable_address(rendered: Rendered) -> None:
+    env = {e["name"]: e for e in rendered.worker()["env"]}
     fields = {
-        e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
-        for e in rendered.worker()["env"]
+        name: e["valueFrom"]["fieldRef"]["fieldPath"]
+        for name, e in env.items()
         if "fieldRef" in e.get("valueFrom", {})
     }
-    assert fields == {"CONTINUST_GROUP_INSTANCE_ID": "metadata.name", "CONTINUST_WEB_HOST": "status.podIP"}
+    assert fields == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+    names = list(env)
+    for name in ("CONTINUST_GROUP_INSTANCE_ID", "CONTINUST_WEB_HOST"):  # $(VAR): defined before
+        assert names.index(name) > max(names.index("POD_NAME"), names.index("POD_NAMESPACE"))
+    assert env["CONTINUST_GROUP_INSTANCE_ID"]["value"] == "$(POD_NAME)"
+    # the pod's DNS name under the headless Service: the same address after every restart
+    peers = rendered.one("StatefulSet")["spec"]["serviceName"]
+    assert env["CONTINUST_WEB_HOST"]["value"] == f"$(POD_NAME).{peers}.$(POD_NAMESPACE).svc"
+    assert env["CONTINUST_WEB_BIND"]["value"] == "0.0.0.0"
 
 
 def test_services_pdb_and_the_servicemonitor_select_the_workers(rendered: Rendered) -> None:

@@ -88,6 +88,10 @@ def test_a_worker_that_cannot_be_reached_is_unhealthy() -> None:
         ({}, "http://127.0.0.1:6066"),
         ({"CONTINUST_WEB_HOST": "0.0.0.0", "CONTINUST_WEB_PORT": "7001"}, "http://127.0.0.1:7001"),
         ({"CONTINUST_WEB_HOST": "10.1.2.3"}, "http://10.1.2.3:6066"),
+        (
+            {"CONTINUST_WEB_HOST": "continust-0.continust-peers", "CONTINUST_WEB_BIND": "0.0.0.0"},
+            "http://127.0.0.1:6066",
+        ),
         ({"CONTINUST_WEB_HOST": "fd00::7"}, "http://[fd00::7]:6066"),
         ({"CONTINUST_API_TLS_CERT": "/tls/cert.pem"}, "https://127.0.0.1:6066"),
     ],
