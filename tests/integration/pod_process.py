@@ -198,6 +198,17 @@ class PodProcess:
             return None
         return int(found[0]) if found else None
 
+    def pid_1_program(self) -> tuple[str, str]:
+        """PID 1's pid inside its namespace (``NSpid``'s last field) and its program's name."""
+        pid = self.pid_1()
+        assert pid is not None
+        status = dict(
+            line.split(":\t", 1)
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if ":\t" in line
+        )
+        return status["NSpid"].split()[-1], status["Name"].strip()
+
     def terminate(self) -> None:
         """SIGTERM to PID 1, as the kubelet sends it when the pod is deleted."""
         pid = self.pid_1()

@@ -56,6 +56,7 @@ def run_until_sigterm(pod: PodProcess, log: Path) -> dict[str, float]:
         wait_until(lambda: readiness.status() == 200, READY_WITHIN_S, "the readiness probe", log_tail)
         ready = time.monotonic()
         assert liveness.status() == 200
+        assert pod.pid_1_program() == ("1", "tini")  # the entrypoint is PID 1, as in the container
         pod.terminate()
         assert pod.proc is not None
         code = pod.proc.wait(timeout=pod.grace_period_s())
