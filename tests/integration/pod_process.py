@@ -1,7 +1,8 @@
 """One pod of the rendered StatefulSet, run as a local process the way its container would run:
 the image's ENTRYPOINT (tini) followed by the container's args, as PID 1 of a new PID namespace
-(``unshare``), with the image's and the container's environment, and the container's mount
-points mapped to folders of the test.
+(``unshare``), with the image's and the container's environment, the container's mount points
+mapped to folders of the test, and, in a mount namespace of its own, the root filesystem
+read-only but for the writable mounts when the container's securityContext says so.
 
 What stands in for the cluster: ``metadata.name`` is the pod name given, ``metadata.namespace``
 the StatefulSet's namespace, ``status.podIP`` a loopback address (127.0.0.1 unless the test
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -174,13 +176,24 @@ class PodProcess:
             env["TMPDIR"] = str(mounts["/tmp"])
         return {name: self._local(value, mounts) for name, value in env.items()}
 
+    def writable(self, mounts: dict[str, Path]) -> list[Path]:
+        """The local folders of the container's writable mounts."""
+        return [mounts[m["mountPath"]] for m in self.container["volumeMounts"] if not m.get("readOnly")]
+
     def argv(self, mounts: dict[str, Path]) -> list[str]:
-        """``unshare`` (a new PID namespace, the child killed with it) + ENTRYPOINT + args."""
+        """``unshare``: new mount and PID namespaces (the child killed with it), in which the
+        root filesystem is read-only when the container asks for it (``readOnlyRootFilesystem``)
+        but for the writable mounts' folders; then ENTRYPOINT + args, exec'd as PID 1."""
         (entrypoint,) = [i.exec_form() for i in self.image if i.keyword == "ENTRYPOINT"]
         tini = shutil.which(Path(entrypoint[0]).name)
         assert tini, f"{entrypoint[0]} is missing: `make tools` installs it"
         args = [self._local(a, mounts) for a in self.container["args"]]
-        return ["unshare", "--pid", "--fork", "--kill-child", tini, *entrypoint[1:], *args]
+        steps = [f"mount --bind {shlex.quote(str(f))} {shlex.quote(str(f))}" for f in self.writable(mounts)]
+        if self.container.get("securityContext", {}).get("readOnlyRootFilesystem"):
+            steps.append("mount -o remount,bind,ro /")
+        script = " && ".join([*steps, 'exec "$@"'])
+        namespaces = ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child"]
+        return [*namespaces, "sh", "-c", script, "pod", tini, *entrypoint[1:], *args]
 
     def start(self, log: Path) -> None:
         mounts = self.mounts()
@@ -208,6 +221,14 @@ class PodProcess:
             if ":\t" in line
         )
         return status["NSpid"].split()[-1], status["Name"].strip()
+
+    def root_read_only(self) -> bool:
+        """Whether PID 1 sees the root filesystem mounted read-only."""
+        pid = self.pid_1()
+        assert pid is not None
+        mounts = [line.split() for line in Path(f"/proc/{pid}/mounts").read_text().splitlines()]
+        (root,) = [fields for fields in mounts if fields[1] == "/"]
+        return "ro" in root[3].split(",")
 
     def terminate(self) -> None:
         """SIGTERM to PID 1, as the kubelet sends it when the pod is deleted."""

@@ -1,16 +1,17 @@
 """The rendered example overlay runs: its StatefulSet's worker container (the image's entrypoint
 and the container's args and environment, mounts mapped to temp folders, the pipeline from the
 ConfigMap; see :mod:`tests.integration.pod_process`) starts against the test broker as PID 1 of
-its own PID namespace, its probes answer as the manifest asks within the kubelet's budgets, and
-SIGTERM stops it with exit code 0 within the pod's grace period. Started again (the pod
-restarted: same name, same volume), it takes its partitions back as the same static group
-member, without a rebalance, and is ready again, although its IP changed.
+its own PID namespace with a read-only root filesystem, its probes answer as the manifest asks
+within the kubelet's budgets, and SIGTERM stops it with exit code 0 within the pod's grace
+period. Started again (the pod restarted: same name, same volume), it takes its partitions back
+as the same static group member, without a rebalance, and is ready again, although its IP
+changed.
 
 The probes are asked every 0.2 s instead of every periodSeconds: their answers turn 200 once
 and stay so, so the kubelet's coarser schedule sees the same; each attempt waits the probe's
-timeoutSeconds, and the startup probe must succeed within periodSeconds x failureThreshold.
-The pipeline's app id gets the run's id, so that each run has a consumer group of its own on a
-broker that outlives runs."""
+timeoutSeconds, and the startup probe must succeed within periodSeconds x failureThreshold (a
+container that exits fails the test at once). The pipeline's app id gets the run's id, so that
+each run has a consumer group of its own on a broker that outlives runs."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from streams.pipeline import parse_pipeline
 from streams.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port
 from tests.integration.conftest import run, wait_until
-from tests.integration.pod_process import PodProcess
+from tests.integration.pod_process import HttpProbe, PodProcess
 from tests.rendered_manifests import dockerfile_stages, render
 
 POD = "continust-0"
@@ -43,6 +44,11 @@ def run_until_sigterm(pod: PodProcess, log: Path) -> dict[str, float]:
     def log_tail() -> str:
         return "\n".join(log.read_text(errors="replace").splitlines()[-30:])
 
+    def answers(probe: HttpProbe) -> bool:
+        """The probe answers 200; fails at once when the container has exited."""
+        assert pod.proc is not None and pod.proc.poll() is None, f"the container exited\n{log_tail()}"
+        return probe.status() == 200
+
     began = time.monotonic()
     pod.start(log)
     try:
@@ -51,12 +57,13 @@ def run_until_sigterm(pod: PodProcess, log: Path) -> dict[str, float]:
             probes["readinessProbe"],
             probes["livenessProbe"],
         )
-        wait_until(lambda: startup.status() == 200, startup.budget_s, "the startup probe", log_tail)
+        wait_until(lambda: answers(startup), startup.budget_s, "the startup probe", log_tail)
         started = time.monotonic()
-        wait_until(lambda: readiness.status() == 200, READY_WITHIN_S, "the readiness probe", log_tail)
+        wait_until(lambda: answers(readiness), READY_WITHIN_S, "the readiness probe", log_tail)
         ready = time.monotonic()
         assert liveness.status() == 200
         assert pod.pid_1_program() == ("1", "tini")  # the entrypoint is PID 1, as in the container
+        assert pod.root_read_only()  # readOnlyRootFilesystem: only /data and /tmp are writable
         pod.terminate()
         assert pod.proc is not None
         code = pod.proc.wait(timeout=pod.grace_period_s())
