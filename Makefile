@@ -4,12 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+# kustomize renders k8s/ in the tests: built from source with Go into a project-local folder
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
+TOOLS := .tools/bin
+KUSTOMIZE_VERSION := v5.8.0
+KUSTOMIZE_STAMP := $(TOOLS)/.kustomize-$(KUSTOMIZE_VERSION)
 BENCH_ARGS ?=
 SHAPES_ARGS ?=
 QUERY_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv prometheus demo test test-unit test-integration bench lint format kafka-up kafka-down kafka-status clean
+.PHONY: help venv prometheus tools tini demo test test-unit test-integration bench lint format kafka-up kafka-down kafka-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
@@ -45,6 +50,25 @@ prometheus: ## install Prometheus and promtool (Debian's package, as root) unles
 		test $$own_policy -eq 0 || rm -f /usr/sbin/policy-rc.d; \
 		test $$status -eq 0 && command -v promtool >/dev/null 2>&1; }
 
+$(KUSTOMIZE_STAMP):
+	@test -x $(GO) || { echo "event=setup.error reason=\"go not found (GO=$(GO))\""; exit 1; }
+	@echo "event=setup.install tool=kustomize version=$(KUSTOMIZE_VERSION) path=$(TOOLS)"
+	@mkdir -p $(TOOLS)
+	@GOBIN=$(CURDIR)/$(TOOLS) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@touch $(KUSTOMIZE_STAMP)
+
+# tini is the image's entrypoint; the deployment test runs the worker under it as PID 1.
+tini: ## install tini (Debian's package, as root) unless it is there
+	@command -v tini >/dev/null 2>&1 || { \
+		echo "event=setup.install package=tini"; \
+		test "$$(id -u)" -eq 0 || { echo "event=setup.error reason=\"installing tini needs root\""; exit 1; }; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tini >/dev/null \
+			|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends tini >/dev/null; }; \
+		command -v tini >/dev/null 2>&1; }
+
+tools: $(KUSTOMIZE_STAMP) tini ## kustomize (built with Go into .tools/bin) and tini, for the deployment tests
+
 kafka-up: $(STAMP) ## fetch the Kafka jars (first time) and start the local broker on 127.0.0.1:9092
 	@$(BIN)/continust kafka start
 
@@ -57,17 +81,17 @@ kafka-status: $(STAMP) ## is the local broker running?
 demo: $(STAMP) ## the main job: broker, topics, a worker and a live event generator (Ctrl-C stops all)
 	@$(BIN)/continust demo -c examples/pipelines.toml
 
-test: $(STAMP) $(BENCH_STAMP) prometheus ## all tests: unit (beside) and integration on a real broker (started on port 19092); the bench extra too, for the bench run test
+test: $(STAMP) $(BENCH_STAMP) prometheus tools ## all tests: unit (beside) and integration on a real broker (started on port 19092); the bench extra too, for the bench run test
 	@echo "event=test.unit log=.unit-tests.log detail=\"the unit tests run beside the integration tests\""
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m "not integration" tests > .unit-tests.log 2>&1 & unit=$$!; \
 		$(BIN)/python -m pytest -p no:cacheprovider -q -ra --durations=15 -m integration tests; integration=$$?; \
 		wait $$unit; units=$$?; echo "event=test.unit.done status=$$units"; cat .unit-tests.log; \
 		test $$integration -eq 0 -a $$units -eq 0
 
-test-unit: $(STAMP) prometheus ## the unit tests only (no broker)
+test-unit: $(STAMP) prometheus tools ## the unit tests only (no broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -m "not integration" tests
 
-test-integration: $(STAMP) $(BENCH_STAMP) prometheus ## the integration tests only (real broker)
+test-integration: $(STAMP) $(BENCH_STAMP) prometheus tools ## the integration tests only (real broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m integration tests
 
 bench: $(STAMP) $(BENCH_STAMP) ## throughput and latency against the raw consumer, Faust and Quix Streams, the state shapes, then the query API under load (docs/benchmarks.md; BENCH_ARGS="--events 200000", SHAPES_ARGS="--scale 0.1", QUERY_ARGS="--seconds 10")
@@ -87,4 +111,4 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 
 clean: ## remove the virtualenv, broker data and caches (keeps nothing running)
 	-@test -x $(BIN)/continust && $(BIN)/continust kafka stop
-	rm -rf $(VENV) .kafka .data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis .unit-tests.log
+	rm -rf $(VENV) .tools .kafka .data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis .unit-tests.log

@@ -325,7 +325,7 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         web_tables_enabled=False,
         web_graph_enabled=False,
         web_stats_enabled=False,
-        web_bind=settings.web_host,
+        web_bind=settings.web_bind or settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
         canonical_url=f"{scheme}://{settings.web_host}:{settings.web_port}",

@@ -8,10 +8,11 @@
     continust tail TABLE [--key K] [--url URL ...] [--token T] [--from-id ID] [--count N]
     continust query [TABLE [KEY]] [--from --to --prefix --limit --all --top BY --n N --after TOKEN]
                     [--url URL] [--token TOKEN]
+    continust health [--url URL] [--ready] [--timeout 5]
 
 It belongs to the top layer, ``agents``, because ``worker`` and ``demo`` start the runtime. Each
 command imports what it needs when it runs, so ``kafka``, ``generate``, ``produce``, ``tail``,
-``query`` and ``--help`` start without loading Faust.
+``query``, ``health`` and ``--help`` start without loading Faust.
 """
 
 from __future__ import annotations
@@ -109,6 +110,12 @@ def _query(args: argparse.Namespace) -> int:
     return query_main(args)
 
 
+def _health(args: argparse.Namespace) -> int:
+    from streams.health_command import main as health_main
+
+    return health_main(args, sys.stdout)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="continust", description="Kafka-native stream processing.")
     p.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
@@ -168,6 +175,12 @@ def parser() -> argparse.ArgumentParser:
     q = sub.add_parser("query", help="ask a worker about a table: catalog, key, scan or top keys")
     query_arguments(q)
     q.set_defaults(run=_query)
+
+    from streams.health_command import add_arguments as health_arguments
+
+    h = sub.add_parser("health", help="exit 0 when a worker answers /health (or /ready) with 200")
+    health_arguments(h)
+    h.set_defaults(run=_health)
     return p
 
 

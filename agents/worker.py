@@ -32,6 +32,7 @@ from agents.faust_compat import (
     unacked_messages,
 )
 from agents.local_state import LocalState
+from agents.shutdown_bound import ShutdownBound
 from agents.transport import TransactionManager
 from streams.logfmt import EVERY_LINE, logfmt
 from streams.pipeline import Pipeline
@@ -152,6 +153,20 @@ def committed_everything(app: Any, code: int) -> bool:
     return not cast(TransactionManager, transactions).uncommitted_writes
 
 
+class BoundedWorker(PromptWorker):
+    """Faust's worker (signal handlers included: SIGTERM and SIGINT stop it cleanly, also as a
+    container's PID 1; without mode's fixed wait at the end, :class:`PromptWorker`) whose
+    stop, however it begins, must end within the shutdown bound."""
+
+    def __init__(self, *services: Any, shutdown_bound: ShutdownBound, **kwargs: Any) -> None:
+        super().__init__(*services, **kwargs)
+        self.shutdown_bound = shutdown_bound
+
+    async def stop(self) -> None:
+        self.shutdown_bound.arm()
+        await super().stop()
+
+
 def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -> NoReturn:
     logging.config.dictConfig(logging_config(loglevel, settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -186,9 +201,10 @@ def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -
 
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
 
-    worker = PromptWorker(
+    worker = BoundedWorker(
         built.app,
         BrokerWatchService(built.broker),
+        shutdown_bound=ShutdownBound(settings.shutdown_timeout_ms / 1000),
         loglevel=loglevel,
         logging_config=logging_config(loglevel, settings),
         quiet=True,

@@ -29,6 +29,10 @@ class Settings:
     data_dir: Path = Path(".data")
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    #: the address the HTTP server listens on; unset: ``web_host``. ``web_host`` is then only
+    #: the address other workers and clients reach this one at (its advertised URL), e.g. a
+    #: pod's stable DNS name while the server listens on 0.0.0.0
+    web_bind: str | None = None
     processing_guarantee: str = "exactly_once"
     commit_interval_ms: int = 1_000
     max_future_ms: int = 3_600_000
@@ -42,6 +46,11 @@ class Settings:
     #: liveness: a worker with records to read that has processed no batch and committed
     #: nothing for this long is wedged (``/health`` answers 503)
     wedged_after_ms: int = 300_000
+    #: how long the worker may take to stop after SIGTERM or SIGINT (final commit, leaving the
+    #: group, closing the stores); past it the process exits 1 at once (state is rebuilt from
+    #: the changelog, uncommitted transactions abort). Pods' terminationGracePeriodSeconds
+    #: must be longer.
+    shutdown_timeout_ms: int = 30_000
     #: state changed since the last commit (the write-back cache); reaching it commits early
     state_cache_mb: int = 64
     #: records fetched and not yet processed, over all assigned partitions
@@ -120,6 +129,8 @@ class Settings:
             )
         if self.group_instance_id == "":
             raise ValueError("group_instance_id must not be empty (leave it unset instead)")
+        if self.shutdown_timeout_ms < 1_000:
+            raise ValueError(f"shutdown_timeout must be at least 1s, got {self.shutdown_timeout_ms} ms")
         if self.wedged_after_ms < 1_000:
             raise ValueError(f"wedged_after must be at least 1s, got {self.wedged_after_ms} ms")
         if self.session_timeout_ms < 6_000:
@@ -138,6 +149,7 @@ class Settings:
             data_dir=Path(env.get("CONTINUST_DATA_DIR", s.data_dir)),
             web_host=env.get("CONTINUST_WEB_HOST", s.web_host),
             web_port=int(env.get("CONTINUST_WEB_PORT", s.web_port)),
+            web_bind=env.get("CONTINUST_WEB_BIND") or None,
             processing_guarantee=env.get("CONTINUST_PROCESSING_GUARANTEE", s.processing_guarantee),
             commit_interval_ms=parse_duration(env.get("CONTINUST_COMMIT_INTERVAL", s.commit_interval_ms)),
             table_standby_replicas=int(env.get("CONTINUST_TABLE_STANDBY_REPLICAS", s.table_standby_replicas)),
@@ -145,6 +157,7 @@ class Settings:
             group_instance_id=env.get("CONTINUST_GROUP_INSTANCE_ID") or None,
             broker_timeout_ms=parse_duration(env.get("CONTINUST_BROKER_TIMEOUT", s.broker_timeout_ms)),
             wedged_after_ms=parse_duration(env.get("CONTINUST_WEDGED_AFTER", s.wedged_after_ms)),
+            shutdown_timeout_ms=parse_duration(env.get("CONTINUST_SHUTDOWN_TIMEOUT", s.shutdown_timeout_ms)),
             state_cache_mb=int(env.get("CONTINUST_STATE_CACHE_MB", s.state_cache_mb)),
             fetch_buffer_mb=int(env.get("CONTINUST_FETCH_BUFFER_MB", s.fetch_buffer_mb)),
             store_memory_mb=int(env.get("CONTINUST_STORE_MEMORY_MB", s.store_memory_mb)),

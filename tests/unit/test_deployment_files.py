@@ -1,148 +1,250 @@
-"""docker-compose.yml and k8s/ are validated offline: they parse, the compose file is valid by
-the Compose specification's JSON schema, they run the worker the way the CLI defines it, the
-pipeline they ship loads, and the prometheus-operator resources are valid by their CRDs' schemas
-and carry the alert rules of deploy/prometheus/alerts.yaml."""
+"""docker-compose.yml, the Dockerfile and k8s/ are validated offline: they parse, run the worker
+the way the CLI defines it, the pipeline they ship loads, and the manifests kustomize renders
+from k8s/base and k8s/overlays/example are valid Kubernetes objects (strict schemas) that run
+the worker as the issue asks (non-root, read-only root filesystem, probes on the worker's open
+routes, a grace period longer than the worker's shutdown bound)."""
 
-import json
+from __future__ import annotations
+
 import re
-import shutil
-import subprocess
-import sys
+import tomllib
 from pathlib import Path
 from typing import Any, cast
 
-import jsonschema
+import kubernetes_validate
 import pytest
-import yaml
 
 from agents.cli import parser
 from streams.http_api import core_routes
 from streams.pipeline import parse_pipeline
-from tests.monitoring_files import ALERTS, COMPOSE, ROOT, alert_groups, compose, compose_mounts
+from streams.settings import Settings
+from tests.rendered_manifests import ROOT, Instruction, Rendered, dockerfile_stages, render
 
-SCHEMAS = ROOT / "tests" / "schemas"
-WORKERS = ("worker-1", "worker-2")
-
-
-def compose_spec_errors(path: Path) -> str | None:
-    """check-jsonschema against its vendored Compose specification schema: None when valid,
-    else its report."""
-    tool = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
-    if tool is None:
-        pytest.fail("check-jsonschema is missing: it is in the dev extra")
-    done = subprocess.run(
-        [tool, "--builtin-schema", "vendor.compose-spec", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return None if done.returncode == 0 else done.stdout + done.stderr
+PROMETHEUS_OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+IMAGE_USER = "10001:10001"
 
 
-def test_compose_is_valid_by_the_compose_specification(tmp_path: Path) -> None:
-    assert compose_spec_errors(COMPOSE) is None
-    broken = compose()
-    broken["services"]["worker-1"]["healthcheck"]["tset"] = ["CMD", "true"]  # the schema can refuse
-    (tmp_path / "docker-compose.yml").write_text(yaml.safe_dump(broken))
-    assert "tset" in (compose_spec_errors(tmp_path / "docker-compose.yml") or "")
+# --- the image ---------------------------------------------------------------------------
 
 
-def test_compose_runs_a_broker_and_two_workers_with_valid_commands() -> None:
-    services = compose()["services"]
-    volumes, group_ids, host_ports = set(), set(), set()
-    for name in WORKERS:
-        worker = services[name]
-        args = parser().parse_args(worker["command"][1:])
-        assert args.command == "worker" and (ROOT / args.config.removeprefix("/app/")).exists()
-        assert args.port == 6066 and args.data_dir == "/data"
-        assert worker["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
-        assert worker["depends_on"] == {"kafka": {"condition": "service_healthy"}}
-        assert worker["healthcheck"]["test"] == ["CMD", "continust", "health", "--ready"]
-        group_ids.add(worker["environment"]["CONTINUST_GROUP_INSTANCE_ID"])
-        (volume,) = worker["volumes"]
-        volumes.add(volume.split(":")[0])
-        (port,) = worker["ports"]
-        host_ports.add(port.split(":")[0])
-    assert len(group_ids) == len(volumes) == 2 and host_ports == {"6066", "6067"}
-    kafka = services["kafka"]
-    assert kafka["environment"]["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
-    assert "kafka-broker-api-versions.sh" in " ".join(kafka["healthcheck"]["test"])
+def final_stage() -> list[Instruction]:
+    return dockerfile_stages()[-1]
 
 
-def test_compose_pins_its_images_and_checks_every_service() -> None:
-    services = compose()["services"]
-    for name, service in services.items():
-        assert service["healthcheck"]["test"], name
-        if "image" in service:
-            assert re.fullmatch(r"[a-z/]+:v?\d+\.\d+\.\d+", service["image"]), (name, service["image"])
-        for dependency in service.get("depends_on", {}).values():
-            assert dependency == {"condition": "service_healthy"}, name
-    assert services["grafana"]["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
-    assert "http://localhost:9090/-/ready" in services["prometheus"]["healthcheck"]["test"]
-    assert "http://localhost:3000/api/health" in services["grafana"]["healthcheck"]["test"]
+def the(stage: list[Instruction], keyword: str) -> Instruction:
+    (found,) = [i for i in stage if i.keyword == keyword]
+    return found
 
 
-def test_compose_prometheus_scrapes_both_workers_with_the_alert_rules() -> None:
-    mounts = compose_mounts("prometheus")
-    assert mounts["/etc/prometheus/alerts.yaml"] == ALERTS
-    config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text())
-    (job,) = config["scrape_configs"]
-    assert job["job_name"] == "continust" and job.get("metrics_path", "/metrics") == "/metrics"
-    targets = {t for static in job["static_configs"] for t in static["targets"]}
-    services = compose()["services"]
-    expected = {f"{name}:{parser().parse_args(services[name]['command'][1:]).port}" for name in WORKERS}
-    assert targets == expected
-    for name in ("prometheus", "grafana"):
-        for target, source in compose_mounts(name).items():
-            assert source.exists(), (name, target, source)
+def test_the_image_is_built_in_stages_on_one_pinned_base() -> None:
+    stages = dockerfile_stages()
+    assert len(stages) >= 2
+    bases = {stage[0].text.split()[0] for stage in stages}
+    (base,) = bases
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base), base
+    assert stages[0][0].text.endswith(" AS builder")
 
 
-def crd_validator(kind: str) -> jsonschema.protocols.Validator:
-    schema = json.loads((SCHEMAS / f"monitoring.coreos.com_{kind}.json").read_text())
-    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
-    return cast(jsonschema.protocols.Validator, validator_class(schema))
+def test_the_final_stage_runs_as_a_fixed_non_root_user_owning_data() -> None:
+    stage = final_stage()
+    assert the(stage, "USER").text == IMAGE_USER
+    setup = " ".join(i.text for i in stage if i.keyword == "RUN")
+    assert "--uid 10001" in setup and "--gid 10001" in setup and "-o 10001 -g 10001" in setup
+    assert "/data" in setup and the(stage, "VOLUME").exec_form() == ["/data"]
 
 
-def test_servicemonitor_scrapes_the_workers_metrics_and_is_valid_by_its_crd() -> None:
-    monitor = yaml.safe_load((ROOT / "k8s" / "base" / "servicemonitor.yaml").read_text())
-    crd_validator("servicemonitors").validate(monitor)
-    assert monitor["kind"] == "ServiceMonitor"
-    assert monitor["spec"]["selector"] == {"matchLabels": {"app": "continust"}}
-    assert [(e["port"], e["path"]) for e in monitor["spec"]["endpoints"]] == [("http", "/metrics")]
-    assert {(route.path, route.scope) for route in core_routes(cast(Any, None))} >= {("/metrics", None)}
-    broken = {**monitor, "spec": {**monitor["spec"], "endpoints": [{"port": 6066}]}}
-    with pytest.raises(jsonschema.ValidationError):
-        crd_validator("servicemonitors").validate(broken)  # the schema can refuse
+def test_the_final_stage_copies_only_the_virtualenv_tini_and_the_example_pipeline() -> None:
+    copied = sorted(i.text for i in final_stage() if i.keyword in {"COPY", "ADD"})
+    assert copied == [
+        "--from=builder /opt/continust /opt/continust",
+        "--from=builder /usr/bin/tini /usr/bin/tini",
+        "examples/pipelines.toml /app/examples/pipelines.toml",
+    ]
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ignored[ignored.index("*") + 1 :] == [
+        "!pyproject.toml",
+        "!README.md",
+        "!windows/",
+        "!streams/",
+        "!agents/",
+        "!examples/",
+        "**/__pycache__",
+        "**/*.pyc",
+    ]
 
 
-def test_prometheusrule_carries_the_alert_rules_and_is_valid_by_its_crd() -> None:
-    rule = yaml.safe_load((ROOT / "k8s" / "base" / "prometheusrule.yaml").read_text())
-    crd_validator("prometheusrules").validate(rule)
-    assert rule["kind"] == "PrometheusRule"
-    assert rule["spec"]["groups"] == alert_groups()
-    broken = {**rule, "spec": {"groups": [{"rules": []}]}}  # a group without its name
-    with pytest.raises(jsonschema.ValidationError):
-        crd_validator("prometheusrules").validate(broken)
+def image_command() -> list[str]:
+    stage = final_stage()
+    return the(stage, "ENTRYPOINT").exec_form() + the(stage, "CMD").exec_form()
 
 
-def test_k8s_statefulset_runs_the_shipped_pipeline() -> None:
-    docs = list(yaml.safe_load_all((ROOT / "k8s" / "worker.yaml").read_text()))
-    kinds = {d["kind"]: d for d in docs}
-    assert set(kinds) == {"ConfigMap", "Service", "StatefulSet"}
-    import tomllib
+def test_entrypoint_cmd_and_healthcheck_are_exec_form_continust_commands() -> None:
+    entrypoint, command = image_command()[:2], image_command()[2:]
+    assert entrypoint == ["/usr/bin/tini", "--"]
+    assert command[0] == "continust"
+    args = parser().parse_args(command[1:])
+    assert args.command == "worker" and args.data_dir == "/data" and args.port == 6066
+    assert (ROOT / args.config.removeprefix("/app/")).exists()
+    options, _, check = the(final_stage(), "HEALTHCHECK").text.partition(" CMD ")
+    health = Instruction("CMD", check).exec_form()
+    assert health[0] == "continust"
+    health_args = parser().parse_args(health[1:])
+    assert health_args.command == "health" and health_args.url is None  # the worker's own address
+    assert "--timeout=" in options and "--start-period=" in options
 
-    pipeline = parse_pipeline(tomllib.loads(kinds["ConfigMap"]["data"]["pipelines.toml"]))
-    assert pipeline.tables[0].name == "clicks_per_user"
-    container = kinds["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
-    args = parser().parse_args(container["command"][1:])
-    assert args.command == "worker" and args.config == "/etc/continust/pipelines.toml"
-    probes = {
-        kind: container[kind]["httpGet"]["path"]
-        for kind in ("startupProbe", "livenessProbe", "readinessProbe")
+
+# --- Kubernetes ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["base", "overlays/example"])
+def rendered(request: pytest.FixtureRequest) -> Rendered:
+    return render(request.param)
+
+
+def test_every_builtin_object_is_valid_against_the_kubernetes_schemas(rendered: Rendered) -> None:
+    version = kubernetes_validate.utils.latest_version()
+    kinds = {o["kind"] for o in rendered.objects}
+    assert {
+        "ConfigMap",
+        "Service",
+        "StatefulSet",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        *PROMETHEUS_OPERATOR_KINDS,
+    } <= kinds
+    for obj in rendered.objects:
+        if obj["kind"] not in PROMETHEUS_OPERATOR_KINDS:  # CRs: their own schemas, elsewhere
+            kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_the_statefulset_runs_the_shipped_pipeline_under_the_images_entrypoint(rendered: Rendered) -> None:
+    statefulset = rendered.one("StatefulSet")
+    spec = statefulset["spec"]
+    assert spec["podManagementPolicy"] == "Parallel"
+    worker = rendered.worker()
+    assert "command" not in worker  # the image's entrypoint (tini) stays PID 1
+    assert worker["args"][0] == "continust"
+    args = parser().parse_args(worker["args"][1:])
+    assert args.command == "worker"
+    mounts = {m["mountPath"]: m["name"] for m in worker["volumeMounts"]}
+    assert mounts[str(Path(args.config).parent)] == "pipeline" and mounts[args.data_dir] == "data"
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    config_map = rendered.one("ConfigMap")
+    assert volumes["pipeline"]["configMap"]["name"] == config_map["metadata"]["name"]
+    pipeline = parse_pipeline(tomllib.loads(config_map["data"][Path(args.config).name]))
+    assert [t.name for t in pipeline.tables] == ["clicks_per_user"]
+    assert [c["metadata"]["name"] for c in spec["volumeClaimTemplates"]] == ["data"]
+    assert set(mounts.values()) <= set(volumes) | {"data"}
+
+
+def test_probes_ask_the_workers_open_routes_on_the_named_port(rendered: Rendered) -> None:
+    worker = rendered.worker()
+    probes = {kind: worker[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
+    assert {kind: get["path"] for kind, get in probes.items()} == {
+        "startupProbe": "/health",
+        "livenessProbe": "/health",
+        "readinessProbe": "/ready",
     }
-    assert probes == {"startupProbe": "/health", "livenessProbe": "/health", "readinessProbe": "/ready"}
-    # the probes ask routes the worker serves, open to anyone (no token)
+    ports = {p["name"]: p["containerPort"] for p in worker["ports"]}
+    assert {get["port"] for get in probes.values()} == {"http"} and ports["http"] == 6066
     served = {(route.path, route.scope) for route in core_routes(cast(Any, None))}
-    assert {("/health", None), ("/ready", None)} <= served
-    env = {e["name"]: e for e in container["env"]}
-    assert env["CONTINUST_GROUP_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert {("/health", None), ("/ready", None)} <= served  # open to anyone (no token)
+
+
+def test_pods_and_the_container_are_locked_down(rendered: Rendered) -> None:
+    pod = rendered.pod_spec()
+    uid, gid = (int(part) for part in IMAGE_USER.split(":"))
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (uid, gid)
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    context = rendered.worker()["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]} and context["runAsNonRoot"] is True
+    writable = {m["mountPath"] for m in rendered.worker()["volumeMounts"] if not m.get("readOnly")}
+    assert writable == {"/data", "/tmp"}
+    anti = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert anti[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    resources = rendered.worker()["resources"]
+    assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}
+
+
+def plain_env(worker: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in worker["env"] if "value" in e}
+
+
+def test_the_grace_period_outlasts_the_workers_shutdown_bound(rendered: Rendered) -> None:
+    pod = rendered.pod_spec()
+    settings = Settings.from_env(plain_env(rendered.worker()))
+    assert settings.shutdown_timeout_ms == 30_000
+    assert pod["terminationGracePeriodSeconds"] * 1000 > settings.shutdown_timeout_ms
+
+
+def test_each_pod_is_a_static_group_member_advertising_a_stable_address(rendered: Rendered) -> None:
+    env = {e["name"]: e for e in rendered.worker()["env"]}
+    fields = {
+        name: e["valueFrom"]["fieldRef"]["fieldPath"]
+        for name, e in env.items()
+        if "fieldRef" in e.get("valueFrom", {})
+    }
+    assert fields == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+    names = list(env)
+    for name in ("CONTINUST_GROUP_INSTANCE_ID", "CONTINUST_WEB_HOST"):  # $(VAR): defined before
+        assert names.index(name) > max(names.index("POD_NAME"), names.index("POD_NAMESPACE"))
+    assert env["CONTINUST_GROUP_INSTANCE_ID"]["value"] == "$(POD_NAME)"
+    # the pod's DNS name under the headless Service: the same address after every restart
+    peers = rendered.one("StatefulSet")["spec"]["serviceName"]
+    assert env["CONTINUST_WEB_HOST"]["value"] == f"$(POD_NAME).{peers}.$(POD_NAMESPACE).svc"
+    assert env["CONTINUST_WEB_BIND"]["value"] == "0.0.0.0"
+
+
+def test_services_pdb_and_the_servicemonitor_select_the_workers(rendered: Rendered) -> None:
+    statefulset = rendered.one("StatefulSet")
+    pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    services = {s["metadata"]["name"]: s for s in rendered.all("Service")}
+    peers = services[statefulset["spec"]["serviceName"]]["spec"]
+    assert peers["clusterIP"] == "None" and peers["publishNotReadyAddresses"] is True
+    for service in services.values():
+        assert service["spec"]["selector"].items() <= pod_labels.items()
+        assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    pdb = rendered.one("PodDisruptionBudget")["spec"]
+    assert pdb["maxUnavailable"] == 1 and pdb["selector"]["matchLabels"].items() <= pod_labels.items()
+    monitor = rendered.one("ServiceMonitor")["spec"]
+    scraped = [
+        name
+        for name, s in services.items()
+        if monitor["selector"]["matchLabels"].items() <= s["metadata"].get("labels", {}).items()
+    ]
+    # every worker scraped once, ready or not
+    assert [services[name]["spec"].get("publishNotReadyAddresses") for name in scraped] == [True]
+    assert [(e["port"], e.get("path")) for e in monitor["endpoints"]] == [("http", "/metrics")]
+
+
+def test_the_network_policy_lets_in_peers_and_monitoring_and_out_to_kafka(rendered: Rendered) -> None:
+    policy = rendered.one("NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [6066]
+    sources = policy["ingress"][0]["from"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in sources
+    assert {"podSelector": {"matchLabels": {"app": "continust"}}} in sources
+    egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
+    bootstrap = plain_env(rendered.worker())["KAFKA_BOOTSTRAP_SERVERS"]
+    assert {int(address.rsplit(":", 1)[1]) for address in bootstrap.split(",")} <= egress_ports
+    assert {53, 6066} <= egress_ports
+
+
+def test_the_example_overlay_runs_three_workers_on_a_sasl_cluster_from_a_secret() -> None:
+    rendered = render("overlays/example")
+    assert rendered.one("Namespace")["metadata"]["name"] == "streaming"
+    assert {o["metadata"].get("namespace") for o in rendered.objects if o["kind"] != "Namespace"} == {
+        "streaming"
+    }
+    statefulset = rendered.one("StatefulSet")
+    assert statefulset["spec"]["replicas"] == 3
+    env = {e["name"]: e for e in rendered.worker()["env"]}
+    assert env["KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+    for name in ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"):
+        assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "kafka-credentials"
+    # the Secret's values stand in; the settings the worker reads from them fit together
+    secret = {"KAFKA_SASL_USERNAME": "continust", "KAFKA_SASL_PASSWORD": "secret"}
+    checked = Settings.from_env(plain_env(rendered.worker()) | secret).kafka.check()
+    assert (checked.protocol, checked.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
