@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+OTEL_STAMP := $(VENV)/.installed-otel
 BENCH_ARGS ?=
 SHAPES_ARGS ?=
 QUERY_ARGS ?=
@@ -28,6 +29,11 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	@$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
+$(OTEL_STAMP): $(STAMP) pyproject.toml
+	@echo "event=setup.install extras=dev,otel"
+	@$(BIN)/python -m pip install --quiet -e '.[dev,otel]'
+	@touch $(OTEL_STAMP)
+
 venv: $(STAMP) ## create the virtualenv and install continust with its dev tools
 
 kafka-up: $(STAMP) ## fetch the Kafka jars (first time) and start the local broker on 127.0.0.1:9092
@@ -42,17 +48,17 @@ kafka-status: $(STAMP) ## is the local broker running?
 demo: $(STAMP) ## the main job: broker, topics, a worker and a live event generator (Ctrl-C stops all)
 	@$(BIN)/continust demo -c examples/pipelines.toml
 
-test: $(STAMP) $(BENCH_STAMP) ## all tests: unit (beside) and integration on a real broker (started on port 19092); the bench extra too, for the bench run test
+test: $(STAMP) $(BENCH_STAMP) $(OTEL_STAMP) ## all tests: unit (beside) and integration on a real broker (started on port 19092); the bench extra too, for the bench run test, and the otel extra, for the tracing tests
 	@echo "event=test.unit log=.unit-tests.log detail=\"the unit tests run beside the integration tests\""
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m "not integration" tests > .unit-tests.log 2>&1 & unit=$$!; \
 		$(BIN)/python -m pytest -p no:cacheprovider -q -ra --durations=15 -m integration tests; integration=$$?; \
 		wait $$unit; units=$$?; echo "event=test.unit.done status=$$units"; cat .unit-tests.log; \
 		test $$integration -eq 0 -a $$units -eq 0
 
-test-unit: $(STAMP) ## the unit tests only (no broker)
+test-unit: $(STAMP) $(OTEL_STAMP) ## the unit tests only (no broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -m "not integration" tests
 
-test-integration: $(STAMP) $(BENCH_STAMP) ## the integration tests only (real broker)
+test-integration: $(STAMP) $(BENCH_STAMP) $(OTEL_STAMP) ## the integration tests only (real broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m integration tests
 
 bench: $(STAMP) $(BENCH_STAMP) ## throughput and latency against the raw consumer, Faust and Quix Streams, the state shapes, then the query API under load (docs/benchmarks.md; BENCH_ARGS="--events 200000", SHAPES_ARGS="--scale 0.1", QUERY_ARGS="--seconds 10")
