@@ -263,7 +263,8 @@ class SourceStage:
             ]
             for name, value in record.headers or ():
                 if name == TRACEPARENT:
-                    headers.append((name, value))
+                    if isinstance(value, bytes):
+                        headers.append((name, value))
                     break
             add(tp, repartition, key, record.value, key_partition(key, partitions), headers)
             if progress is None or timestamp_ms > progress:
@@ -365,14 +366,19 @@ class SourceStage:
         topic partition and offset it was read at (for a repartitioned event, from its origin
         header, not the repartition record's own), its id (the source's ``id`` field) and its
         valid ``traceparent``."""
-        record = event.record
-        if self.spec.partitioned_by_key:
-            topic, offset = self.spec.topics[event.source], record.offset
+        record, spec = event.record, self.spec
+        headers = record.headers
+        if spec.partitioned_by_key:
+            topic, offset = spec.topics[event.source], record.offset
+            traceparent = traceparent_of(headers) if headers else None
         else:
             tp = self.inputs[event.source]
             topic, partition, offset = tp.topic, tp.partition, event.arrival // len(self.inputs)
-        ident = event_id(event.payload, self.spec.id_field)
-        return (topic, partition, offset, ident, traceparent_of(record.headers))
+            # the repartitioned record has its three headers, and the input's traceparent after
+            # them when it had one (:meth:`process_batch`)
+            traceparent = traceparent_of(headers) if len(headers) > 3 else None
+        ident = None if spec.id_field is None else event_id(event.payload, spec.id_field)
+        return (topic, partition, offset, ident, traceparent)
 
     def reject(
         self, tp: TP, record: Any, exc: InvalidEvent, table: str = "", cause: Cause | None = None

@@ -5,7 +5,8 @@ with an id field, one that the source rejects and one that the table rejects.
 * every output record's cause headers name the exact input record (topic, partition, offset,
   id, traceparent) of the last event of its window, as a model computed here from the events
   says (``emit = "final"``: the windows close after the backlog, so the cause is what was saved
-  with the window);
+  with the window; that it survives a restart is shown on the real RocksDB store in
+  ``tests/unit/test_causation.py``, a restart here would double this test's time);
 * each dead letter names its input record, the source topic's, also for the event rejected by
   the table behind the repartition topic;
 * spans for batches, commits and HTTP requests reach an OTLP/HTTP receiver started here (an
@@ -200,21 +201,26 @@ def test_outputs_and_dead_letters_name_their_input_records_and_spans_reach_the_c
     }
     worker = start_worker(pipeline, free_port(), env=env)
 
-    def outputs() -> list[Any]:
-        return [r for records in run(read_to_end(kafka, out)).values() for r in records]
+    def read(topic: str) -> list[Any]:
+        return [r for records in run(read_to_end(kafka, topic)).values() for r in records]
 
     records = wait_until(
-        lambda: len(outputs()) >= len(want) and outputs(), 60, "every window's record", worker.log_tail
+        lambda: (found := read(out)) and len(found) >= len(want) and found,
+        60,
+        "every window's record",
+        worker.log_tail,
     )
+    assert len(records) == len(want), "one record per window (emit = final)"
     got = {}
     for record in records:
         value = orjson.loads(record.value)
         got[(value["key"], value["start"])] = (value["value"]["n"], read_cause(record.headers))
     assert got == want
 
-    letters = [r for records in run(read_to_end(kafka, dead)).values() for r in records]
+    letters = wait_until(lambda: (found := read(dead)) and len(found) >= 2 and found, 30, "the dead letters")
     by_reason = {dict(r.headers)["continust-reason"].decode(): read_cause(r.headers) for r in letters}
     assert by_reason == rejected
+    assert len(letters) == 2
 
     # the HTTP span is a child of the request's own trace context
     request = urllib.request.Request(worker.url("/ready"), headers={"traceparent": traceparent(99)})
