@@ -5,8 +5,11 @@
 # digest cannot be looked up offline, so it is not written here.
 
 # Builder: a wheel of continust, then a virtualenv at /opt/continust holding it and its
-# dependencies (binary wheels only: no compiler is needed), and tini from Debian.
+# dependencies (binary wheels only: no compiler is needed), and tini from Debian. EXTRAS names
+# continust's optional extras to install: by default `otel`, so that tracing can be turned on
+# with OTEL_TRACES_EXPORTER=otlp; `--build-arg EXTRAS=` leaves it out.
 FROM python:3.11.14-slim-bookworm AS builder
+ARG EXTRAS=otel
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tini \
     && rm -rf /var/lib/apt/lists/*
@@ -17,7 +20,8 @@ COPY streams streams
 COPY agents agents
 RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
     && python -m venv /opt/continust \
-    && /opt/continust/bin/pip install --no-cache-dir --only-binary=:all: /wheels/*.whl \
+    && /opt/continust/bin/pip install --no-cache-dir --only-binary=:all: --find-links /wheels \
+       "continust${EXTRAS:+[$EXTRAS]}" \
     && /opt/continust/bin/pip uninstall --yes pip
 
 # Runtime: the virtualenv, tini and the example pipeline; no sources, compilers or package

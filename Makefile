@@ -9,6 +9,7 @@ GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 TOOLS := .tools/bin
 KUSTOMIZE_VERSION := v5.8.0
 KUSTOMIZE_STAMP := $(TOOLS)/.kustomize-$(KUSTOMIZE_VERSION)
+OTEL_STAMP := $(VENV)/.installed-otel
 BENCH_ARGS ?=
 SHAPES_ARGS ?=
 QUERY_ARGS ?=
@@ -32,6 +33,11 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	@echo "event=setup.install extras=dev,bench"
 	@$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
+
+$(OTEL_STAMP): $(STAMP) pyproject.toml
+	@echo "event=setup.install extras=dev,otel"
+	@$(BIN)/python -m pip install --quiet -e '.[dev,otel]'
+	@touch $(OTEL_STAMP)
 
 venv: $(STAMP) ## create the virtualenv and install continust with its dev tools
 
@@ -81,17 +87,17 @@ kafka-status: $(STAMP) ## is the local broker running?
 demo: $(STAMP) ## the main job: broker, topics, a worker and a live event generator (Ctrl-C stops all)
 	@$(BIN)/continust demo -c examples/pipelines.toml
 
-test: $(STAMP) $(BENCH_STAMP) prometheus tools ## all tests: unit (beside) and integration on a real broker (started on port 19092); the bench extra too, for the bench run test
+test: $(STAMP) $(BENCH_STAMP) $(OTEL_STAMP) prometheus tools ## all tests: unit (beside) and integration on a real broker (started on port 19092); the bench extra too, for the bench run test, and the otel extra, for the tracing tests
 	@echo "event=test.unit log=.unit-tests.log detail=\"the unit tests run beside the integration tests\""
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m "not integration" tests > .unit-tests.log 2>&1 & unit=$$!; \
 		$(BIN)/python -m pytest -p no:cacheprovider -q -ra --durations=15 -m integration tests; integration=$$?; \
 		wait $$unit; units=$$?; echo "event=test.unit.done status=$$units"; cat .unit-tests.log; \
 		test $$integration -eq 0 -a $$units -eq 0
 
-test-unit: $(STAMP) prometheus tools ## the unit tests only (no broker)
+test-unit: $(STAMP) $(OTEL_STAMP) prometheus tools ## the unit tests only (no broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -m "not integration" tests
 
-test-integration: $(STAMP) $(BENCH_STAMP) prometheus tools ## the integration tests only (real broker)
+test-integration: $(STAMP) $(BENCH_STAMP) $(OTEL_STAMP) prometheus tools ## the integration tests only (real broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m integration tests
 
 bench: $(STAMP) $(BENCH_STAMP) ## throughput and latency against the raw consumer, Faust and Quix Streams, the state shapes, then the query API under load (docs/benchmarks.md; BENCH_ARGS="--events 200000", SHAPES_ARGS="--scale 0.1", QUERY_ARGS="--seconds 10")

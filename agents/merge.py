@@ -5,8 +5,8 @@ By default every valid record is repartitioned by the key field into
 ``<app id>-<source>-repartition`` (as many partitions as the largest source topic), so all
 events of a key meet on one partition. The repartitioned record keeps the original value bytes;
 its key is the key field's text and the header ``continust-ts`` holds the event time in epoch
-ms. Both writes (repartitioned record or dead letter) are in the transaction of the input
-partition.
+ms; the input record's ``traceparent`` header, when it has one, is copied. Both writes
+(repartitioned record or dead letter) are in the transaction of the input partition.
 
 With ``partitioned_by_key`` the source's topics are the keyed stream: the tables read them
 directly, and :meth:`SourceStage.keyed_events` validates their records, sending a record that
@@ -31,6 +31,7 @@ from agents.commit_gate import Batch, install_batch_handler
 from agents.commit_order import HeldBackWrites, OffsetMetadata, OutputFlush, commit_sequence_for
 from agents.faust_compat import in_recovery
 from agents.sink import Sink
+from streams.causation import TRACEPARENT, Cause, event_id, event_id_of_value, traceparent_of
 from streams.dead_letters import DeadLetter
 from streams.envelope import Envelope, decode_event
 from streams.errors import InvalidEvent
@@ -38,6 +39,7 @@ from streams.logfmt import logfmt
 from streams.metrics import EVENTS_IN, EVENTS_INVALID
 from streams.partitioning import key_partition
 from streams.pipeline import SourceSpec
+from streams.tracing import current_tracer
 from windows.partition import TRACKED, Tracked
 
 log = logging.getLogger("continust.merge")
@@ -237,7 +239,13 @@ class SourceStage:
         """Repartition the records of one input partition, in offset order. Each record carries
         its input, its offset there and the input's progress before it (``continust-origin``),
         and the input record's Kafka timestamp (``continust-input-ts``, for the end-to-end
-        latency of the outputs it causes)."""
+        latency of the outputs it causes), and its ``traceparent`` when it has one: with the
+        origin, what names the input record in the headers of the outputs it causes
+        (:meth:`cause_of`). Each batch is a ``continust.batch`` span when tracing is on."""
+        with current_tracer().batch(self.spec.name, batch.tp.topic, batch.tp.partition, batch.records):
+            await self._repartition(batch)
+
+    async def _repartition(self, batch: Batch) -> None:
         tp, add, repartition, partitions = batch.tp, self.sink.add, self.repartition, self.partitions
         index = self._index[tp]
         progress = await self._progress_of(tp)
@@ -248,18 +256,17 @@ class SourceStage:
             key = envelope.key.encode()
             timestamp_ms = envelope.timestamp_ms
             origin = f"{index} {record.offset} {'-' if progress is None else progress}".encode()
-            add(
-                tp,
-                repartition,
-                key,
-                record.value,
-                key_partition(key, partitions),
-                [
-                    (EVENT_TIME_HEADER, str(timestamp_ms).encode()),
-                    (ORIGIN_HEADER, origin),
-                    (INPUT_TIME_HEADER, str(record.timestamp).encode()),
-                ],
-            )
+            headers = [
+                (EVENT_TIME_HEADER, str(timestamp_ms).encode()),
+                (ORIGIN_HEADER, origin),
+                (INPUT_TIME_HEADER, str(record.timestamp).encode()),
+            ]
+            for name, value in record.headers or ():
+                if name == TRACEPARENT:
+                    if isinstance(value, bytes):
+                        headers.append((name, value))
+                    break
+            add(tp, repartition, key, record.value, key_partition(key, partitions), headers)
             if progress is None or timestamp_ms > progress:
                 progress = timestamp_ms
         self._progress[tp] = progress
@@ -354,9 +361,34 @@ class SourceStage:
             )
         return events
 
-    def reject(self, tp: TP, record: Any, exc: InvalidEvent, table: str = "") -> None:
+    def cause_of(self, partition: int, event: KeyedEvent) -> Cause:
+        """The input record behind an event of keyed-stream partition ``partition``: the source
+        topic partition and offset it was read at (for a repartitioned event, from its origin
+        header, not the repartition record's own), its id (the source's ``id`` field) and its
+        valid ``traceparent``."""
+        record, spec = event.record, self.spec
+        headers = record.headers
+        if spec.partitioned_by_key:
+            topic, offset = spec.topics[event.source], record.offset
+            traceparent = traceparent_of(headers) if headers else None
+        else:
+            tp = self.inputs[event.source]
+            topic, partition, offset = tp.topic, tp.partition, event.arrival // len(self.inputs)
+            # the repartitioned record has its three headers, and the input's traceparent after
+            # them when it had one (:meth:`process_batch`)
+            traceparent = traceparent_of(headers) if len(headers) > 3 else None
+        ident = None if spec.id_field is None else event_id(event.payload, spec.id_field)
+        return (topic, partition, offset, ident, traceparent)
+
+    def reject(
+        self, tp: TP, record: Any, exc: InvalidEvent, table: str = "", cause: Cause | None = None
+    ) -> None:
         """Queue ``record`` (of input partition ``tp``) for the dead-letter topic with its reason
-        (sent at the batch's flush), count and log it."""
+        (sent at the batch's flush), count and log it. ``cause``: the input record it came from
+        (:meth:`cause_of`), when that is not ``record`` itself at ``tp``."""
+        if cause is None:
+            ident = event_id_of_value(record.value, self.spec.id_field)
+            cause = (tp.topic, tp.partition, record.offset, ident, traceparent_of(record.headers))
         letter = DeadLetter(
             reason=exc.reason,
             detail=exc.detail,
@@ -365,6 +397,7 @@ class SourceStage:
             topic=tp.topic,
             partition=tp.partition,
             offset=record.offset,
+            cause=cause,
         )
         EVENTS_INVALID.labels(source=self.spec.name, table=table, reason=exc.reason).inc()
         log.warning(

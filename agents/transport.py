@@ -79,6 +79,7 @@ from agents.faust_compat import (
 from agents.liveness import liveness_for
 from streams.logfmt import logfmt
 from streams.metrics import COMMIT_FAILURES, COMMIT_SECONDS
+from streams.tracing import current_tracer
 
 log = logging.getLogger("continust.transport")
 
@@ -606,12 +607,15 @@ class Consumer(ConsumerHooks):
         (:class:`agents.commit_order.CommitSequence`); steps 4 to 6 are the methods below.
         Each commit is observed in ``continust_commit_seconds``, one that raises (cancellation
         aside) counts in ``continust_commit_failures_total``, and one that committed offsets is
-        progress for the worker's liveness (:mod:`agents.liveness`)."""
+        progress for the worker's liveness (:mod:`agents.liveness`); each is a
+        ``continust.commit`` span when tracing is on (:mod:`streams.tracing`)."""
         request = CommitRequest(topics, start_new_transaction)
         async with gate_for(self.app).closed():
             started = time.perf_counter()
             try:
-                committed = await commit_sequence_for(self.app).run(self, request)
+                with current_tracer().commit() as span:
+                    committed = await commit_sequence_for(self.app).run(self, request)
+                    span.set_attribute("continust.committed", committed)
             except BaseException as exc:
                 if not isinstance(exc, asyncio.CancelledError):
                     COMMIT_FAILURES.inc()

@@ -48,6 +48,7 @@ from agents.merge import KeyedEvent, ProgressReport, SourceStage, input_time_ms
 from agents.progress_signal import ProgressSignal
 from agents.sink import Sink
 from agents.table_store import RocksDBPartitions
+from streams.causation import cause_headers
 from streams.dead_letters import late_event_headers
 from streams.errors import InvalidEvent
 from streams.logfmt import logfmt
@@ -66,6 +67,7 @@ from streams.metrics import (
     STREAM_TIME_LAG,
 )
 from streams.pipeline import TableSpec
+from streams.tracing import current_tracer
 from windows.aggregates import InvalidField
 from windows.emission import Emission
 from windows.ordered_store import Write
@@ -86,14 +88,19 @@ def install_keyed_agent(
     pace, and a commit could carry one table's outputs for an event whose offset cannot commit
     yet because another table has not processed it; after a crash that event would be processed
     again by every table. Here an event is processed by all tables and acknowledged as one step.
+    Each batch is a ``continust.batch`` span when tracing is on (:mod:`streams.tracing`).
     """
 
+    names = ",".join(stage.spec.name for stage in stages)
+
     async def process_batch(batch: Batch) -> None:
-        items = source.keyed_events(batch)
-        read_through = batch.records[-1].offset if batch.records else None
-        for stage in stages:
-            stage.process_events(batch.tp, items, read_through)
-        await source.sink.flush()
+        tp = batch.tp
+        with current_tracer().batch(names, tp.topic, tp.partition, batch.records):
+            items = source.keyed_events(batch)
+            read_through = batch.records[-1].offset if batch.records else None
+            for stage in stages:
+                stage.process_events(tp, items, read_through)
+            await source.sink.flush()
         for stage in stages:
             stage.observe_latency()
 
@@ -338,6 +345,10 @@ class TableStage:
         windows = self.partition(tp.partition)
         before = windows.stream_time
         on_input_event, emit = windows.on_input_event, self.emit
+        # the input record behind each event, saved with the windows it changes and named in
+        # their output records' headers (not needed without an output topic)
+        cause_of = self.source.cause_of if self.spec.output is not None else None
+        partition, cause = tp.partition, None
         inputs = False
         arrivals: dict[int, int] = {}
         for item in items:
@@ -347,11 +358,14 @@ class TableStage:
                 inputs = True
                 record, key, timestamp_ms, payload, source, arrival, own = item
                 arrivals[source] = arrival
+                if cause_of is not None:
+                    cause = cause_of(partition, item)
                 try:
-                    result = on_input_event(source, key, payload, timestamp_ms, arrival, own)
+                    result = on_input_event(source, key, payload, timestamp_ms, arrival, own, cause)
                 except InvalidField as exc:
                     problem = InvalidEvent("invalid_field", str(exc))
-                    self.source.reject(tp, record, problem, table=self.spec.name)
+                    origin = self.source.cause_of(partition, item)
+                    self.source.reject(tp, record, problem, table=self.spec.name, cause=origin)
                     continue
                 if result.late:
                     self._late_event(tp, record, key, timestamp_ms, result.stream_time)
@@ -431,10 +445,15 @@ class TableStage:
             self.sink.add(tp, late_topic, record.key, record.value, tp.partition, headers)
 
     def emit(self, source: TP, emission: Emission) -> None:
+        """Queue the output record of ``emission``, with the headers naming the input record of
+        the last event that changed its window (:mod:`streams.causation`) when that is known (a
+        window saved before causes were, and not changed since, has none)."""
         if self.spec.output is None:
             return
         record = orjson.dumps(emission.to_record(self.spec.name))
-        self.sink.add(source, self.spec.output, emission.key.encode(), record, source.partition)
+        cause = emission.cause
+        headers = None if cause is None else cause_headers(cause)
+        self.sink.add(source, self.spec.output, emission.key.encode(), record, source.partition, headers)
         self._outputs.inc()
 
     async def advance_idle(self) -> None:

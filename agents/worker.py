@@ -37,6 +37,7 @@ from agents.transport import TransactionManager
 from streams.logfmt import EVERY_LINE, logfmt
 from streams.pipeline import Pipeline
 from streams.settings import Settings
+from streams.tracing import open_tracer, tracing_settings
 
 log = logging.getLogger("continust.worker")
 AGENTS_DIR = Path(__file__).resolve().parent
@@ -175,6 +176,9 @@ def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -
     except ValueError as exc:
         print(f"continust: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    tracer = open_tracer(
+        tracing_settings(pipeline.telemetry, os.environ, settings.app_id, pipeline.path), pipeline.path
+    )
     built = prepare(pipeline, settings)
     local_state = LocalState(data_dir=settings.data_dir, table_dir=Path(built.app.conf.tabledir))
     local_state.open()
@@ -218,6 +222,7 @@ def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -
     # (a non-daemon thread running its own event loop) sometimes never stops, which would keep
     # the process alive forever, so the process ends here.
     local_state.close(committed_everything(built.app, code))
+    tracer.shutdown()
     log.info(logfmt("worker.exit", code=code))
     logging.shutdown()
     os._exit(code)

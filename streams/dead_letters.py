@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from streams.causation import Cause, cause_headers
+
 REASON = "continust-reason"
 DETAIL = "continust-detail"
 SOURCE = "continust-source"
@@ -39,7 +41,9 @@ def dead_letter_topic(app_id: str, configured: str | None) -> str:
 @dataclass(frozen=True)
 class DeadLetter:
     """Why a record was rejected (``reason`` is a short code, ``detail`` the explanation) and
-    where it was read from; ``table`` is empty when the source itself rejected it."""
+    where it was read from; ``table`` is empty when the source itself rejected it. ``cause``:
+    the input record it came from (:mod:`streams.causation`; for a record of the repartition
+    topic, the source record behind it), written as the cause headers too."""
 
     reason: str
     detail: str
@@ -48,8 +52,10 @@ class DeadLetter:
     partition: int
     offset: int
     table: str = ""
+    cause: Cause | None = None
 
     def headers(self) -> list[tuple[str, bytes]]:
+        cause = self.cause or (self.topic, self.partition, self.offset, None, None)
         return [
             (REASON, self.reason.encode()),
             (DETAIL, self.detail.encode()),
@@ -58,4 +64,5 @@ class DeadLetter:
             (TOPIC, self.topic.encode()),
             (PARTITION, str(self.partition).encode()),
             (OFFSET, str(self.offset).encode()),
+            *cause_headers(cause),
         ]

@@ -53,6 +53,7 @@ from streams.api_routes import (
 )
 from streams.logfmt import logfmt
 from streams.metrics import HTTP_ERRORS, HTTP_REQUEST_SECONDS, REGISTRY
+from streams.tracing import current_tracer
 
 log = logging.getLogger("continust.http")
 VERSION = "0.1.0"
@@ -101,23 +102,27 @@ def _error_for(status: int, reason: str, headers: Any = None) -> web.Response:
 @web.middleware
 async def request_timing(request: web.Request, handler: Any) -> web.StreamResponse:
     """Observe each request's duration (seconds, until the handler returned: a streamed answer
-    counts until its headers went out) by route template, method and status. The outermost
-    middleware, so answers of the token check and the error bodies count too."""
+    counts until its headers went out) by route template, method and status, and trace it
+    (:mod:`streams.tracing`). The outermost middleware, so answers of the token check and the
+    error bodies count too."""
     started = time.perf_counter()
     status = 500
-    try:
-        response: web.StreamResponse = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "other"
-        HTTP_REQUEST_SECONDS.labels(route=route, method=request.method, status=str(status)).observe(
-            time.perf_counter() - started
-        )
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "other"
+    span = current_tracer().http_request(request.method, route, request.headers.get("traceparent"))
+    with span:
+        try:
+            response: web.StreamResponse = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            span.set_status_code(status)
+            HTTP_REQUEST_SECONDS.labels(route=route, method=request.method, status=str(status)).observe(
+                time.perf_counter() - started
+            )
 
 
 @web.middleware

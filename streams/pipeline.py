@@ -96,12 +96,17 @@ class SourceSpec:
 
     ``idle_after_ms``: an input partition that has nothing left to read and has received
     nothing for this long stops holding back the clock of the tables it feeds, until it has
-    records again (:mod:`windows.progress`)."""
+    records again (:mod:`windows.progress`).
+
+    ``id_field``: the payload field (``id`` in the file) holding the event's id, named in the
+    ``continust-cause-id`` header of the records it causes (:mod:`streams.causation`); an event
+    without the field simply has no id."""
 
     name: str
     topics: tuple[str, ...]
     key: str
     timestamp: str | None = None
+    id_field: str | None = None
     dead_letter_topic: str | None = None
     late_topic: str | None = None
     partitioned_by_key: bool = False
@@ -129,6 +134,22 @@ class TableSpec:
         return WindowedAggregate(self.window, self.aggregations, self.aggregate_names, self.emit)
 
 
+#: the values of ``traces`` (``[telemetry]``) and of ``OTEL_TRACES_EXPORTER`` understood
+EXPORTERS = ("otlp", "none")
+
+
+@dataclass(frozen=True)
+class TelemetrySpec:
+    """The pipeline's ``[telemetry]`` section: ``traces`` (``"otlp"`` or ``"none"``; unset:
+    the ``OTEL_TRACES_EXPORTER`` variable decides), ``endpoint`` (the OTLP/HTTP base URL, like
+    ``OTEL_EXPORTER_OTLP_ENDPOINT``; spans go to ``<endpoint>/v1/traces``) and ``service_name``
+    (else ``OTEL_SERVICE_NAME``, else the app id); see :mod:`streams.tracing`."""
+
+    traces: str | None = None
+    endpoint: str | None = None
+    service_name: str | None = None
+
+
 @dataclass(frozen=True)
 class Pipeline:
     path: str
@@ -137,6 +158,7 @@ class Pipeline:
     tables: tuple[TableSpec, ...]
     api: ApiSpec = ApiSpec()
     kafka: KafkaSpec = KafkaSpec()
+    telemetry: TelemetrySpec = TelemetrySpec()
 
     def source(self, name: str) -> SourceSpec:
         return next(s for s in self.sources if s.name == name)
@@ -210,7 +232,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
 def parse_pipeline(raw: Mapping[str, Any], path: Path | str = "<pipeline>") -> Pipeline:
     path = Path(path)
     top = _Reader(path, "file", raw)
-    top.check_keys(("app", "api", "kafka", "source", "table"))
+    top.check_keys(("app", "api", "kafka", "source", "table", "telemetry"))
     app = _app(_Reader(path, "[app]", raw.get("app")))
     sources = tuple(_source(path, i, s) for i, s in enumerate(_array(top, "source")))
     names = [s.name for s in sources]
@@ -228,7 +250,10 @@ def parse_pipeline(raw: Mapping[str, Any], path: Path | str = "<pipeline>") -> P
             top.fail(f"table name {name!r} is used more than once")
     api = _api(_Reader(path, "[api]", raw.get("api", {})))
     kafka = _kafka(_Reader(path, "[kafka]", raw.get("kafka", {})))
-    return Pipeline(path=str(path), app=app, sources=sources, tables=tables, api=api, kafka=kafka)
+    telemetry = _telemetry(_Reader(path, "[telemetry]", raw.get("telemetry", {})))
+    return Pipeline(
+        path=str(path), app=app, sources=sources, tables=tables, api=api, kafka=kafka, telemetry=telemetry
+    )
 
 
 def _array(top: _Reader, key: str) -> list[Any]:
@@ -365,6 +390,16 @@ def _kafka(r: _Reader) -> KafkaSpec:
     )
 
 
+def _telemetry(r: _Reader) -> TelemetrySpec:
+    r.check_keys(("traces", "endpoint", "service_name"))
+    traces = r.choice("traces", EXPORTERS, "none") if "traces" in r.data else None
+    return TelemetrySpec(
+        traces=traces,
+        endpoint=r.text("endpoint", required=False),
+        service_name=r.text("service_name", required=False),
+    )
+
+
 def _source(path: Path, index: int, data: Any) -> SourceSpec:
     name = data.get("name") if isinstance(data, Mapping) else None
     r = _Reader(path, f"source {name!r}" if name else f"[[source]] #{index + 1}", data)
@@ -374,6 +409,7 @@ def _source(path: Path, index: int, data: Any) -> SourceSpec:
             "topics",
             "key",
             "timestamp",
+            "id",
             "dead_letter_topic",
             "late_topic",
             "partitioned_by_key",
@@ -396,6 +432,7 @@ def _source(path: Path, index: int, data: Any) -> SourceSpec:
         topics=tuple(topics),
         key=str(r.text("key")),
         timestamp=r.text("timestamp", required=False),
+        id_field=r.text("id", required=False),
         dead_letter_topic=r.text("dead_letter_topic", required=False, name_like=True),
         late_topic=r.text("late_topic", required=False, name_like=True),
         partitioned_by_key=r.flag("partitioned_by_key"),

@@ -59,9 +59,11 @@ def count_record(
     table: WindowedAggregate, key: str, window: WindowState, replaces: tuple[Window, ...] = ()
 ) -> Emission:
     """Count one more record of the key's ``window`` in its ``version`` and return that record,
-    with the window's value now."""
+    with the window's value and cause now."""
     window.version += 1
-    return Emission(key, window.start, window.end, window.version, table.value(window), replaces)
+    return Emission(
+        key, window.start, window.end, window.version, table.value(window), replaces, window.cause
+    )
 
 
 class EmitChange:

@@ -32,12 +32,16 @@ from windows.stream_time import is_closed
 
 @dataclass
 class WindowState:
-    """One window of one key: [start, end) in epoch ms, aggregation states, emitted version."""
+    """One window of one key: [start, end) in epoch ms, aggregation states, emitted version,
+    and the ``cause`` of its last change: what the caller said caused the last event that
+    changed it (a JSON-able value the windows never read; ``None``: not known), saved with the
+    window and given to each record emitted for it."""
 
     start: int
     end: int
     states: list[Any]
     version: int = 0
+    cause: Any = None
 
     @property
     def window(self) -> Window:

@@ -107,9 +107,11 @@ class PartitionWindows:
         the index: for tests and diagnostics)."""
         return len(self.store.index(self.partition))
 
-    def on_event(self, key: str, payload: Mapping[str, Any], timestamp_ms: int, arrival: int) -> EventResult:
+    def on_event(
+        self, key: str, payload: Mapping[str, Any], timestamp_ms: int, arrival: int, cause: Any = None
+    ) -> EventResult:
         """Apply one event of a partition fed by one input (see :meth:`on_input_event`)."""
-        return self.on_input_event(0, key, payload, timestamp_ms, arrival)
+        return self.on_input_event(0, key, payload, timestamp_ms, arrival, cause=cause)
 
     def on_input_event(
         self,
@@ -119,6 +121,7 @@ class PartitionWindows:
         timestamp_ms: int,
         arrival: int,
         own_progress: int | Literal[Tracked.TRACKED] | None = TRACKED,
+        cause: Any = None,
     ) -> EventResult:
         """Apply one event of input ``source``, then move stream time to the clock the inputs
         allow. The event is judged by its own input's progress before it (and the clock):
@@ -126,6 +129,9 @@ class PartitionWindows:
         the progress this partition tracked from the input's valid events. ``stream_time`` in
         the result is the time it was judged by. Raises ``InvalidField`` (nothing changed) for
         an invalid event.
+
+        ``cause`` becomes the cause of every window the event changes
+        (:attr:`~windows.keyed_state.WindowState.cause`), saved with it and given to its records.
 
         A late event changes no window, but still counts for its input's progress."""
         clock = self.clock
@@ -144,6 +150,9 @@ class PartitionWindows:
             if moved and clock.expected > 1:
                 self.store.set_inputs(self.partition, clock)
             return EventResult(emissions=closed, late=True, stream_time=before)
+        if cause is not None:
+            for changed in outcome.changed:
+                changed.cause = cause
         self._save(key, outcome.changed, outcome.created, outcome.replaced)
         emissions = self.emit_policy.changed(key, outcome)
         if moved:

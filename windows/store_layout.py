@@ -3,7 +3,9 @@ one changelog partition with the same records).
 
 Three key spaces, each a one-byte prefix:
 
-* ``W`` — one record per window: ``W | key | start | end`` → ``[version, states]`` (orjson).
+* ``W`` — one record per window: ``W | key | start | end`` → ``[version, states]`` (orjson),
+  with a third item, the cause of its last change, when the caller gave one
+  (:attr:`~windows.keyed_state.WindowState.cause`; a record without it reads with no cause).
   A key's windows are one range scan, in ``(start, end)`` order (:func:`key_range`). Session
   tables order a key's sessions by end: ``W | key | end | start``, so the sessions an event
   at ``t`` can merge with (those ending after ``t``) are one range scan that skips the earlier
@@ -121,12 +123,18 @@ def data_range() -> tuple[bytes, bytes]:
 
 
 def encode_window(state: WindowState) -> bytes:
-    return orjson.dumps([state.version, state.states])
+    """``[version, states]``, or ``[version, states, cause]`` when the window has a cause."""
+    if state.cause is None:
+        return orjson.dumps([state.version, state.states])
+    return orjson.dumps([state.version, state.states, state.cause])
 
 
 def decode_window(start: int, end: int, raw: bytes) -> WindowState:
-    version, states = orjson.loads(raw)
-    return WindowState(start=start, end=end, states=states, version=version)
+    """The window :func:`encode_window` wrote; a record written before causes were saved (two
+    items) reads with no cause."""
+    decoded = orjson.loads(raw)
+    cause = decoded[2] if len(decoded) > 2 else None
+    return WindowState(start=start, end=end, states=decoded[1], version=decoded[0], cause=cause)
 
 
 def index_key(entry: Scheduled, space: bytes = INDEX) -> bytes:
