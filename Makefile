@@ -88,10 +88,12 @@ demo: $(STAMP) ## the main job: broker, topics, a worker and a live event genera
 	@$(BIN)/continust demo -c examples/pipelines.toml
 
 test: $(STAMP) $(BENCH_STAMP) $(OTEL_STAMP) prometheus tools ## all tests: unit (beside) and integration on a real broker (started on port 19092); the bench extra too, for the bench run test, and the otel extra, for the tracing tests
-	@echo "event=test.unit log=.unit-tests.log detail=\"the unit tests run beside the integration tests\""
-	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m "not integration" tests > .unit-tests.log 2>&1 & unit=$$!; \
-		$(BIN)/python -m pytest -p no:cacheprovider -q -ra --durations=15 -m integration tests; integration=$$?; \
-		wait $$unit; units=$$?; echo "event=test.unit.done status=$$units"; cat .unit-tests.log; \
+	@echo "event=test.unit log=.unit-tests.log detail=\"the unit tests, then the integration tests marked beside (a broker of their own), run beside the other integration tests\""
+	@{ $(BIN)/python -m pytest -p no:cacheprovider -q -ra -m "not integration" tests; first=$$?; \
+		$(BIN)/python -m pytest -p no:cacheprovider -q -ra --durations=5 -m "integration and beside" tests; \
+		second=$$?; test $$first -eq 0 -a $$second -eq 0; } > .unit-tests.log 2>&1 & unit=$$!; \
+		$(BIN)/python -m pytest -p no:cacheprovider -q -ra --durations=15 -m "integration and not beside" tests; \
+		integration=$$?; wait $$unit; units=$$?; echo "event=test.unit.done status=$$units"; cat .unit-tests.log; \
 		test $$integration -eq 0 -a $$units -eq 0
 
 test-unit: $(STAMP) $(OTEL_STAMP) prometheus tools ## the unit tests only (no broker)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -165,20 +166,30 @@ def stop_workers(workers: list[Worker]) -> None:
             worker.proc.wait()
 
 
-@pytest.fixture
-def start_worker(kafka: str, tmp_path: Path) -> Iterator[Any]:
+@contextlib.contextmanager
+def workers_on(bootstrap: str, tmp_path: Path) -> Iterator[Any]:
+    """A function that starts a worker process on ``bootstrap`` (:func:`spawn_worker`); every
+    worker it started is stopped when the block ends."""
     workers: list[Worker] = []
 
     def start(
         pipeline: Path, port: int, fault: str | None = None, env: dict[str, str] | None = None
     ) -> Worker:
-        """Start a worker process (:func:`spawn_worker`) stopped when the test ends."""
-        worker = spawn_worker(kafka, pipeline, port, tmp_path, fault, env)
+        worker = spawn_worker(bootstrap, pipeline, port, tmp_path, fault, env)
         workers.append(worker)
         return worker
 
-    yield start
-    stop_workers(workers)
+    try:
+        yield start
+    finally:
+        stop_workers(workers)
+
+
+@pytest.fixture
+def start_worker(kafka: str, tmp_path: Path) -> Iterator[Any]:
+    """Starts workers on the suite's broker, stopped when the test ends."""
+    with workers_on(kafka, tmp_path) as start:
+        yield start
 
 
 POLL_S = 0.2

@@ -166,15 +166,16 @@ class PodProcess:
             elif "configMapKeyRef" in source:
                 ref = source["configMapKeyRef"]
                 pod_env[item["name"]] = config_maps[ref["name"]]["data"][ref["key"]]
-        env = image_env(self.image)
+        env = {**image_env(self.image), **pod_env}
+        env = {k: self._local(v, mounts) for k, v in env.items() if not k.startswith(CLUSTER_SETTINGS)}
+        # the host's paths are not the container's: set after the mount paths are mapped, so a
+        # checkout under /tmp is not taken for the pod's /tmp
         env["PATH"] = env["PATH"].replace("/opt/continust/bin", str(Path(sys.executable).parent))
         env["PATH"] = env["PATH"].replace("$PATH", os.environ["PATH"])
-        env.update(pod_env)
-        env = {k: v for k, v in env.items() if not k.startswith(CLUSTER_SETTINGS)}
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.kafka
         if "/tmp" in mounts:
             env["TMPDIR"] = str(mounts["/tmp"])
-        return {name: self._local(value, mounts) for name, value in env.items()}
+        return env
 
     def writable(self, mounts: dict[str, Path]) -> list[Path]:
         """The local folders of the container's writable mounts."""

@@ -21,7 +21,7 @@ from agents.broker_watch import EXIT_BROKER_LOST
 from streams.local_kafka import LocalKafka
 from streams.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port, publish, publish_values, read_to_end
-from tests.integration.conftest import _free_port_pair, run, wait_exit, wait_until
+from tests.integration.conftest import _free_port_pair, run, wait_exit, wait_until, workers_on
 from tests.integration.test_exactly_once import (
     FAST_FAILOVER,
     check_keyed_stream_exact,
@@ -128,6 +128,14 @@ def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
     broker.stop()
 
 
+@pytest.fixture
+def start_worker_on_own(own_broker: LocalKafka, tmp_path: Path) -> Iterator[Any]:
+    """Starts workers on the test's own broker (never the suite's: the test needs no other), so
+    that it can run in a process of its own beside the rest of the suite."""
+    with workers_on(own_broker.bootstrap, tmp_path) as start:
+        yield start
+
+
 def health(worker: Any) -> tuple[int, dict[str, Any]]:
     try:
         return worker.get("/health")
@@ -171,8 +179,9 @@ def metric_sum(worker: Any, family: str) -> float:
     )
 
 
+@pytest.mark.beside
 def test_a_broker_outage_is_reported_survived_and_a_lost_broker_ends_the_worker(
-    own_broker: LocalKafka, run_id, start_worker, tmp_path: Path
+    own_broker: LocalKafka, run_id, start_worker_on_own, tmp_path: Path
 ):
     """Two workers read a backlog; the broker stops for 60 s. The patient worker
     (``broker_timeout`` 5 min) stays up, answers ``/health`` with 503 and reports
@@ -183,9 +192,8 @@ def test_a_broker_outage_is_reported_survived_and_a_lost_broker_ends_the_worker(
     app_id, src, prefix, pipeline = setup(bootstrap, run_id, tmp_path, "outage", FAST_FAILOVER)
     repartition = f"{app_id}-events-repartition"
     events = make_events(two_hours_ago(), 1_200, seed=8)
-    on_own = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
-    patient = functools.partial(start_worker, env={**on_own, "CONTINUST_BROKER_TIMEOUT": "5m"})
-    impatient = functools.partial(start_worker, env={**on_own, "CONTINUST_BROKER_TIMEOUT": "10s"})
+    patient = functools.partial(start_worker_on_own, env={"CONTINUST_BROKER_TIMEOUT": "5m"})
+    impatient = functools.partial(start_worker_on_own, env={"CONTINUST_BROKER_TIMEOUT": "10s"})
     run(publish(bootstrap, records(src, events[:800])))
     stays = start_and_wait(patient, pipeline, free_port(), repartition)
     port = free_port()
