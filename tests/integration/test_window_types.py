@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from streams.causation import read_cause
 from streams.partitioning import key_partition
 from streams.topic_admin import ensure_topics
 from tests.integration.broker_io import (
@@ -183,10 +184,12 @@ def keyed_items(bootstrap: str, keyed: str, source_topic: str) -> dict[int, list
 
 def references(
     bootstrap: str, keyed: str, source_topic: str, count_from: dict[int, int]
-) -> dict[tuple[str, int], tuple[Reference, list[Any], int]]:
-    """Per (table, partition): the model after the keyed stream, its emissions in order, and
-    how many events at or after offset ``count_from[partition]`` of the keyed stream it found
-    late. A repartitioned partition is fed by every source partition."""
+) -> dict[tuple[str, int], tuple[Reference, list[Any], int, list[tuple[str, int, Any]]]]:
+    """Per (table, partition): the model after the keyed stream, its emissions in order, how
+    many events at or after offset ``count_from[partition]`` of the keyed stream it found late,
+    and the events it did not find late, in order, as (key, event time, the source record they
+    were read from as a :data:`streams.causation.Cause`). A repartitioned partition is fed by
+    every source partition."""
     stream = keyed_items(bootstrap, keyed, source_topic)
     inputs = 1 if keyed == source_topic else PARTITIONS
     answer = {}
@@ -199,6 +202,7 @@ def references(
             model = ReferenceInputs(ref, inputs)
             emissions: list[Any] = []
             late = 0
+            kept: list[tuple[str, int, Any]] = []
             for item in items:
                 if item[0] == "progress":
                     emissions.extend(model.report(*item[1:4]))
@@ -208,7 +212,10 @@ def references(
                 assert status == "ok"
                 late += was_late and offset >= count_from.get(partition, 0)
                 emissions.extend(out)
-            answer[(table, partition)] = (ref, emissions, late)
+                if not was_late:  # a repartitioned event's arrival is its source offset * inputs + input
+                    read_at = (source, arrival // inputs) if inputs > 1 else (partition, offset)
+                    kept.append((key, ts, (source_topic, *read_at, None, None)))
+            answer[(table, partition)] = (ref, emissions, late, kept)
     return answer
 
 
@@ -286,8 +293,10 @@ def check_against_model(
             assert any(e[5] for e in expected.values() for e in e), "the stream should merge sessions"
         # every input is committed by now, so is every output: read them to the end offsets
         got: dict[int, list[Any]] = {p: [] for p in range(PARTITIONS)}
+        causes: dict[int, list[Any]] = {p: [] for p in range(PARTITIONS)}
         for p, records in run(read_to_end(bootstrap, f"{prefix}-{topic}")).items():
             got[p] = [as_emission(r) for r in records]
+            causes[p] = [read_cause(r.headers) for r in records]
         for p in range(PARTITIONS):
             for key, start, end, version, *_ in got[p]:
                 emitted[(table, key, start, end)] = version
@@ -300,6 +309,20 @@ def check_against_model(
         if TABLES[table][1] == "final":
             windows = [(e[0], e[1], e[2]) for p in range(PARTITIONS) for e in got[p]]
             assert len(windows) == len(set(windows)), f"{table}: a window was emitted twice"
+            # a final record names the source record of the last event that changed its window
+            # (saved with the window, so across the kills and restarts of the stream): for a
+            # tumbling window, the last event in it the model did not find late; a session's is
+            # one of its events (an event in the span of a closed session starts a session of
+            # its own, so the span alone does not say which was last)
+            for p in range(PARTITIONS):
+                kept = refs[(table, p)][3]
+                for (key, start, end, *_), cause in zip(got[p], causes[p], strict=True):
+                    inside = [c for k, ts, c in kept if k == key and start <= ts < end]
+                    where = f"{table} {key} [{start}, {end}): cause {cause}"
+                    if TABLES[table][0] == "tumbling":
+                        assert cause == inside[-1], f"{where}, not {inside[-1]}"
+                    else:
+                        assert cause in inside, f"{where}, not one of {inside}"
 
     for table, (_kind, _emit, names, *_rest) in TABLES.items():
         for user in [*USERS, QUIET_USER]:
