@@ -24,7 +24,10 @@ worker's liveness (:mod:`agents.liveness`).
 
 A record the consumer delivers a second time while its partition stays assigned (Faust rewinds
 partitions it has already resumed, see :meth:`agents.transport.Consumer.perform_seek`) is
-acknowledged without being processed again: its first processing is in the same transaction.
+dropped without being processed again: its first processing is in the same transaction. Nothing
+of a partition is processed before the consumer has rewound it to its committed offset in the
+current assignment (read stably, so never an offset older than the last committed
+transaction's), nor any record below that offset.
 """
 
 from __future__ import annotations
@@ -94,9 +97,10 @@ class CommitGate:
         """Run ``handler`` on the records of one partition that a fetch returned, and acknowledge
         them, as one step no commit interleaves with and no cancellation interrupts.
 
-        Records fetched before a rebalance (an older generation, or while the flow is stopped)
-        are dropped unacknowledged: the seek after the rebalance reads them again. Records an
-        agent already processed in this assignment are acknowledged without processing."""
+        Records fetched before a rebalance (an older generation, or while the flow is stopped),
+        or before the partition was rewound to its committed offset in this assignment, are
+        dropped unacknowledged: the rewind reads them again. Records below that offset, or
+        already processed in this assignment, are dropped too."""
         task = asyncio.ensure_future(self._process_batch(app, batch, handler))
         await asyncio.shield(task)
         if self.memory_limits:
@@ -109,26 +113,32 @@ class CommitGate:
                 return
             if not app.flow_control.is_active() or not consumer.flow_active:
                 return
+            resume = consumer.resume_offset(batch.tp)
+            if resume is None:  # fetched before the partition was rewound to its committed offset
+                return
             records = batch.records
-            processed = consumer.processed_offset(batch.tp)
-            if records[0].offset <= processed:
-                records = [r for r in records if r.offset > processed]
+            floor = max(consumer.processed_offset(batch.tp) + 1, resume)
+            if records[0].offset < floor:
+                records = [r for r in records if r.offset >= floor]
                 if not records:
                     return
                 batch = Batch(batch.tp, batch.generation_id, records)
             started = time.perf_counter()
+            where = {
+                "tp": f"{batch.tp.topic}:{batch.tp.partition}",
+                "first_offset": records[0].offset,
+                "last_offset": records[-1].offset,
+            }
+            await FAULTS.pass_point(FaultPoint.BATCH_STARTED, **where)
             await handler(batch)
+            await FAULTS.pass_point(FaultPoint.BATCH_WRITTEN, **where)
             consumer.ack_processed(batch.tp, [r.offset for r in records])
             BATCH_SECONDS.observe(time.perf_counter() - started)
             BATCH_RECORDS.observe(len(records))
             liveness_for(app).progressed()
             self.records_processed += len(records)
-            FAULTS.reached(
-                FaultPoint.BATCH_PROCESSED,
-                tp=f"{batch.tp.topic}:{batch.tp.partition}",
-                first_offset=records[0].offset,
-                last_offset=records[-1].offset,
-                records_processed=self.records_processed,
+            await FAULTS.pass_point(
+                FaultPoint.BATCH_PROCESSED, **where, records_processed=self.records_processed
             )
 
     @asynccontextmanager

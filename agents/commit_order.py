@@ -67,6 +67,10 @@ class Step(enum.Enum):
     AFTER = "after"
 
 
+#: the fault point a commit passes just before each step (:mod:`agents.faults`)
+STEP_POINTS = {step: FaultPoint(f"commit.{step.value}") for step in Step}
+
+
 @dataclass(frozen=True)
 class CommitRequest:
     """What a commit was asked for: Faust's ``topics`` filter (``None``: every partition) and
@@ -176,16 +180,24 @@ class CommitSequence:
 
     async def run(self, transport: CommitTransport, request: CommitRequest) -> bool:
         """Commit, step by step; the caller holds the commit gate. Returns whether offsets were
-        committed. A step that raises stops the sequence there."""
+        committed. A step that raises stops the sequence there. Before each step the worker
+        passes that step's fault point (:data:`STEP_POINTS`), where a test can hold it."""
+        await FAULTS.pass_point(STEP_POINTS[Step.HELD_BACK])
         for held_back in self.held_back:  # 1
             await held_back.write()
+        await FAULTS.pass_point(STEP_POINTS[Step.OUTPUTS])
         for output in self.outputs:  # 2
             await output.flush()
+        await FAULTS.pass_point(STEP_POINTS[Step.STATE])
         for state in self.state:  # 3
             await state.flush()
+        await FAULTS.pass_point(STEP_POINTS[Step.SEND_BUFFER])
         await transport.drain_send_buffer()  # 4
+        await FAULTS.pass_point(STEP_POINTS[Step.OFFSETS])
         outcome = await transport.commit_offsets(request)  # 5
+        await FAULTS.pass_point(STEP_POINTS[Step.WRITES_WITHOUT_OFFSETS])
         await transport.commit_writes_without_offsets(request)  # 6
+        await FAULTS.pass_point(STEP_POINTS[Step.AFTER])
         for after in self.after:  # 7
             after.run(outcome)
         if outcome.committed:

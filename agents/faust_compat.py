@@ -33,11 +33,22 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.commit import (
     OffsetFetchRequest,
     OffsetFetchRequest_v1,
     OffsetFetchRequest_v2,
     OffsetFetchRequest_v3,
+)
+from aiokafka.protocol.types import (
+    Boolean,
+    CompactArray,
+    CompactString,
+    Int16,
+    Int32,
+    Int64,
+    Schema,
+    TaggedFields,
 )
 from aiokafka.structs import OffsetAndMetadata
 from faust.stores.rocksdb import Store as RocksDBStore
@@ -541,8 +552,80 @@ class OffsetFetchAnswer:
     entries: list[CommittedEntry]
 
 
+class StableOffsetFetchResponse_v7(Response):
+    """OffsetFetch v7's answer (KIP-447, flexible since v6): per partition the committed
+    offset, its leader epoch, metadata and error code, and the group-level error code."""
+
+    API_KEY = 9
+    API_VERSION = 7
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        (
+            "topics",
+            CompactArray(
+                ("topic", CompactString("utf-8")),
+                (
+                    "partitions",
+                    CompactArray(
+                        ("partition", Int32),
+                        ("offset", Int64),
+                        ("leader_epoch", Int32),
+                        ("metadata", CompactString("utf-8")),
+                        ("error_code", Int16),
+                        ("tags", TaggedFields),
+                    ),
+                ),
+                ("tags", TaggedFields),
+            ),
+        ),
+        ("error_code", Int16),
+        ("tags", TaggedFields),
+    )
+
+
+class StableOffsetFetchRequest_v7(RequestStruct):
+    """OffsetFetch v7 with ``require_stable`` (KIP-447): a partition whose offset a transaction
+    has committed but whose commit marker the group coordinator has not applied yet answers
+    ``UNSTABLE_OFFSET_COMMIT`` (88) instead of the offset before that transaction."""
+
+    FLEXIBLE_VERSION = True
+    API_KEY = 9
+    API_VERSION = 7
+    RESPONSE_TYPE = StableOffsetFetchResponse_v7
+    SCHEMA = Schema(
+        ("consumer_group", CompactString("utf-8")),
+        (
+            "topics",
+            CompactArray(
+                ("topic", CompactString("utf-8")),
+                ("partitions", CompactArray(Int32)),
+                ("tags", TaggedFields),
+            ),
+        ),
+        ("require_stable", Boolean),
+        ("tags", TaggedFields),
+    )
+
+
+class StableOffsetFetchRequest(Request[StableOffsetFetchRequest_v7]):
+    """OffsetFetch asking for stable offsets only; a broker without v7 (Kafka before 2.5) gets
+    no request: aiokafka raises when it negotiates the version, nothing falls back to v3."""
+
+    API_KEY = 9
+
+    def __init__(self, consumer_group: str, partitions: list[tuple[str, list[int]]]) -> None:
+        self._consumer_group = consumer_group
+        self._partitions = partitions
+
+    def build(self, request_struct_class: type[StableOffsetFetchRequest_v7]) -> StableOffsetFetchRequest_v7:
+        topics: list[tuple[str, list[int], dict[int, bytes]]] = [
+            (topic, partitions, {}) for topic, partitions in self._partitions
+        ]
+        return request_struct_class(self._consumer_group, topics, True, {})
+
+
 #: OffsetFetch protocol versions the seam decodes, and whether each has a group-level error.
-OFFSET_FETCH_GROUP_ERROR = {1: False, 2: True, 3: True}
+OFFSET_FETCH_GROUP_ERROR = {1: False, 2: True, 3: True, 7: True}
 
 
 def schema_names(schema: Any, path: str) -> tuple[str, ...]:
@@ -584,17 +667,26 @@ def decode_offset_fetch(group_id: str, response: Any) -> OffsetFetchAnswer:
     return OffsetFetchAnswer(group_id, error_code, entries)
 
 
-async def offset_fetch(consumer: Any, tps: list[TP]) -> OffsetFetchAnswer:
+async def offset_fetch(consumer: Any, tps: list[TP], require_stable: bool = True) -> OffsetFetchAnswer:
     """Ask the group coordinator of the aiokafka consumer ``consumer`` for the committed offsets
-    of ``tps``, once (no retry: the caller reads the error codes).
+    of ``tps``, once (no retry: the caller reads the error codes). ``require_stable``
+    (default): OffsetFetch v7, where a partition with a transactional offset commit whose
+    marker is not applied yet answers ``UNSTABLE_OFFSET_COMMIT`` (88) rather than the offset
+    before it; ``False``: aiokafka's own request (v1 to v3), which answers the older offset.
 
     Relies on: aiokafka, ``AIOKafkaConsumer._coordinator`` (a
     ``consumer.group_coordinator.GroupCoordinator`` once started) with its ``group_id``,
     ``ensure_coordinator_known()`` and ``_send_req(request)`` (sends to the coordinator node,
-    returns the decoded response), and ``OffsetFetchRequest(consumer_group, partitions)``;
-    the answer is read by :func:`decode_offset_fetch`.
+    returns the decoded response), ``OffsetFetchRequest(consumer_group, partitions)``, and the
+    protocol base classes :class:`StableOffsetFetchRequest` builds on (``Request``, whose
+    generic argument lists the versions it may send, ``RequestStruct`` with
+    ``FLEXIBLE_VERSION``, ``Response``, and the compact types); the answer is read by
+    :func:`decode_offset_fetch`.
     Needed for: see :func:`decode_offset_fetch`; aiokafka's public API has no OffsetFetch that
-    reports the group-level error.
+    reports the group-level error, and none that asks for stable offsets. Kafka applies a
+    transaction's offsets only when its commit marker reaches the offsets topic, after the
+    producer's commit returned: without ``require_stable`` a worker taking over a partition
+    right after a commit could resume from the offset before it and process its records again.
     If it changes: ``AttributeError`` at the first rebalance: the worker cannot rewind.
     """
     coordinator = consumer._coordinator
@@ -602,7 +694,8 @@ async def offset_fetch(consumer: Any, tps: list[TP]) -> OffsetFetchAnswer:
     for tp in tps:
         by_topic[tp.topic].append(tp.partition)
     await coordinator.ensure_coordinator_known()
-    response = await coordinator._send_req(OffsetFetchRequest(coordinator.group_id, list(by_topic.items())))
+    kind = StableOffsetFetchRequest if require_stable else OffsetFetchRequest
+    response = await coordinator._send_req(kind(coordinator.group_id, list(by_topic.items())))
     return decode_offset_fetch(coordinator.group_id, response)
 
 
@@ -811,11 +904,21 @@ REGISTRY: tuple[SeamItem, ...] = (
             "decode_offset_fetch", f"{_K_COMMIT}:OffsetFetchResponse_v{version}", path, Kind.FIELDS, names
         )
         for version, group_error in OFFSET_FETCH_GROUP_ERROR.items()
+        if version != StableOffsetFetchResponse_v7.API_VERSION  # the seam's own struct
         for path, names in (
             ("", ("topics", "error_code") if group_error else ("topics",)),
             ("topics", ("topic", "partitions")),
             ("topics.partitions", ("partition", "offset", "metadata", "error_code")),
         )
+    ),
+    SeamItem("offset_fetch", "aiokafka.protocol.api:Request", "prepare", Kind.METHOD, ("self", "versions")),
+    SeamItem("offset_fetch", "aiokafka.protocol.api:RequestStruct", "FLEXIBLE_VERSION", Kind.VALUE, False),
+    SeamItem(
+        "offset_fetch",
+        "aiokafka.protocol.api:RequestStruct",
+        "build_request_header",
+        Kind.METHOD,
+        ("self", "correlation_id", "client_id"),
     ),
     SeamItem("forget_coordinator", _K_COORDINATOR, "coordinator_dead", Kind.METHOD, ("self",)),
     SeamItem("PromptTableManager", _F_TABLES, "on_start", Kind.SOURCE, "b82e759be50ccebe"),

@@ -118,6 +118,16 @@ class Producer(faust_aiokafka.Producer):
             raise ValueError("continust does not support Faust's producer_threaded setting")
         install_send_buffer(self, DrainableProducerBuffer(loop=self.loop, beacon=self.beacon))
 
+    async def maybe_begin_transaction(self, transactional_id: str) -> None:
+        """Begin a transaction for a partition assigned at a rebalance, unless its producer has
+        one open already: a partition this worker keeps whose transaction held nothing at the
+        revocation's commit (Faust begins unconditionally, and logs aiokafka's refusal of
+        ``IN_TRANSACTION -> IN_TRANSACTION`` as an exception)."""
+        producer = transaction_producer(self, transactional_id)
+        if producer is not None and in_transaction(producer):
+            return
+        await super().maybe_begin_transaction(transactional_id)
+
     async def commit_transactions(
         self,
         tid_to_offset_map: Mapping[str, Mapping[TP, int]],
@@ -166,6 +176,8 @@ class TransactionManager(FaustTransactionManager):
         super().__init__(*args, **kwargs)
         #: transactional ids with records since their last commit
         self.written_since_commit: set[str] = set()
+        #: transactional ids whose partition had input processed since its offset last committed
+        self.input_since_commit: set[str] = set()
 
     async def send(
         self,
@@ -195,6 +207,17 @@ class TransactionManager(FaustTransactionManager):
         from :class:`agents.sink.Sink`), so the next commit covers them."""
         self.written_since_commit.add(transactional_id)
 
+    def mark_input(self, tp: TP) -> None:
+        """Record that input of ``tp`` was processed: its transaction holds what that input
+        wrote, which may commit only with ``tp``'s offset (step 5), never without it (step 6)."""
+        self.input_since_commit.add(self.transactional_id_of(tp))
+
+    def transactional_id_of(self, tp: TP) -> str:
+        """The transactional id of input partition ``tp`` (Faust's format, by topic group)."""
+        return transactional_id_for(
+            self.app.conf.id, self.app.assignor.group_for_topic(tp.topic), tp.partition
+        )
+
     @property
     def uncommitted_writes(self) -> bool:
         """Whether some producer sent records that no commit has covered yet."""
@@ -220,18 +243,27 @@ class TransactionManager(FaustTransactionManager):
                     offsets=",".join(f"{tp.topic}:{tp.partition}={o}" for tp, o in sorted(offsets.items())),
                 )
             )
-        assignor = self.app.assignor
         for tp in offsets:
-            self.written_since_commit.discard(
-                transactional_id_for(self.app.conf.id, assignor.group_for_topic(tp.topic), tp.partition)
-            )
+            tid = self.transactional_id_of(tp)
+            self.written_since_commit.discard(tid)
+            self.input_since_commit.discard(tid)
         return committed
 
     async def commit_writes_without_offsets(self, start_new_transaction: bool = True) -> None:
         """Commit the transactions that hold records but no offsets: what a partition wrote
         while no input arrived (stream time moved by the idle timeout). Without this they would
         stay invisible to ``read_committed`` readers until the partition's next input (step 6
-        of :mod:`agents.commit_order`; the buffer is drained again, as in :meth:`commit`)."""
+        of :mod:`agents.commit_order`; the buffer is drained again, as in :meth:`commit`).
+
+        A transaction holding records of processed input whose offset step 5 did not commit is
+        never committed here: its records would become visible while the offset that covers
+        them stays behind, and the partition's next owner would process that input again.
+        Raises :class:`UncoveredInput` instead, which stops the worker; its transactions are
+        aborted when the next owner's producer fences them, and the input is processed again,
+        once."""
+        uncovered = sorted(self.input_since_commit & self.written_since_commit)
+        if uncovered:
+            raise UncoveredInput(uncovered)
         await self.drain_send_buffer()
         faust_producer = cast(faust_aiokafka.Producer, self.producer)
 
@@ -264,6 +296,18 @@ class TransactionManager(FaustTransactionManager):
             producer = transaction_producer(faust_producer, tid)
             if producer is not None and not in_transaction(producer):
                 await producer.begin_transaction()
+
+
+class UncoveredInput(RuntimeError):
+    """A commit would make records of processed input visible without the offsets that cover
+    them (see :meth:`TransactionManager.commit_writes_without_offsets`)."""
+
+    def __init__(self, transactional_ids: list[str]) -> None:
+        super().__init__(
+            f"transactions {', '.join(transactional_ids)} hold records of processed input whose "
+            "offsets did not commit; not committing them without their offsets"
+        )
+        self.transactional_ids = transactional_ids
 
 
 # COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, UNSTABLE_OFFSET_COMMIT
@@ -425,6 +469,9 @@ class Consumer(ConsumerHooks):
         self.processed_offsets: dict[TP, int] = {}
         #: per partition, when a fetch last returned records for it (or it was first asked about)
         self.fetched_at: dict[TP, float] = {}
+        #: per assigned partition, the stable committed offset it was rewound to in this
+        #: assignment (:meth:`perform_seek`): nothing of it is processed before, or below it
+        self.positioned: dict[TP, int] = {}
 
     def caught_up(self, tp: TP) -> bool:
         """Whether nothing is left to read of ``tp`` (see :meth:`ConsumerThread.caught_up`)."""
@@ -475,6 +522,11 @@ class Consumer(ConsumerHooks):
             self.processed_offsets[message.tp] = message.offset
         return acked
 
+    def resume_offset(self, tp: TP) -> int | None:
+        """The offset ``tp`` was rewound to in this assignment (its last committed offset, read
+        stably), or ``None`` before the rewind: no record of ``tp`` may be processed then."""
+        return self.positioned.get(tp)
+
     def processed_offset(self, tp: TP) -> int:
         """The highest offset of ``tp`` an agent processed since it was assigned (-1: none)."""
         return self.processed_offsets.get(tp, -1)
@@ -491,6 +543,8 @@ class Consumer(ConsumerHooks):
         acked_offsets(self)[tp].extend(offsets)
         count_acked(self, len(offsets))
         self.processed_offsets[tp] = offsets[-1]
+        if self.in_transaction:
+            cast(TransactionManager, self.transactions).mark_input(tp)
 
     async def drain_messages(self, fetcher: ServiceT) -> None:
         """Faust's fetch loop, handing the records of batch-delivered topics
@@ -556,9 +610,49 @@ class Consumer(ConsumerHooks):
             raise
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Commit everything processed, then forget the revoked partitions' bookkeeping.
+
+        Faust drops the acknowledged offsets of the revoked partitions first and commits
+        after, at the end of its revocation handler: that commit carried no offsets, while
+        the transactions still held the records of the batches processed since the last
+        commit, which step 6 of the commit then made visible. Every such record was read
+        again by the partition's next owner (or by this worker after its rewind): counted
+        twice. A batch still being processed when the revocation arrived also acknowledged
+        its offsets after they were dropped, so a later assignment of the partition took
+        them for its own and skipped records nobody had committed.
+
+        Here the flow stops first (no batch starts after), the commit takes the gate (a batch
+        in progress finishes first), commits every processed offset with the records it
+        derives from and ends the transactions; only then is anything forgotten. A commit
+        that fails stops the worker: its open transactions are aborted when the partitions'
+        next owners fence them, and their input is processed again, once."""
+        FAULTS.revocation_began()
+        try:
+            await self.commit_and_forget(revoked)
+        finally:
+            FAULTS.revocation_ended()
+
+    async def commit_and_forget(self, revoked: set[TP]) -> None:
+        """The revocation of :meth:`on_partitions_revoked`: commit, then forget (in Faust's
+        handler too, whose own commit then finds nothing left)."""
+        if revoked and not self.app.should_stop:
+            self.stop_flow()
+            try:
+                await self.force_commit(start_new_transaction=False)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                log.exception(logfmt("rebalance.commit_failed", error=repr(exc)))
+                await self.crash(exc)
+                raise
         for tp in revoked:
             self.processed_offsets.pop(tp, None)
             self.fetched_at.pop(tp, None)
+            self.positioned.pop(tp, None)
+        if self.in_transaction:
+            transactions = cast(TransactionManager, self.transactions)
+            for tp in revoked:
+                transactions.input_since_commit.discard(transactions.transactional_id_of(tp))
         await super().on_partitions_revoked(revoked)
 
     async def perform_seek(self) -> None:
@@ -568,13 +662,19 @@ class Consumer(ConsumerHooks):
         (``Recovery._resume_streams``), so records fetched in between are processed, and then
         delivered again after the seek: every output of theirs twice. Their outputs are in the
         partition's open transaction and their acknowledgements commit with it, so the seek
-        keeps the read position past them."""
+        keeps the read position past them.
+
+        The committed offsets are read stably (:func:`fetch_committed`), and each partition's
+        is remembered (:meth:`resume_offset`): the gate processes nothing of a partition
+        before its rewind, nor any record below that offset."""
         await super().perform_seek()
         read_offset = read_offsets(self)
         for tp, offset in self.processed_offsets.items():
             read = read_offset.get(tp)
             if read is None or read <= offset:
                 read_offset[tp] = offset + 1
+        committed = committed_offsets(self)
+        self.positioned = {tp: committed.get(tp) or 0 for tp in self.assignment()}
 
     def new_offset(self, tp: TP) -> int | None:
         """The offset to commit for ``tp``: one past the highest acknowledged offset that lies

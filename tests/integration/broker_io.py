@@ -122,6 +122,26 @@ async def group_offsets(
     )
 
 
+async def stable_group_offsets(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:
+    """The group's committed offsets of ``topics``, as ``{"topic:partition": offset}``, read as a
+    worker reads them on assignment (:func:`agents.transport.fetch_committed`: OffsetFetch with
+    ``require_stable``, retried while a transaction's offsets await their commit marker): the
+    offsets of the last committed transaction, never the ones before it."""
+    from faust.types import TP
+
+    from agents.transport import fetch_committed
+
+    counts = await partition_counts(bootstrap, topics)
+    tps = [TP(t, p) for t, n in counts.items() for p in range(n)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        committed = await fetch_committed(consumer, tps)
+    finally:
+        await consumer.stop()
+    return {f"{tp.topic}:{tp.partition}": offset for tp, offset in committed.items()}
+
+
 async def read_to_end(bootstrap: str, topic: str) -> dict[int, list[Any]]:
     """Every committed record of ``topic``, per partition in offset order, up to the end
     offsets at the time of the call."""

@@ -192,6 +192,29 @@ def start_worker(kafka: str, tmp_path: Path) -> Iterator[Any]:
         yield start
 
 
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A fresh single-node broker on free ports, sharing the suite's jars: for a test marked
+    ``beside``, which ``make test`` runs in a process beside the rest of the suite."""
+    shared = LocalKafka.from_env()
+    home = tmp_path / "kafka"
+    home.mkdir()
+    (home / "lib").symlink_to(shared.lib_dir.resolve())
+    port = _free_port_pair()
+    broker = LocalKafka(home=home, port=port, controller_port=port + 1)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def start_worker_on_own(own_broker: LocalKafka, tmp_path: Path) -> Iterator[Any]:
+    """Starts workers on the test's own broker (never the suite's: the test needs no other), so
+    that it can run in a process of its own beside the rest of the suite."""
+    with workers_on(own_broker.bootstrap, tmp_path) as start:
+        yield start
+
+
 POLL_S = 0.2
 
 

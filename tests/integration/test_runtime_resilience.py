@@ -10,7 +10,6 @@ import signal
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from agents.broker_watch import EXIT_BROKER_LOST
 from streams.local_kafka import LocalKafka
 from streams.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port, publish, publish_values, read_to_end
-from tests.integration.conftest import _free_port_pair, run, wait_exit, wait_until, workers_on
+from tests.integration.conftest import run, wait_exit, wait_until
 from tests.integration.test_exactly_once import (
     FAST_FAILOVER,
     check_keyed_stream_exact,
@@ -112,28 +111,6 @@ def state_behind(kafka: str, worker: Any, changelogs: dict[str, str]) -> list[st
 # --------------------------------------------------------------------------------------------
 # Broker outages, on a broker of the test's own (the suite's broker serves the other tests)
 # --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
-    """A fresh single-node broker on free ports, sharing the suite's jars."""
-    shared = LocalKafka.from_env()
-    home = tmp_path / "kafka"
-    home.mkdir()
-    (home / "lib").symlink_to(shared.lib_dir.resolve())
-    port = _free_port_pair()
-    broker = LocalKafka(home=home, port=port, controller_port=port + 1)
-    broker.start()
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture
-def start_worker_on_own(own_broker: LocalKafka, tmp_path: Path) -> Iterator[Any]:
-    """Starts workers on the test's own broker (never the suite's: the test needs no other), so
-    that it can run in a process of its own beside the rest of the suite."""
-    with workers_on(own_broker.bootstrap, tmp_path) as start:
-        yield start
 
 
 def health(worker: Any) -> tuple[int, dict[str, Any]]:

@@ -69,6 +69,10 @@ class RecordingFaults:
     def reached(self, point: FaultPoint, **details: Any) -> None:
         self.recorder.ran.append(f"{point.value} {details}")
 
+    async def pass_point(self, point: FaultPoint, **details: Any) -> None:
+        """A point a commit passes before each step, where a test can hold it."""
+        self.recorder.ran.append(f"@{point.value}")
+
 
 def recording_sequence(recorder: Recorder) -> CommitSequence:
     """Two hooks for each stage step, added interleaved (as two stages add theirs)."""
@@ -103,15 +107,22 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
 
 EVERY_STEP = [
+    "@commit.held_back",
     "held_backa",
     "held_backb",
+    "@commit.outputs",
     "outputsa",
     "outputsb",
+    "@commit.state",
     "statea",
     "stateb",
+    "@commit.send_buffer",
     "send_buffer",
+    "@commit.offsets",
     "offsets",
+    "@commit.writes_without_offsets",
     "writes_without_offsets",
+    "@commit.after",
     "aftera",
     "afterb",
 ]

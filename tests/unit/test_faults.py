@@ -3,6 +3,7 @@ writes the marker and dies by the signal the plan names, on exactly the n-th tim
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agents.faults import FaultPlan, FaultPoint, Faults
+from agents.faults import FaultPlan, FaultPoint, Faults, plans_from_env
 
 MARKER = Path("/nonexistent/fault-fired")
 
@@ -35,7 +36,9 @@ def test_a_plan_names_a_point_an_occurrence_and_a_signal(text, point, occurrence
         ("batch.done", "unknown fault point 'batch.done'"),
         ("recovery@0", "1 or more"),
         ("recovery@two", "1 or more"),
-        ("recovery:stop", "signal must be one of kill, term"),
+        ("recovery:stop", "the action must be one of kill, term, hold"),
+        ("recovery:hold", "recovery cannot hold"),
+        ("state.apply:hold", "state.apply cannot hold"),
     ],
 )
 def test_a_bad_plan_is_refused_with_what_is_wrong(text, complaint):
@@ -93,3 +96,43 @@ def test_the_nth_time_the_point_is_reached_writes_the_marker_and_signals(tmp_pat
     assert fired["occurrence"] == 3
     assert fired["signal"] == signal_name
     assert (fired["tp"], fired["last_offset"]) == ("t:0", 2)
+
+
+def test_a_sequence_holds_before_it_may_end_the_process(tmp_path: Path):
+    env = {"CONTINUST_FAULT": "batch.started:hold;commit.state@2:hold;commit.done:term"}
+    plans = plans_from_env(env, tmp_path)
+    assert [(p.point, p.occurrence, p.signal_name) for p in plans] == [
+        (FaultPoint.BATCH_STARTED, 1, "hold"),
+        (FaultPoint.COMMIT_STATE, 2, "hold"),
+        (FaultPoint.COMMIT_DONE, 1, "term"),
+    ]
+    with pytest.raises(ValueError, match="only the last fault"):
+        plans_from_env({"CONTINUST_FAULT": "commit.done;batch.started:hold"}, tmp_path)
+
+
+async def test_a_hold_waits_for_a_revocation_then_arms_the_next_fault(tmp_path: Path):
+    """The worker stops at the point, marks it held, and goes on only once a revocation has
+    begun; a point reached while a revocation is in progress does not count."""
+    marker = tmp_path / "fault-fired"
+    first = FaultPlan(FaultPoint.COMMIT_OFFSETS, 1, "hold", marker)
+    second = FaultPlan(FaultPoint.BATCH_WRITTEN, 2, "hold", marker)
+    faults = Faults(first, later=[second])
+    await faults.pass_point(FaultPoint.BATCH_WRITTEN)  # not the armed point: goes on
+    holding = asyncio.ensure_future(faults.pass_point(FaultPoint.COMMIT_OFFSETS, tp="t:0"))
+    done, _ = await asyncio.wait({holding}, timeout=0)  # it runs up to its wait, and stays there
+    assert not done
+    assert orjson.loads(marker.read_bytes())["released"] is False
+    faults.revocation_began()
+    await holding
+    released = orjson.loads(marker.read_bytes())
+    assert (released["point"], released["held"], released["released"], released["tp"]) == (
+        "commit.offsets",
+        1,
+        True,
+        "t:0",
+    )
+    assert faults.plan == second
+    await faults.pass_point(FaultPoint.BATCH_WRITTEN)  # revoking: does not count
+    faults.revocation_ended()
+    await faults.pass_point(FaultPoint.BATCH_WRITTEN)  # the first count: not yet
+    assert faults.plan == second

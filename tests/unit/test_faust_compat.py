@@ -291,6 +291,35 @@ def test_offset_fetch_answers_are_read_by_field_name() -> None:
     assert answer.entries == [faust_compat.CommittedEntry(TP("t", 2), 7, None, 0)]
 
 
+def test_the_stable_offset_fetch_asks_for_stable_offsets_only() -> None:
+    """OffsetFetch v7 with require_stable, in the flexible encoding (KIP-447), is the one version
+    the stable request may send; its answer is read like the others."""
+    request = faust_compat.StableOffsetFetchRequest("g", [("t", [0, 2])])
+    assert (faust_compat.StableOffsetFetchRequest_v7,) == request._CLASSES
+    struct = request.prepare({9: (1, 9)})
+    assert struct.API_VERSION == 7 and struct.FLEXIBLE_VERSION
+    assert struct.to_object() == {
+        "consumer_group": "g",
+        "topics": [{"topic": "t", "partitions": [0, 2], "tags": {}}],
+        "require_stable": True,
+        "tags": {},
+    }
+    # compact string "g", one topic "t" with partitions [0, 2], require_stable, no tags
+    assert struct.encode() == b"\x02g\x02\x02t\x03\x00\x00\x00\x00\x00\x00\x00\x02\x00\x01\x00"
+    with pytest.raises(NotImplementedError):
+        request.prepare({9: (1, 6)})  # a broker without v7: no silent fallback to v3
+    response = faust_compat.StableOffsetFetchResponse_v7(
+        0, [("t", [(0, 5, -1, None, 0, {}), (2, -1, -1, "", 88, {})], {})], 0, {}
+    )
+    decoded = faust_compat.StableOffsetFetchResponse_v7.decode(response.encode())
+    answer = faust_compat.decode_offset_fetch("g", decoded)
+    assert answer.error_code == 0
+    assert answer.entries == [
+        faust_compat.CommittedEntry(TP("t", 0), 5, None, 0),
+        faust_compat.CommittedEntry(TP("t", 2), -1, "", 88),
+    ]
+
+
 def test_an_unknown_offset_fetch_version_raises() -> None:
     response = SimpleNamespace(API_VERSION=9)
     with pytest.raises(SeamMismatch, match="version 9"):
