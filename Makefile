@@ -10,6 +10,10 @@ TOOLS := .tools/bin
 KUSTOMIZE_VERSION := v5.8.0
 KUSTOMIZE_STAMP := $(TOOLS)/.kustomize-$(KUSTOMIZE_VERSION)
 OTEL_STAMP := $(VENV)/.installed-otel
+# Debian's packages, installed one make at a time (flock: two checkouts running make test side by
+# side would otherwise race for dpkg's lock), waiting for any other apt run to let go of it
+APT := flock /var/lock/continust-apt.lock env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
+APT_UPDATE := flock /var/lock/continust-apt.lock apt-get -o DPkg::Lock::Timeout=600 update -qq
 BENCH_ARGS ?=
 SHAPES_ARGS ?=
 QUERY_ARGS ?=
@@ -50,8 +54,8 @@ prometheus: ## install Prometheus and promtool (Debian's package, as root) unles
 		test "$$(id -u)" -eq 0 || { echo "event=setup.error reason=\"installing prometheus needs root\""; exit 1; }; \
 		own_policy=0; test -e /usr/sbin/policy-rc.d || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
 			chmod +x /usr/sbin/policy-rc.d; own_policy=1; }; \
-		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
-			|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		{ $(APT) install -y -qq --no-install-recommends prometheus >/dev/null \
+			|| { $(APT_UPDATE) && $(APT) install -y -qq \
 				--no-install-recommends prometheus >/dev/null; }; }; status=$$?; \
 		test $$own_policy -eq 0 || rm -f /usr/sbin/policy-rc.d; \
 		test $$status -eq 0 && command -v promtool >/dev/null 2>&1; }
@@ -68,8 +72,8 @@ tini: ## install tini (Debian's package, as root) unless it is there
 	@command -v tini >/dev/null 2>&1 || { \
 		echo "event=setup.install package=tini"; \
 		test "$$(id -u)" -eq 0 || { echo "event=setup.error reason=\"installing tini needs root\""; exit 1; }; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tini >/dev/null \
-			|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		$(APT) install -y -qq --no-install-recommends tini >/dev/null \
+			|| { $(APT_UPDATE) && $(APT) install -y -qq \
 				--no-install-recommends tini >/dev/null; }; \
 		command -v tini >/dev/null 2>&1; }
 
