@@ -666,7 +666,9 @@ class Consumer(ConsumerHooks):
 
         The committed offsets are read stably (:func:`fetch_committed`), and each partition's
         is remembered (:meth:`resume_offset`): the gate processes nothing of a partition
-        before its rewind, nor any record below that offset."""
+        before its rewind, nor any record below that offset. Records fetched before the rewind
+        were dropped, so each partition's quiet time (:meth:`quiet_for`) starts again at it:
+        a partition whose backlog was fetched, dropped and not yet fetched again is not idle."""
         await super().perform_seek()
         read_offset = read_offsets(self)
         for tp, offset in self.processed_offsets.items():
@@ -675,6 +677,11 @@ class Consumer(ConsumerHooks):
                 read_offset[tp] = offset + 1
         committed = committed_offsets(self)
         self.positioned = {tp: committed.get(tp) or 0 for tp in self.assignment()}
+        # what was fetched before the rewind is read again: a partition is quiet (idle) only
+        # once nothing came for idle_after since the rewind, not since a fetch it dropped
+        now = time.monotonic()
+        for tp in self.positioned:
+            self.fetched_at[tp] = now
 
     def new_offset(self, tp: TP) -> int | None:
         """The offset to commit for ``tp``: one past the highest acknowledged offset that lies

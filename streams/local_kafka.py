@@ -37,6 +37,38 @@ class BrokerError(RuntimeError):
     """The local broker could not be set up, started or stopped; the message says why."""
 
 
+class PortTaken(BrokerError):
+    """Another process took the broker's port while this one started (two checkouts starting a
+    broker on the same port at the same moment): this folder's broker could not bind it."""
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on TCP ``port`` of this network
+    namespace (IPv4 or IPv6, read from Linux's ``/proc``)."""
+    sockets = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                sockets.add(f"socket:[{inode}]")
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for descriptor in descriptors:
+        try:
+            if os.readlink(descriptor) in sockets:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 @dataclass(frozen=True)
 class LocalKafka:
     """Where the local broker lives and which ports it listens on (127.0.0.1 only).
@@ -264,9 +296,13 @@ class LocalKafka:
         deadline = time.monotonic() + timeout
         waited = 0
         while time.monotonic() < deadline:
-            if self.pid() is None:
+            pid = self.pid()
+            if pid is None:
+                if self.port_open():
+                    raise PortTaken(f"port {self.port} was taken by another process while the broker started")
                 raise BrokerError(f"the broker exited during start; see {self.log_file}")
-            if self.port_open() and answers_requests(self.bootstrap):
+            # another folder's broker may answer on the port while ours has yet to fail to bind it
+            if self.port_open() and listens_on(pid, self.port) and answers_requests(self.bootstrap):
                 log.info(logfmt("kafka.ready", pid=self.pid(), bootstrap=self.bootstrap, waited_s=waited))
                 return
             time.sleep(1)

@@ -24,7 +24,7 @@ import orjson
 import pytest
 
 from agents.worker_command import worker_argv
-from streams.local_kafka import LocalKafka
+from streams.local_kafka import LocalKafka, PortTaken
 
 PORT = int(os.environ.get("CONTINUST_TEST_KAFKA_PORT", "19092"))
 
@@ -63,7 +63,12 @@ def kafka() -> Iterator[str]:
         port = _free_port_pair()
         broker = LocalKafka.from_env(port=port)
     started_here = broker.pid() is None
-    broker.start()
+    try:
+        broker.start()
+    except PortTaken:  # another checkout's suite started its broker on PORT at the same moment
+        temporary = True
+        broker = LocalKafka.from_env(port=_free_port_pair())
+        broker.start()
     yield broker.bootstrap
     if started_here:
         broker.stop()
