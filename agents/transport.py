@@ -49,7 +49,7 @@ from faust.types import TP
 from faust.types.tuples import FutureMessage, RecordMetadata
 from mode import ServiceT
 
-from agents.commit_gate import Batch, batch_routes_for, gate_for
+from agents.commit_gate import Batch, BatchHandler, batch_routes_for, gate_for
 from agents.commit_order import CommitOutcome, CommitRequest, commit_sequence_for
 from agents.faults import FAULTS, FaultPoint, offsets_detail
 from agents.faust_compat import (
@@ -472,10 +472,16 @@ class Consumer(ConsumerHooks):
         #: per assigned partition, the stable committed offset it was rewound to in this
         #: assignment (:meth:`perform_seek`): nothing of it is processed before, or below it
         self.positioned: dict[TP, int] = {}
+        #: partitions whose records the last fetch returned and the gate has not dealt with yet:
+        #: not idle, whatever the fetch position says (one fetch's batches can take longer than
+        #: ``idle_after`` to process, each waiting for the gate, under load)
+        self.unhandled: set[TP] = set()
 
     def caught_up(self, tp: TP) -> bool:
-        """Whether nothing is left to read of ``tp`` (see :meth:`ConsumerThread.caught_up`)."""
-        return cast(ConsumerThread, consumer_thread(self)).caught_up(tp)
+        """Whether nothing is left to read of ``tp`` (see :meth:`ConsumerThread.caught_up`), nor
+        to process: records a fetch returned count as read for the fetch position, and wait in
+        the fetch loop until the gate has dealt with them (:attr:`unhandled`)."""
+        return tp not in self.unhandled and cast(ConsumerThread, consumer_thread(self)).caught_up(tp)
 
     def quiet_for(self, tp: TP, now: float) -> float:
         """Seconds (monotonic ``now``) since a fetch last returned records of ``tp``, or since
@@ -560,10 +566,6 @@ class Consumer(ConsumerHooks):
         if not routes:
             await super().drain_messages(fetcher)
             return
-        gate = gate_for(self.app)
-        callback = self.callback
-        read_offset = read_offsets(self)
-        monitor = self.app.monitor
         try:
             while not (self.should_stop or fetcher.should_stop):
                 await asyncio.sleep(0)
@@ -582,24 +584,13 @@ class Consumer(ConsumerHooks):
                 fetched_at = time.monotonic()
                 for tp in records:
                     self.fetched_at[tp] = fetched_at
-                for tp, fetched in records.items():
-                    if not (active is None or tp in active or tp in buffered_partitions(self)):
-                        continue
-                    monitor.track_tp_end_offset(tp, self.highwater(tp))
-                    r_offset = read_offset.get(tp)
-                    if r_offset is not None and fetched and fetched[0].offset < r_offset:
-                        fetched = [r for r in fetched if r.offset >= r_offset]
-                    if not fetched:
-                        continue
-                    read_offset[tp] = fetched[-1].offset
-                    handler = routes.get(tp.topic)
-                    if handler is not None:
-                        await gate.process_batch(self.app, Batch(tp, generation, fetched), handler)
-                        continue
-                    for record in fetched:
-                        await self.wait_first(
-                            callback(to_message(self, tp, record)), self.suspend_flow.wait()
-                        )
+                self.unhandled.update(records)
+                try:
+                    for tp, fetched in records.items():
+                        await self.deliver_batch(tp, fetched, active, generation, routes)
+                        self.unhandled.discard(tp)
+                finally:
+                    self.unhandled.clear()
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return
@@ -608,6 +599,33 @@ class Consumer(ConsumerHooks):
             if self.transport.app.should_stop:
                 return
             raise
+
+    async def deliver_batch(
+        self,
+        tp: TP,
+        fetched: list[Any],
+        active: set[TP] | None,
+        generation: int,
+        routes: Mapping[str, BatchHandler],
+    ) -> None:
+        """Hand the records of ``tp`` one fetch returned to their batch handler through the gate,
+        or to Faust's per-message path (see :meth:`drain_messages`)."""
+        if not (active is None or tp in active or tp in buffered_partitions(self)):
+            return
+        self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+        read_offset = read_offsets(self)
+        r_offset = read_offset.get(tp)
+        if r_offset is not None and fetched and fetched[0].offset < r_offset:
+            fetched = [r for r in fetched if r.offset >= r_offset]
+        if not fetched:
+            return
+        read_offset[tp] = fetched[-1].offset
+        handler = routes.get(tp.topic)
+        if handler is not None:
+            await gate_for(self.app).process_batch(self.app, Batch(tp, generation, fetched), handler)
+            return
+        for record in fetched:
+            await self.wait_first(self.callback(to_message(self, tp, record)), self.suspend_flow.wait())
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         """Commit everything processed, then forget the revoked partitions' bookkeeping.

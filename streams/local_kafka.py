@@ -42,6 +42,13 @@ class PortTaken(BrokerError):
     broker on the same port at the same moment): this folder's broker could not bind it."""
 
 
+def _listened(port: int) -> bool:
+    """Whether something accepts connections on ``port`` of the loopback address."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def listens_on(pid: int, port: int) -> bool:
     """Whether process ``pid`` holds a socket listening on TCP ``port`` of this network
     namespace (IPv4 or IPv6, read from Linux's ``/proc``)."""
@@ -264,9 +271,7 @@ class LocalKafka:
         return pid
 
     def port_open(self) -> bool:
-        with socket.socket() as sock:
-            sock.settimeout(0.5)
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+        return _listened(self.port)
 
     def start(self, timeout: float = 120.0) -> None:
         """Start the broker unless ours is already running; return once it answers requests."""
@@ -298,8 +303,11 @@ class LocalKafka:
         while time.monotonic() < deadline:
             pid = self.pid()
             if pid is None:
-                if self.port_open():
-                    raise PortTaken(f"port {self.port} was taken by another process while the broker started")
+                if any(_listened(port) for port in (self.port, self.controller_port)):
+                    raise PortTaken(
+                        f"port {self.port} or {self.controller_port} was taken by another process "
+                        "while the broker started"
+                    )
                 raise BrokerError(f"the broker exited during start; see {self.log_file}")
             # another folder's broker may answer on the port while ours has yet to fail to bind it
             if self.port_open() and listens_on(pid, self.port) and answers_requests(self.bootstrap):
