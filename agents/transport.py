@@ -677,10 +677,11 @@ class Consumer(ConsumerHooks):
         """Rewind to the committed offsets, without delivering again what agents processed.
 
         Faust resumes the stream partitions before it seeks them to their committed offsets
-        (``Recovery._resume_streams``), so records fetched in between are processed, and then
-        delivered again after the seek: every output of theirs twice. Their outputs are in the
-        partition's open transaction and their acknowledgements commit with it, so the seek
-        keeps the read position past them.
+        (``Recovery._resume_streams``); records fetched in between are dropped by the gate, as
+        nothing of a partition is processed before its rewind. A rewind later in the same
+        assignment (the fetch loop rewinds while the flow is stopped) keeps the read position
+        past what was processed: those records' outputs are in the partition's open
+        transaction, and their acknowledgements commit with it.
 
         The committed offsets are read stably (:func:`fetch_committed`), and each partition's
         is remembered (:meth:`resume_offset`): the gate processes nothing of a partition
