@@ -16,7 +16,11 @@ armed. A hold reached while a revocation is in progress does not count.
 Just before it signals itself (or holds, and again once released) the worker writes a marker
 (``<data dir>/fault-fired``, or the path in ``CONTINUST_FAULT_MARKER``): one JSON object with
 the point, the signal, ``n`` and what the worker was doing (partitions and offsets), written
-and fsynced before the signal, so a test can check where the fault landed.
+and fsynced before the signal, so a test can check where the fault landed. For a hold it also
+says which hold this is (``held``, from 1), whether it ended (``released``), and the point of
+each hold ended so far: ``released_points`` (by a revocation, in order) and
+``timed_out_points`` (none came within :data:`HOLD_LIMIT_S`). One group change often makes
+several rebalances in a row, so a later hold may be released before a test looks.
 A worker that reaches the point fewer than ``n`` times never fires.
 
 The points, in the order a record meets them:
@@ -52,11 +56,13 @@ from typing import Any
 
 import orjson
 
-from streams.logfmt import logfmt
+from streams.logfmt import EVERY_LINE, logfmt
 
 log = logging.getLogger("continust.faults")
 
 FAULT_ENV = "CONTINUST_FAULT"
+#: hold and release lines are never rate-limited (:class:`streams.logfmt.RepeatedMessageFilter`)
+EVERY = {EVERY_LINE: True}
 MARKER_ENV = "CONTINUST_FAULT_MARKER"
 MARKER_NAME = "fault-fired"
 
@@ -161,8 +167,11 @@ class Faults:
     #: revocations begun since the start, and whether one is in progress
     revocations: int = 0
     revoking: bool = False
-    #: holds released so far (each by a revocation)
+    #: holds ended so far (by a revocation, or after :data:`HOLD_LIMIT_S` without one)
     holds: int = 0
+    #: the point of each hold a revocation released, in order, and of each that timed out
+    released_points: list[str] = field(default_factory=list)
+    timed_out_points: list[str] = field(default_factory=list)
     _revoked: asyncio.Event | None = field(default=None, repr=False)
 
     def reached(self, point: FaultPoint, **details: Any) -> None:
@@ -193,18 +202,32 @@ class Faults:
         if self.revoking or self._due(point) is None:
             return
         before = self.revocations
-        self._write_marker(plan, point, {**details, "held": self.holds + 1, "released": False})
-        log.warning(logfmt("fault.hold", point=point.value, occurrence=plan.occurrence))
+        self._write_marker(
+            plan, point, {**details, **self._history(), "held": self.holds + 1, "released": False}
+        )
+        log.warning(logfmt("fault.hold", point=point.value, occurrence=plan.occurrence), extra=EVERY)
         revoked_event = self._revoked = asyncio.Event()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(revoked_event.wait(), HOLD_LIMIT_S)
         self._revoked = None
         self.holds += 1
         revoked = self.revocations > before
-        self._write_marker(plan, point, {**details, "held": self.holds, "released": revoked})
-        log.warning(logfmt("fault.release", point=point.value, by_revocation=revoked))
+        (self.released_points if revoked else self.timed_out_points).append(point.value)
+        self._write_marker(
+            plan, point, {**details, **self._history(), "held": self.holds, "released": revoked}
+        )
+        log.warning(logfmt("fault.release", point=point.value, by_revocation=revoked), extra=EVERY)
         self.plan = self.later.pop(0) if self.later else None
         self.counts.clear()
+
+    def _history(self) -> dict[str, list[str]]:
+        """For the marker: the holds ended so far (a test tells from it which hold a
+        revocation released, even when another rebalance of the same group change released
+        the next one before the test looked)."""
+        return {
+            "released_points": list(self.released_points),
+            "timed_out_points": list(self.timed_out_points),
+        }
 
     def revocation_began(self) -> None:
         """A rebalance revokes the worker's partitions: releases a hold."""

@@ -106,6 +106,19 @@ class Worker:
     def log_count(self, text: str) -> int:
         return self.log.read_text(errors="replace").count(text)
 
+    def tasks(self) -> str:
+        """The worker's asyncio tasks with what each awaits (it logs them on SIGUSR1), as of
+        now: the lines it logged for this request (empty when it has exited or does not
+        answer within 10 s)."""
+        if self.proc.poll() is not None:
+            return ""
+        before = self.log.read_text(errors="replace")
+        dumps = before.count("event=worker.task ")
+        self.proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: self.log_count("event=worker.task ") > dumps, 10)
+        lines = self.log.read_text(errors="replace")[len(before) :].splitlines()
+        return "\n".join(line for line in lines if "event=worker.task " in line)
+
     @property
     def fault_marker(self) -> Path:
         """Where the worker writes what it was doing when its fault point fired
@@ -117,6 +130,17 @@ class Worker:
         if not self.fault_marker.exists():
             return {}
         return dict(orjson.loads(self.fault_marker.read_bytes()))
+
+
+def workers_state(*workers: Worker, lines: int = 60) -> str:
+    """For a failure's message: each worker's exit code (or its task stacks when running)
+    and the tail of its log."""
+    parts = []
+    for worker in workers:
+        tail, code = worker.log_tail(lines), worker.proc.poll()
+        state = f"exited with {code}" if code is not None else "running; its tasks:\n" + worker.tasks()
+        parts.append(f"--- worker on port {worker.port}, its log's end:\n{tail}\n--- {state}")
+    return "\n".join(parts)
 
 
 def spawn_worker(

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+import agents.faults as faults_module
 from agents.faults import FaultPlan, FaultPoint, Faults, plans_from_env
 
 MARKER = Path("/nonexistent/fault-fired")
@@ -131,8 +132,24 @@ async def test_a_hold_waits_for_a_revocation_then_arms_the_next_fault(tmp_path: 
         True,
         "t:0",
     )
+    assert (released["released_points"], released["timed_out_points"]) == (["commit.offsets"], [])
     assert faults.plan == second
     await faults.pass_point(FaultPoint.BATCH_WRITTEN)  # revoking: does not count
     faults.revocation_ended()
     await faults.pass_point(FaultPoint.BATCH_WRITTEN)  # the first count: not yet
     assert faults.plan == second
+
+
+async def test_a_hold_no_revocation_releases_goes_on_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A hold that no revocation ends within the limit goes on, and the marker names it among
+    the holds that timed out (a test tells it from one a revocation released)."""
+    monkeypatch.setattr(faults_module, "HOLD_LIMIT_S", 0)
+    marker = tmp_path / "fault-fired"
+    faults = Faults(FaultPlan(FaultPoint.COMMIT_STATE, 1, "hold", marker))
+    await faults.pass_point(FaultPoint.COMMIT_STATE)
+    ended = orjson.loads(marker.read_bytes())
+    assert (ended["held"], ended["released"]) == (1, False)
+    assert (ended["released_points"], ended["timed_out_points"]) == ([], ["commit.state"])
+    assert faults.plan is None
