@@ -15,7 +15,7 @@ from faust.auth import Credentials
 
 from agents.broker_watch import BrokerWatch
 from agents.commit_gate import batch_routes_for, gate_for
-from agents.faust_compat import PromptTableManager
+from agents.faust_compat import PromptTableManager, serve_web_with
 from agents.liveness import liveness_for
 from agents.merge import SourceStage, repartition_topic
 from agents.readiness import readiness
@@ -285,6 +285,7 @@ def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
         producer,
         max_bytes=built.settings.api_ingest_max_bytes,
         rate_limit=IngestRateLimit(built.settings.api_ingest_rate),
+        limits=built.settings.connection_limits,
     )
     subscriptions = Subscriptions(built.settings.api_max_subscribers)
     subscriptions.stop_with(built.app.web.web_app)  # type: ignore[attr-defined]
@@ -340,6 +341,7 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
         broker_credentials=broker_credentials(settings.kafka),
         TableManager=PromptTableManager,
     )
+    serve_web_with(app, settings.connection_limits)
     app.sensors.add(MetricsSensor())
     liveness_for(app).wedged_after_ms = settings.wedged_after_ms
     gate_for(app).memory_limits["state_cache"] = settings.state_cache_mb * MIB

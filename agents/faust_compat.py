@@ -1,5 +1,5 @@
 """The runtime seam: every place continust depends on a private name or an undocumented behaviour
-of faust-streaming, mode or aiokafka.
+of faust-streaming, mode, aiokafka or aiohttp (Faust's web server).
 
 Exactly-once needs more than the libraries' public API: the transactional producer of an input
 partition, whether it has a transaction open, Faust's offset bookkeeping, its fetch loop, the
@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_server import Server
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.commit import (
     OffsetFetchRequest,
@@ -60,8 +63,10 @@ from faust.types import TP, ConsumerMessage, Message
 from faust.types.tuples import FutureMessage
 from mode import ServiceT
 
+from streams.http_server import ConnectionLimits, handler_error_answer, head_timeout_answer, over_cap_answer
+
 #: The library versions every item below was checked against (``pyproject.toml`` pins the same).
-PINS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+PINS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "aiohttp": "3.14.5"}
 
 
 class SeamMismatch(RuntimeError):
@@ -753,6 +758,130 @@ class PromptWorker(faust.Worker):
         await asyncio.sleep(STOP_GRACE_SECONDS)
 
 
+# -- the HTTP API's connections: aiohttp.web_protocol.RequestHandler, aiohttp.web_server.Server --
+
+
+class ApiRequestHandler(RequestHandler):
+    """aiohttp's handler of one connection, answering in JSON what it answers on its own, and
+    closing a connection whose request head is too slow (:mod:`streams.http_server`).
+
+    Relies on: aiohttp, ``RequestHandler.handle_error(request, status, exc, message)`` (called
+    for a request the parser refused and for an exception no middleware caught; it logs and
+    returns the answer), ``data_received`` (feeds the parser; each complete head increments
+    ``_request_count`` and queues in ``_messages``), ``_current_request`` (set while a route
+    runs), ``_force_close``, ``_loop``, ``transport`` and ``force_close()``.
+    Needed for: every error of the API is JSON, parser errors included; a client sending one
+    header line a second cannot hold a connection.
+    If it changes: the canary fails; without it parser errors are plain text again and slow
+    heads are held until the idle timeout.
+    """
+
+    limits: ConnectionLimits = ConnectionLimits()
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def handle_error(
+        self,
+        request: Any,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs; refuses once an answer began
+        return handler_error_answer(status, message)
+
+    def data_received(self, data: bytes) -> None:
+        heads = self._request_count
+        super().data_received(data)
+        if self._request_count != heads:
+            self._stop_head_timer()
+        elif data and self._head_timer is None and self._between_requests():
+            self._head_timer = self._loop.call_later(self.limits.head_timeout_s, self._head_timed_out)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _between_requests(self) -> bool:
+        return self._current_request is None and not self._messages and not self._force_close
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._between_requests() and self.transport is not None:
+            self.transport.write(head_timeout_answer(self.limits))
+            self.force_close()
+
+
+class ApiServer(Server):
+    """aiohttp's connection factory, making :class:`ApiRequestHandler` and refusing a connection
+    over ``max_connections``.
+
+    Relies on: aiohttp, ``Server.__call__`` (makes each connection's ``RequestHandler(self,
+    loop=self._loop, **self._kwargs)``), ``Server.connection_made(handler, transport)`` and its
+    ``_connections``.
+    Needed for: the connection cap and the handler above.
+    If it changes: the canary fails.
+    """
+
+    limits: ConnectionLimits = ConnectionLimits()
+
+    def __call__(self) -> RequestHandler:
+        handler = ApiRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler.limits = self.limits
+        return handler
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        if len(self._connections) > self.limits.max_connections:
+            transport.write(over_cap_answer(self.limits))
+            handler.force_close()
+
+
+class ApiRunner(web.AppRunner):
+    """An ``AppRunner`` serving through :class:`ApiServer` with ``limits``; the idle timeout is
+    aiohttp's keep-alive timeout, which also runs from a connection's start.
+
+    Relies on: aiohttp, ``AppRunner._make_server()`` (returns the application's ``Server``) and
+    the server's ``request_handler``, ``request_factory``, ``handler_cancellation``, ``_loop``
+    and ``_kwargs``; faust-streaming, ``faust.web.drivers.aiohttp.Web._runner`` (made in its
+    constructor, set up when the web server starts): see :func:`serve_web_with`.
+    Needed for: the server above.
+    If it changes: the canary fails.
+    """
+
+    def __init__(self, app: web.Application, limits: ConnectionLimits, **kwargs: Any) -> None:
+        super().__init__(app, keepalive_timeout=limits.idle_timeout_s, **kwargs)
+        self.limits = limits
+
+    async def _make_server(self) -> Server:
+        made = await super()._make_server()
+        server = ApiServer(
+            made.request_handler,
+            request_factory=made.request_factory,
+            handler_cancellation=made.handler_cancellation,
+            loop=made._loop,
+            **made._kwargs,
+        )
+        server.limits = self.limits
+        return server
+
+
+def serve_web_with(app: faust.App, limits: ConnectionLimits) -> None:
+    """Have Faust's web server run its aiohttp application through :class:`ApiRunner`.
+
+    Relies on: faust-streaming, ``faust.web.drivers.aiohttp.Web._runner`` (its ``AppRunner``,
+    made with ``access_log=None`` in the constructor, set up at start) and ``web_app``.
+    Needed for: the API's JSON parser errors and connection limits.
+    If it changes: ``AttributeError`` when the worker builds its app (the canary fails first).
+    """
+    web_server = cast(Any, app.web)
+    web_server._runner = ApiRunner(web_server.web_app, limits, access_log=None)
+
+
 # -- the registry ---------------------------------------------------------------------------
 
 
@@ -783,7 +912,12 @@ class SeamItem:
     def library(self) -> str:
         """The distribution the owner comes from."""
         root = self.owner.split(".", 1)[0]
-        return {"faust": "faust-streaming", "aiokafka": "aiokafka", "mode": "mode-streaming"}[root]
+        return {
+            "faust": "faust-streaming",
+            "aiokafka": "aiokafka",
+            "mode": "mode-streaming",
+            "aiohttp": "aiohttp",
+        }[root]
 
     @property
     def test_id(self) -> str:
@@ -791,6 +925,10 @@ class SeamItem:
         return f"{self.name}:{owner}.{self.member or 'SCHEMA'}"
 
 
+_A_HANDLER = "aiohttp.web_protocol:RequestHandler"
+_A_SERVER = "aiohttp.web_server:Server"
+_A_RUNNER = "aiohttp.web_runner:AppRunner"
+_F_WEB = "faust.web.drivers.aiohttp:Web"
 _F_CONSUMER = "faust.transport.consumer:Consumer"
 _F_DELEGATE = "faust.transport.consumer:ThreadDelegateConsumer"
 _F_AIO_CONSUMER = "faust.transport.drivers.aiokafka:Consumer"
@@ -925,6 +1063,49 @@ REGISTRY: tuple[SeamItem, ...] = (
     SeamItem("PromptTableManager", _F_TABLES, "_update_channels", Kind.METHOD, ("self",)),
     SeamItem("PromptWorker", "mode.worker:Worker", "_sentinel_task", Kind.SOURCE, "3c41d4f6f5c37580"),
     SeamItem("PromptWorker", "mode.worker:Worker", "_shutdown_loop", Kind.METHOD, ("self",)),
+    SeamItem(
+        "ApiRequestHandler",
+        _A_HANDLER,
+        "handle_error",
+        Kind.METHOD,
+        ("self", "request", "status", "exc", "message"),
+    ),
+    SeamItem("ApiRequestHandler", _A_HANDLER, "data_received", Kind.METHOD, ("self", "data")),
+    SeamItem("ApiRequestHandler", _A_HANDLER, "connection_lost", Kind.METHOD, ("self", "exc")),
+    SeamItem("ApiRequestHandler", _A_HANDLER, "force_close", Kind.METHOD, ("self",)),
+    *(
+        SeamItem("ApiRequestHandler", _A_HANDLER, name, Kind.ATTRIBUTE)
+        for name in ("_request_count", "_current_request", "_messages", "_force_close", "_loop", "transport")
+    ),
+    *(
+        SeamItem("ApiRequestHandler", _A_HANDLER, name, Kind.ABSENT)
+        for name in ("limits", "_head_timer", "_between_requests", "_stop_head_timer", "_head_timed_out")
+    ),
+    SeamItem(
+        "ApiServer",
+        _A_SERVER,
+        "__init__",
+        Kind.METHOD,
+        ("self", "handler", "request_factory", "handler_cancellation", "loop", "kwargs"),
+    ),
+    SeamItem("ApiServer", _A_SERVER, "__call__", Kind.METHOD, ("self",)),
+    SeamItem("ApiServer", _A_SERVER, "connection_made", Kind.METHOD, ("self", "handler", "transport")),
+    *(
+        SeamItem("ApiServer", _A_SERVER, name, Kind.ATTRIBUTE)
+        for name in (
+            "_connections",
+            "_kwargs",
+            "_loop",
+            "request_handler",
+            "request_factory",
+            "handler_cancellation",
+        )
+    ),
+    SeamItem("ApiServer", _A_SERVER, "limits", Kind.ABSENT),
+    SeamItem("ApiRunner", _A_RUNNER, "_make_server", Kind.METHOD, ("self",)),
+    SeamItem("ApiRunner", _A_RUNNER, "limits", Kind.ABSENT),
+    SeamItem("serve_web_with", _F_WEB, "_runner", Kind.ATTRIBUTE),
+    SeamItem("serve_web_with", _F_WEB, "web_app", Kind.ATTRIBUTE),
 )
 
 

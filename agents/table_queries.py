@@ -19,6 +19,7 @@ the standbys of the others, so each worker tells its own (``GET
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,12 +33,15 @@ from agents.faust_compat import consumer_thread, in_recovery, kafka_consumer, pa
 from agents.windowed import TableStage
 from streams.logfmt import logfmt
 from streams.partitioning import key_partition
+from streams.positions import WrittenAt
 from streams.table_catalog import table_description
 from streams.table_reads import Role
 from windows.spec import SessionWindows
 from windows.table_read import PartitionView
 from windows.write_back import WriteBackStore
 
+#: how long a query waits for the cluster to say where a token's input partitions end (seconds)
+END_OFFSETS_TIMEOUT_S = 5.0
 log = logging.getLogger("continust.queries")
 
 
@@ -151,6 +155,15 @@ class PipelineReads:
         if ends is None:
             return None
         return sum(max(0, ends[tp] - stage.keyed_read[tp] - 1) for tp in tps if tp in ends)
+
+    async def input_ends(self, entries: list[WrittenAt]) -> dict[str, int]:
+        tps = sorted({TP(e.topic, e.partition) for e in entries})
+        try:
+            ends = await asyncio.wait_for(self.app.consumer.highwaters(*tps), END_OFFSETS_TIMEOUT_S)
+        except Exception as exc:  # no answer: the token's entries are not judged, only waited for
+            log.warning(logfmt("query.input_ends_unknown", error=repr(exc)))
+            return {}
+        return {f"{tp.topic}:{tp.partition}": int(end) for tp, end in ends.items()}
 
     async def standby_behind(self, table: str, partition: int) -> int | None:
         tp = self._changelog(table, partition)

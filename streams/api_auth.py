@@ -63,8 +63,10 @@ class TokenSet:
 
     def find(self, presented: str) -> ApiToken | None:
         """The token matching ``presented``; every configured token is compared, each in
-        constant time, whichever matches."""
-        given = presented.encode()
+        constant time, whichever matches. A header that is not UTF-8 reaches here with its
+        bytes surrogate-escaped (as aiohttp decodes header fields); they are compared as sent,
+        and match no token (every token is UTF-8)."""
+        given = presented.encode("utf-8", "surrogateescape")
         found = None
         for token in self.tokens:
             if hmac.compare_digest(token.secret, given):

@@ -17,8 +17,24 @@ from streams.api_routes import error_response
 from streams.metrics import HTTP_ERRORS
 
 FORWARDED = "X-Continust-Forwarded-By"
+#: what ``Retry-After`` says when another worker did not answer (seconds)
+RETRY_AFTER_S = 1
 #: how long a worker waits for another one's answer (seconds)
 PEER_TIMEOUT_S = 10.0
+
+
+def unreachable(worker: str, exc: BaseException) -> str:
+    """What an answer says of a worker that did not answer: which, and how it failed in words
+    that stay the same across library versions (never an exception's repr)."""
+    if isinstance(exc, TimeoutError):
+        how = "did not answer in time"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        how = "refused or dropped the connection (it may be stopping or restarting)"
+    elif isinstance(exc, orjson.JSONDecodeError):
+        how = "answered something that is not JSON"
+    else:
+        how = "failed to answer"
+    return f"{worker} {how}"
 
 
 def same_worker(url: str, own_url: str) -> bool:
@@ -87,7 +103,9 @@ class Peers:
                     body=body, status=reply.status, content_type="application/json", headers=headers
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return error_response(503, "owner_unreachable", f"{owner}: {exc!r}")
+            return error_response(
+                503, "owner_unreachable", unreachable(owner, exc), {"Retry-After": str(RETRY_AFTER_S)}
+            )
 
     async def get_json(
         self,
@@ -107,4 +125,4 @@ class Peers:
             ) as reply:
                 return reply.status, orjson.loads(await reply.read())
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
-            return 503, {"error": "owner_unreachable", "detail": f"{worker}: {exc!r}"}
+            return 503, {"error": "owner_unreachable", "detail": unreachable(worker, exc)}

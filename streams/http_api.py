@@ -143,6 +143,27 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     return response
 
 
+def single_values_middleware(routes: Iterable[Route]) -> Any:
+    """400 ``bad_query`` for a query parameter given more than once: every documented one
+    takes one value (``?to=1&to=2`` has no meaning to pick for the client)."""
+    names: dict[tuple[str, str], frozenset[str]] = {
+        (r.method, r.path): frozenset(p.name for p in r.params if p.where == "query") for r in routes
+    }
+
+    @web.middleware
+    async def check(request: web.Request, handler: Any) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        declared = names.get(
+            (request.method, resource.canonical if resource is not None else ""), frozenset()
+        )
+        for name in declared:
+            if len(request.query.getall(name, ())) > 1:
+                return error_response(400, "bad_query", f"`{name}` is given more than once; give it once")
+        return await handler(request)
+
+    return check
+
+
 def auth_middleware(tokens: TokenSet, routes: Iterable[Route]) -> Any:
     """The scope check in front of every route: 401 without a known bearer token, 403 when the
     token lacks the route's scope. Routes without a scope are open; so is every route when no
@@ -212,11 +233,10 @@ TIME_PARAMS = (
 
 
 def time_range(request: web.Request) -> tuple[int | None, int | None]:
-    """The ``from`` and ``to`` parameters (epoch ms, ``from`` before ``to``)."""
-    start, end = int_param(request, "from"), int_param(request, "to")
-    if start is not None and end is not None and start >= end:
-        raise BadQuery("`from` must be before `to`")
-    return start, end
+    """The ``from`` and ``to`` parameters (epoch ms): windows ending after ``from`` and
+    starting before ``to``, whatever their order (``from=5&to=5`` selects the windows that
+    hold 5 past their start)."""
+    return int_param(request, "from"), int_param(request, "to")
 
 
 def unknown_table(queries: TableQueries, table: str) -> web.Response | None:
@@ -324,6 +344,7 @@ def register_http_api(
     web_app.middlewares.insert(0, request_timing)
     web_app.middlewares.append(json_errors)
     web_app.middlewares.append(auth_middleware(tokens, routes))
+    web_app.middlewares.append(single_values_middleware(routes))
     for route in routes:
         web_app.router.add_route(route.method, route.path, route.handler)
 

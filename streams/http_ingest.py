@@ -30,8 +30,9 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from streams.api_client import client_of
 from streams.api_routes import Answer, BadQuery, Param, Route, error_response, json_response
-from streams.http_api import TOKEN
+from streams.http_server import DEFAULT_LIMITS, BodyTimeout, ConnectionLimits, read_within
 from streams.ingest_body import NDJSON, EmptyBody, IngestBody, InvalidRecord, SourceRules, parse_body
 from streams.ingest_producer import Placed, ProduceFailed, RecordRefused
 from streams.ingest_rate import IngestRateLimit
@@ -80,15 +81,6 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def client_of(request: web.Request) -> str:
-    """Whose rate limit a request counts against: its token's name, or its address when the API
-    is open."""
-    token = request.get(TOKEN)
-    if token is not None:
-        return f"token:{token.name}"
-    return f"address:{request.remote or 'unknown'}"
-
-
 def _written_item(index: int, placed: Placed) -> dict[str, int]:
     return {"index": index, "partition": placed.partition, "offset": placed.offset}
 
@@ -100,8 +92,11 @@ def ingest_route(
     max_bytes: int,
     rate_limit: IngestRateLimit,
     now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    limits: ConnectionLimits = DEFAULT_LIMITS,
 ) -> Route:
-    """The ingest route of ``sources``, writing with ``writer``; bodies up to ``max_bytes``."""
+    """The ingest route of ``sources``, writing with ``writer``; bodies up to ``max_bytes``,
+    arriving within ``limits.body_timeout_s`` (else 408 ``request_timeout``, and the connection
+    closes)."""
 
     async def ingest(request: web.Request) -> web.StreamResponse:
         name = request.match_info["source"]
@@ -113,7 +108,10 @@ def ingest_route(
         topic = request.query.get("topic") or source.topics[0]
         if topic not in source.topics:
             raise BadQuery(f"`topic` must be one of source {name!r}'s topics ({', '.join(source.topics)})")
-        body = await read_body(request, max_bytes)
+        try:
+            body = await read_within(read_body(request, max_bytes), limits)
+        except BodyTimeout as exc:
+            return error_response(408, "request_timeout", str(exc), {"Connection": "close"})
         if body is None:
             return error_response(413, "too_large", f"the body is over the limit of {max_bytes} bytes")
         try:
@@ -176,7 +174,7 @@ def ingest_route(
         "write events to a source's topic",
         "ingest",
         params=(
-            Param("source", "path", {"type": "string"}, "a source of the pipeline"),
+            Param("source", "path", {"type": "string", "enum": sorted(sources)}, "a source of the pipeline"),
             Param(
                 "topic",
                 "query",
@@ -259,14 +257,17 @@ INVALID_SCHEMA: dict[str, Any] = {
         "position": {"type": ["string", "null"], "description": f"{POSITION_DESCRIPTION}; null: none"},
     },
 }
+#: a text body holds at least one character that is not white space (else 400 ``empty_body``)
+_NOT_BLANK = r"\S"
 BODY_SCHEMAS: dict[str, dict[str, Any]] = {
     "application/json": {
-        "description": "one event, or an array of events",
-        "anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+        "description": "one event, or a non-empty array of events",
+        "anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}, "minItems": 1}],
     },
-    NDJSON: {"type": "string", "description": "one event (a JSON object) per line"},
+    NDJSON: {"type": "string", "pattern": _NOT_BLANK, "description": "one event (a JSON object) per line"},
     "text/plain": {
         "type": "string",
+        "pattern": _NOT_BLANK,
         "description": "a JSON object, a JSON array of objects, or NDJSON, told apart by parsing",
     },
 }

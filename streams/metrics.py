@@ -103,6 +103,14 @@ HTTP_ERRORS = Counter(
     ["status"],
     registry=REGISTRY,
 )
+HTTP_REJECTED = Counter(
+    "continust_http_rejected_total",
+    "Requests and connections the web server refused before any route ran, by reason: "
+    "bad_request (the parser refused it), request_timeout (head or body too slow), "
+    "too_many_connections, internal_error, and the like.",
+    ["reason"],
+    registry=REGISTRY,
+)
 BROKER_REACHABLE = Gauge(
     "continust_broker_reachable",
     "1 while the worker's last probe of the Kafka cluster (a metadata request) succeeded, else 0.",

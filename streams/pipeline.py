@@ -63,6 +63,11 @@ class ApiSpec:
     max_subscribers: int | None = None
     ingest_max_bytes: int | None = None
     ingest_rate: float | None = None
+    #: connection limits (:class:`streams.http_server.ConnectionLimits`), in ms and a count
+    head_timeout_ms: int | None = None
+    body_timeout_ms: int | None = None
+    idle_timeout_ms: int | None = None
+    max_connections: int | None = None
 
 
 @dataclass(frozen=True)
@@ -340,12 +345,16 @@ def _api(r: _Reader) -> ApiSpec:
             "max_subscribers",
             "ingest_max_bytes",
             "ingest_rate",
+            "head_timeout",
+            "body_timeout",
+            "idle_timeout",
+            "max_connections",
         )
     )
     if ("tls_cert" in r.data) != ("tls_key" in r.data):
         r.fail("`tls_cert` and `tls_key` go together: give both or neither")
     counts: dict[str, int | None] = {}
-    for name in ("max_subscribers", "ingest_max_bytes"):
+    for name in ("max_subscribers", "ingest_max_bytes", "max_connections"):
         value = r.data.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             r.fail(f"`{name}` must be a whole number, 1 or more, got {value!r}")
@@ -353,6 +362,11 @@ def _api(r: _Reader) -> ApiSpec:
     rate = r.data.get("ingest_rate")
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0):
         r.fail(f"`ingest_rate` must be a positive number of records per second, got {rate!r}")
+    timeouts: dict[str, int | None] = {}
+    for name in ("head_timeout", "body_timeout", "idle_timeout"):
+        value = timeouts[name] = r.duration(name)
+        if value is not None and value < 100:
+            r.fail(f"`{name}` must be at least 100ms")
     return ApiSpec(
         tokens_file=r.text("tokens_file", required=False),
         protect_metrics=r.flag("protect_metrics") if "protect_metrics" in r.data else None,
@@ -362,6 +376,10 @@ def _api(r: _Reader) -> ApiSpec:
         max_subscribers=counts["max_subscribers"],
         ingest_max_bytes=counts["ingest_max_bytes"],
         ingest_rate=None if rate is None else float(rate),
+        head_timeout_ms=timeouts["head_timeout"],
+        body_timeout_ms=timeouts["body_timeout"],
+        idle_timeout_ms=timeouts["idle_timeout"],
+        max_connections=counts["max_connections"],
     )
 
 

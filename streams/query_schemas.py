@@ -100,7 +100,13 @@ def query_answers(ok: Answer, *, partition_route: bool = False) -> tuple[Answer,
     answers = [
         ok,
         Answer(400, "a bad parameter, token (`bad_token`) or cursor (`bad_cursor`)"),
-        Answer(404, "no such table"),
+        Answer(404, "no such table (`unknown_table`) or partition (`unknown_partition`)"),
+        Answer(
+            429,
+            "this client has its most queries with `after` in progress here (`too_many_waits`); "
+            "retry after `Retry-After` seconds",
+            headers=("Retry-After",),
+        ),
     ]
     if partition_route:
         answers.append(Answer(421, "this worker does not hold the partition (`not_owner`)"))

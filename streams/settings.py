@@ -9,6 +9,7 @@ from pathlib import Path
 
 from streams.durations import parse_duration
 from streams.errors import PipelineError
+from streams.http_server import ConnectionLimits
 from streams.kafka_security import PLAINTEXT, KafkaSecurity, KafkaSecurityError, read_secret
 from streams.logfmt import LOG_FORMATS
 from streams.pipeline import GUARANTEES, Pipeline
@@ -75,6 +76,13 @@ class Settings:
     #: records per second one token may ingest (a token bucket of one second's worth); beyond
     #: it, 429 with Retry-After
     api_ingest_rate: float = 10_000.0
+    #: the HTTP API's connection limits (:class:`streams.http_server.ConnectionLimits`): how
+    #: long a request's head and body may take to arrive, how long a connection may stay idle,
+    #: and how many connections one worker holds
+    api_head_timeout_ms: int = 10_000
+    api_body_timeout_ms: int = 30_000
+    api_idle_timeout_ms: int = 60_000
+    api_max_connections: int = 1_024
     #: how every Kafka client authenticates (TLS, SASL; :mod:`streams.kafka_security`); its
     #: repr hides the password
     kafka: KafkaSecurity = PLAINTEXT
@@ -85,6 +93,15 @@ class Settings:
     replication_factor: int = -1
     #: ``min.insync.replicas`` of those topics; None: the broker's ``min.insync.replicas``
     min_insync_replicas: int | None = None
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(
+            head_timeout_s=self.api_head_timeout_ms / 1000,
+            body_timeout_s=self.api_body_timeout_ms / 1000,
+            idle_timeout_s=self.api_idle_timeout_ms / 1000,
+            max_connections=self.api_max_connections,
+        )
 
     @property
     def worker_name(self) -> str:
@@ -113,6 +130,11 @@ class Settings:
             raise ValueError("the API's TLS CA is for workers that serve TLS: give a certificate and key too")
         if self.api_max_subscribers < 1 or self.api_ingest_max_bytes < 1 or self.api_ingest_rate <= 0:
             raise ValueError("api_max_subscribers, api_ingest_max_bytes and api_ingest_rate must be positive")
+        if (
+            self.api_max_connections < 1
+            or min(self.api_head_timeout_ms, self.api_body_timeout_ms, self.api_idle_timeout_ms) < 100
+        ):
+            raise ValueError("api_max_connections must be positive, and the API's timeouts 100 ms or more")
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"log format {self.log_format!r}; allowed: {', '.join(LOG_FORMATS)}")
         if self.replication_factor == 0 or self.replication_factor < -1:
@@ -169,6 +191,10 @@ class Settings:
             api_max_subscribers=int(env.get("CONTINUST_API_MAX_SUBSCRIBERS", s.api_max_subscribers)),
             api_ingest_max_bytes=int(env.get("CONTINUST_API_INGEST_MAX_BYTES", s.api_ingest_max_bytes)),
             api_ingest_rate=float(env.get("CONTINUST_API_INGEST_RATE", s.api_ingest_rate)),
+            api_head_timeout_ms=parse_duration(env.get("CONTINUST_API_HEAD_TIMEOUT", s.api_head_timeout_ms)),
+            api_body_timeout_ms=parse_duration(env.get("CONTINUST_API_BODY_TIMEOUT", s.api_body_timeout_ms)),
+            api_idle_timeout_ms=parse_duration(env.get("CONTINUST_API_IDLE_TIMEOUT", s.api_idle_timeout_ms)),
+            api_max_connections=int(env.get("CONTINUST_API_MAX_CONNECTIONS", s.api_max_connections)),
             kafka=KafkaSecurity.from_env(env),
             log_format=env.get("CONTINUST_LOG_FORMAT") or s.log_format,
             replication_factor=int(env.get("CONTINUST_REPLICATION_FACTOR") or s.replication_factor),
@@ -206,6 +232,10 @@ class Settings:
             api_max_subscribers=api.max_subscribers or self.api_max_subscribers,
             api_ingest_max_bytes=api.ingest_max_bytes or self.api_ingest_max_bytes,
             api_ingest_rate=api.ingest_rate or self.api_ingest_rate,
+            api_head_timeout_ms=api.head_timeout_ms or self.api_head_timeout_ms,
+            api_body_timeout_ms=api.body_timeout_ms or self.api_body_timeout_ms,
+            api_idle_timeout_ms=api.idle_timeout_ms or self.api_idle_timeout_ms,
+            api_max_connections=api.max_connections or self.api_max_connections,
             kafka=_kafka_security(self.kafka, pipeline),
             log_format=app.log_format or self.log_format,
             replication_factor=app.replication_factor or self.replication_factor,

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from streams.api_routes import BadQuery, bool_param, int_param
 from streams.http_api import time_range
-from streams.positions import PositionToken
+from streams.positions import PositionToken, WrittenAt
 from streams.read_your_writes import read_token
 from windows.table_read import PartitionView, WindowFilter
 
@@ -84,6 +84,12 @@ class TableReads(Protocol):
         """Changelog records a standby partition has not applied yet."""
         ...
 
+    async def input_ends(self, entries: list[WrittenAt]) -> dict[str, int]:
+        """The end offset (the next record's) of the input partition of each of a position
+        token's ``entries``, by ``"topic:partition"``, asked of the cluster; those it could not
+        learn are left out."""
+        ...
+
 
 @dataclass(frozen=True)
 class ReadOptions:
@@ -115,7 +121,10 @@ def read_options(request: web.Request, reads: TableReads, table: str) -> ReadOpt
     source, topics = reads.source_inputs(table)
     text = request.query.get("after")
     token = read_token(text, source, topics, reads.partition_count(table))
-    return ReadOptions(token, text, wait_s, bool(bool_param(request, "stale_ok")))
+    stale_ok = bool(bool_param(request, "stale_ok"))
+    if stale_ok and text:
+        raise BadQuery("`after` and `stale_ok` do not go together: a standby cannot promise a position")
+    return ReadOptions(token, text, wait_s, stale_ok)
 
 
 def window_filter(request: web.Request) -> WindowFilter:

@@ -35,13 +35,18 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import nullcontext
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
+from streams.api_client import client_of
 from streams.api_forward import PEER_TIMEOUT_S, Peers, forwarded, same_worker
 from streams.api_routes import Answer, BadQuery, Param, Route, error_response, json_response
-from streams.http_api import TABLE_PARAM, TIME_PARAMS
+from streams.http_api import TABLE_PARAM, TIME_PARAMS, TOKEN
+from streams.position_waits import RETRY_AFTER_S as WAIT_RETRY_AFTER_S
+from streams.position_waits import WaitSlots, beyond_end
 from streams.query_budget import QueryBudget
 from streams.query_schemas import (
     DETAIL_ANSWER,
@@ -77,19 +82,54 @@ from streams.table_reads import (
 from windows.table_read import PartitionView, merge_top
 
 
-def checked(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
+def checked(handler: Callable[[web.Request], Awaitable[web.StreamResponse]], slots: WaitSlots) -> Any:
     """The handler, with a bad token answered 400 ``bad_token`` and a bad cursor 400
-    ``bad_cursor`` (other bad parameters: 400 ``bad_query``, by the JSON error middleware)."""
+    ``bad_cursor`` (other bad parameters: 400 ``bad_query``, by the JSON error middleware); a
+    query with ``after`` takes one of its client's ``slots`` while it runs (a forwarded one too,
+    counted against the token it carries; with the API open, only where it arrived)."""
 
     async def run(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except BadPositionToken as exc:
-            return error_response(400, "bad_token", str(exc))
-        except BadCursor as exc:
-            return error_response(400, "bad_cursor", str(exc))
+        counted = bool(request.query.get("after")) and not (forwarded(request) and request.get(TOKEN) is None)
+        with slots.hold(client_of(request)) if counted else nullcontext(True) as held:
+            if not held:
+                return error_response(
+                    429,
+                    "too_many_waits",
+                    f"this client has {slots.per_client} queries waiting for a position here, its most",
+                    {"Retry-After": str(WAIT_RETRY_AFTER_S)},
+                )
+            try:
+                return await handler(request)
+            except BadPositionToken as exc:
+                return error_response(400, "bad_token", str(exc))
+            except BadCursor as exc:
+                return error_response(400, "bad_cursor", str(exc))
+            except UnknownPartition as exc:
+                return error_response(404, "unknown_partition", str(exc))
 
     return run
+
+
+class UnknownPartition(LookupError):
+    """A partition route names a partition the table does not have (404 ``unknown_partition``)."""
+
+
+def documented(route: Route, reads: TableReads) -> Route:
+    """``route`` with the parameters whose values the pipeline fixes stated in its document: a
+    table of the pipeline, an aggregation of one, a partition below the largest count."""
+    tables = reads.table_names()
+    by = sorted({name for table in tables for name in reads.aggregation_names(table)})
+    partitions = max((reads.partition_count(table) for table in tables), default=1)
+    narrowed: dict[str, dict[str, Any]] = {
+        "table": {"type": "string", "enum": tables},
+        "by": {"type": "string", "enum": by},
+        "partition": {"type": "integer", "minimum": 0, "maximum": partitions - 1},
+    }
+    params = tuple(
+        replace(p, schema=narrowed[p.name]) if p.name in narrowed and p.where != "header" else p
+        for p in route.params
+    )
+    return replace(route, params=params)
 
 
 #: a partition's answer: HTTP status and JSON body
@@ -103,10 +143,17 @@ def not_ready(detail: str = "partition ownership is being (re)assigned; retry") 
 class TableRouteSet:
     """The routes' handlers over ``reads``, asking other workers through ``peers``."""
 
-    def __init__(self, reads: TableReads, peers: Peers, budget: QueryBudget | None = None) -> None:
+    def __init__(
+        self,
+        reads: TableReads,
+        peers: Peers,
+        budget: QueryBudget | None = None,
+        slots: WaitSlots | None = None,
+    ) -> None:
         self.reads = reads
         self.peers = peers
         self.budget = budget or QueryBudget()
+        self.slots = slots or WaitSlots()
 
     # -- one partition, here -----------------------------------------------------------------
 
@@ -140,6 +187,13 @@ class TableRouteSet:
             }
         entries = entries_for(options.token, partition)
         if entries:
+            past = beyond_end(entries, await reads.input_ends(entries))
+            if past is not None:
+                return 400, {
+                    "error": "bad_token",
+                    "detail": f"the token names offset {past.offset} of {past.topic}:{past.partition}, "
+                    "past its end: no record was written there",
+                }
             done = await reads.wait_processed(
                 table,
                 partition,
@@ -311,7 +365,9 @@ class TableRouteSet:
         except ValueError:
             raise BadQuery("`partition` must be an integer") from None
         if not 0 <= partition < self.reads.partition_count(table):
-            raise BadQuery(f"table {table!r} has partitions 0 to {self.reads.partition_count(table) - 1}")
+            raise UnknownPartition(
+                f"table {table!r} has partitions 0 to {self.reads.partition_count(table) - 1}"
+            )
         return partition
 
     def _scan_read(
@@ -427,8 +483,10 @@ def read_blocks(bodies: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def reply_response(reply: Reply) -> web.Response:
+    """The answer of a reply; every 503 (restoring, ownership moving, an owner that did not
+    answer, a position not reached) says when to retry."""
     status, body = reply
-    headers = {"Retry-After": "1"} if body.get("error") == "position_not_reached" else None
+    headers = {"Retry-After": "1"} if status == 503 else None
     return json_response(body, status, headers)
 
 
@@ -447,10 +505,12 @@ def first_failure(replies: list[Reply]) -> web.Response | None:
     return reply_response((status, body))
 
 
-def table_routes(reads: TableReads, peers: Peers, budget: QueryBudget | None = None) -> list[Route]:
+def table_routes(
+    reads: TableReads, peers: Peers, budget: QueryBudget | None = None, slots: WaitSlots | None = None
+) -> list[Route]:
     """The query routes (see the module docstring)."""
-    h = TableRouteSet(reads, peers, budget)
-    return [
+    h = TableRouteSet(reads, peers, budget, slots)
+    routes = [
         Route(
             "GET",
             "/api/tables",
@@ -499,7 +559,7 @@ def table_routes(reads: TableReads, peers: Peers, budget: QueryBudget | None = N
         Route(
             "GET",
             "/api/tables/{table}/keys/{key}",
-            checked(h.key),
+            checked(slots=h.slots, handler=h.key),
             "one key's windows overlapping [from, to), sorted by start, from the owner of its "
             "partition (or a standby here with `stale_ok`)",
             "read",
@@ -515,7 +575,7 @@ def table_routes(reads: TableReads, peers: Peers, budget: QueryBudget | None = N
         Route(
             "GET",
             "/api/tables/{table}/windows",
-            checked(h.scan),
+            checked(slots=h.slots, handler=h.scan),
             "every key's windows in (key, start, end) order, a page at a time",
             "read",
             params=(TABLE_PARAM, *SCAN_PARAMS, *READ_PARAMS, STALE_PARAM),
@@ -524,7 +584,7 @@ def table_routes(reads: TableReads, peers: Peers, budget: QueryBudget | None = N
         Route(
             "GET",
             "/api/tables/{table}/top",
-            checked(h.top),
+            checked(slots=h.slots, handler=h.top),
             "the n keys with the largest (or smallest) value of one aggregation, each with its "
             "best window, ties broken by key; non-numeric values are skipped",
             "read",
@@ -534,7 +594,7 @@ def table_routes(reads: TableReads, peers: Peers, budget: QueryBudget | None = N
         Route(
             "GET",
             "/api/tables/{table}/partitions/{partition}/windows",
-            checked(h.partition_windows),
+            checked(slots=h.slots, handler=h.partition_windows),
             "internal, documented: one partition's page of a scan, from the worker holding it",
             "read",
             params=(TABLE_PARAM, PARTITION_PARAM, *SCAN_PARAMS, *READ_PARAMS, STALE_PARAM),
@@ -545,7 +605,7 @@ def table_routes(reads: TableReads, peers: Peers, budget: QueryBudget | None = N
         Route(
             "GET",
             "/api/tables/{table}/partitions/{partition}/top",
-            checked(h.partition_top),
+            checked(slots=h.slots, handler=h.partition_top),
             "internal, documented: one partition's own top n, from the worker holding it",
             "read",
             params=(TABLE_PARAM, PARTITION_PARAM, *TOP_PARAMS, *READ_PARAMS, STALE_PARAM),
@@ -554,3 +614,4 @@ def table_routes(reads: TableReads, peers: Peers, budget: QueryBudget | None = N
             ),
         ),
     ]
+    return [documented(route, reads) for route in routes]

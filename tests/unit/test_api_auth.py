@@ -72,6 +72,7 @@ def test_find_compares_the_presented_token_with_every_token(monkeypatch: pytest.
         ("secret-number-0-0123456789", "t0"),
         ("secret-number-2-0123456789", "t2"),
         ("not-a-token-at-all-0000", None),
+        (b"secret-\xff".decode("utf-8", "surrogateescape"), None),  # a header that is not UTF-8
     ]:
         compared.clear()
         token = tokens.find(presented)

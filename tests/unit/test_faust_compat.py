@@ -25,6 +25,7 @@ from typing import Any, cast
 
 import faust
 import pytest
+from aiohttp import web as aiohttp_web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 from aiokafka.consumer.group_coordinator import GroupCoordinator
@@ -36,6 +37,7 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.consumer import TransactionManager as FaustTransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from faust.web.drivers.aiohttp import Web as FaustWeb
 
 from agents import faust_compat
 from agents.faust_compat import REGISTRY, Kind, SeamItem, SeamMismatch
@@ -127,6 +129,7 @@ async def build_probes(data_dir: Path) -> list[Any]:
     coordinator = GroupCoordinator(client, SubscriptionState(), group_id="seam-probe")
     consumer = AIOKafkaConsumer(bootstrap_servers=UNREACHABLE)
     producer = AIOKafkaProducer(bootstrap_servers=UNREACHABLE, transactional_id="seam-probe")
+    server = aiohttp_web.Server(lambda request: None)  # type: ignore[arg-type,return-value]
     try:
         return [
             app,
@@ -141,6 +144,9 @@ async def build_probes(data_dir: Path) -> list[Any]:
             coordinator,
             consumer,
             producer,
+            server,
+            server(),
+            FaustWeb(app),
         ]
     finally:
         await coordinator.close()

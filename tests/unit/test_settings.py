@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.http_server import ConnectionLimits
 from streams.pipeline import parse_pipeline
 from streams.settings import Settings
 
@@ -107,3 +108,22 @@ def test_wedged_after_from_the_environment_and_the_app_table() -> None:
     assert merged.wedged_after_ms == 120_000
     with pytest.raises(ValueError, match="wedged_after"):
         Settings.from_env({"CONTINUST_WEDGED_AFTER": "10ms"})
+
+
+def test_the_connection_limits_come_from_the_environment_then_the_api_table() -> None:
+    assert Settings().connection_limits == ConnectionLimits(10.0, 30.0, 60.0, 1_024)
+    env = {"CONTINUST_API_HEAD_TIMEOUT": "2s", "CONTINUST_API_MAX_CONNECTIONS": "50"}
+    from_env = Settings.from_env(env)
+    assert (from_env.connection_limits.head_timeout_s, from_env.connection_limits.max_connections) == (
+        2.0,
+        50,
+    )
+    api = {"head_timeout": "500ms", "body_timeout": "5s", "idle_timeout": "20s", "max_connections": 10}
+    merged = from_env.with_pipeline(parse_pipeline({**PIPELINE, "api": api}))
+    assert merged.connection_limits == ConnectionLimits(0.5, 5.0, 20.0, 10)
+    with pytest.raises(ValueError, match="at least 100ms"):
+        parse_pipeline({**PIPELINE, "api": {"head_timeout": "10ms"}})
+    with pytest.raises(ValueError, match="max_connections"):
+        parse_pipeline({**PIPELINE, "api": {"max_connections": 0}})
+    with pytest.raises(ValueError, match="api_max_connections"):
+        Settings.from_env({"CONTINUST_API_MAX_CONNECTIONS": "0"})

@@ -18,6 +18,7 @@ from agents.progress_signal import ProgressSignal
 from streams.api_forward import Peers
 from streams.http_api import register_http_api
 from streams.partitioning import key_partition
+from streams.position_waits import WaitSlots
 from streams.positions import PositionToken, WrittenAt
 from streams.table_reads import Role
 from streams.table_routes import table_routes
@@ -52,6 +53,7 @@ class MemoryTable:
         self.signal = ProgressSignal()
         self.waiting = asyncio.Event()  # set once a query waits for processing
         self.restores = False
+        self.ends: dict[str, int] = {}  # input partitions' end offsets, by "topic:partition"
 
     # TableQueries
     def table_names(self) -> list[str]:
@@ -110,6 +112,11 @@ class MemoryTable:
     async def standby_behind(self, table: str, partition: int) -> int | None:
         return 3
 
+    async def input_ends(self, entries: list[WrittenAt]) -> dict[str, int]:
+        return {
+            key: end for key, end in self.ends.items() if key in {f"{e.topic}:{e.partition}" for e in entries}
+        }
+
     # filling it
     def put(self, key: str, start: int, n: int, last: Any = 1) -> None:
         state = WindowState(start=start, end=start + 10, states=[n, [start, 0, last]], version=0)
@@ -120,7 +127,9 @@ class MemoryTable:
         self.signal.notify()
 
 
-def serve(table: MemoryTable, scenario: Callable[[TestClient], Awaitable[None]]) -> None:
+def serve(
+    table: MemoryTable, scenario: Callable[[TestClient], Awaitable[None]], slots: WaitSlots | None = None
+) -> None:
     async def run() -> None:
         app = faust.App(
             "table-routes-test",
@@ -129,7 +138,7 @@ def serve(table: MemoryTable, scenario: Callable[[TestClient], Awaitable[None]])
             web_graph_enabled=False,
             web_stats_enabled=False,
         )
-        register_http_api(app, table, extra_routes=table_routes(table, Peers(OWN)))
+        register_http_api(app, table, extra_routes=table_routes(table, Peers(OWN), slots=slots))
         app.web.init_server()
         async with TestClient(TestServer(app.web.web_app)) as client:
             await scenario(client)
@@ -138,7 +147,9 @@ def serve(table: MemoryTable, scenario: Callable[[TestClient], Awaitable[None]])
 
 
 async def get(client: TestClient, path: str, **query: Any) -> tuple[int, Any, Any]:
-    reply = await client.get(path, params={k: str(v) for k, v in query.items()})
+    """A query's status, body and headers; a list value gives its parameter once per item."""
+    params = [(k, str(item)) for k, v in query.items() for item in (v if isinstance(v, list) else [v])]
+    reply = await client.get(path, params=params)
     assert reply.content_type == "application/json"
     return reply.status, orjson.loads(await reply.read()), reply.headers
 
@@ -163,7 +174,7 @@ def test_bad_parameters_are_400_json_and_an_unknown_table_404() -> None:
             ("/api/tables/t/windows", {"wait": 31}, "bad_query"),
             ("/api/tables/t/windows", {"wait": "soon"}, "bad_query"),
             ("/api/tables/t/windows", {"closed": "maybe"}, "bad_query"),
-            ("/api/tables/t/windows", {"from": 5, "to": 5}, "bad_query"),
+            ("/api/tables/t/windows", {"to": [1, 2]}, "bad_query"),  # given twice
             ("/api/tables/t/windows", {"cursor": "bm9wZQ"}, "bad_cursor"),
             ("/api/tables/t/windows", {"after": "%%%"}, "bad_token"),
             ("/api/tables/t/keys/k1", {"after": other_source}, "bad_token"),
@@ -171,7 +182,6 @@ def test_bad_parameters_are_400_json_and_an_unknown_table_404() -> None:
             ("/api/tables/t/top", {"by": "nope"}, "bad_query"),
             ("/api/tables/t/top", {"by": "n", "order": "up"}, "bad_query"),
             ("/api/tables/t/top", {"by": "n", "n": 0}, "bad_query"),
-            ("/api/tables/t/partitions/9/windows", {}, "bad_query"),
             ("/api/tables/t/partitions/x/top", {"by": "n"}, "bad_query"),
         ]
         for path, query, error in cases:
@@ -180,6 +190,13 @@ def test_bad_parameters_are_400_json_and_an_unknown_table_404() -> None:
         for path in ("/api/tables/nope", "/api/tables/nope/windows", "/api/tables/nope/keys/k"):
             status, body, _ = await get(client, path)
             assert (status, body["error"]) == (404, "unknown_table")
+        status, body, _ = await get(client, "/api/tables/t/partitions/9/windows")
+        assert (status, body["error"]) == (404, "unknown_partition")
+        # any from and to: windows ending after from and starting before to
+        status, body, _ = await get(client, "/api/tables/t/keys/k1", **{"from": 15, "to": 15})
+        assert status == 200 and [w["start"] for w in body["windows"]] == [10]
+        status, body, _ = await get(client, "/api/tables/t/keys/k1", **{"from": 30, "to": 0})
+        assert status == 200 and body["windows"] == []
 
     serve(all_active(), scenario)
 
@@ -194,8 +211,8 @@ def test_a_restoring_owner_answers_503_and_a_restored_one_its_windows() -> None:
             ("/api/tables/t/windows", {}),
             ("/api/tables/t/top", {"by": "n"}),
         ):
-            status, body, _ = await get(client, path, **query)
-            assert (status, body["error"]) == (503, "restoring"), path
+            status, body, headers = await get(client, path, **query)
+            assert (status, body["error"], headers["Retry-After"]) == (503, "restoring", "1"), path
         table.restores = False
         status, body, _ = await get(client, "/api/tables/t/keys/k1")
         assert status == 200 and [w["start"] for w in body["windows"]] == [0, 10, 20]
@@ -281,6 +298,38 @@ def test_a_query_waits_for_its_token_and_answers_503_when_it_is_not_reached() ->
     serve(table, scenario)
 
 
+def test_a_forged_token_is_refused_at_once_and_a_client_holds_a_bounded_number_of_waits() -> None:
+    """A token naming an offset past its input partition's end is 400 ``bad_token`` without
+    waiting; a client with its every wait slot taken gets 429 ``too_many_waits``, and its
+    waits go on."""
+    table = all_active()
+    key = "k1"
+    partition = key_partition(key.encode(), PARTITIONS)
+    table.ends = {"in:1": 41}
+    forged = PositionToken.of("src", [WrittenAt("in", 1, 10**12, partition)]).encode()
+    fair = PositionToken.of("src", [WrittenAt("in", 1, 40, partition)]).encode()
+
+    async def scenario(client: TestClient) -> None:
+        status, body, _ = await get(client, f"/api/tables/t/keys/{key}", after=forged, wait=30)
+        assert (status, body["error"]) == (400, "bad_token") and "past its end" in body["detail"]
+        assert not table.waiting.is_set(), "refused before waiting"
+        waits = []
+        for _ in range(2):  # two waits in progress: the client's every slot
+            table.waiting = asyncio.Event()
+            waits.append(asyncio.create_task(get(client, f"/api/tables/t/keys/{key}", after=fair, wait=30)))
+            await table.waiting.wait()
+        status, body, headers = await get(client, f"/api/tables/t/keys/{key}", after=fair, wait=30)
+        assert (status, body["error"], headers["Retry-After"]) == (429, "too_many_waits", "1")
+        status, _, _ = await get(client, f"/api/tables/t/keys/{key}")
+        assert status == 200, "queries without a token are not bounded by the slots"
+        table.process(partition, {"in:1": 40})
+        assert [reply[0] for reply in await asyncio.gather(*waits)] == [200, 200]
+        status, _, _ = await get(client, f"/api/tables/t/keys/{key}", after=fair, wait=30)
+        assert status == 200, "the slots are free again"
+
+    serve(table, scenario, slots=WaitSlots(per_client=2))
+
+
 def test_a_standby_answers_from_committed_state_and_a_partition_held_elsewhere_is_421() -> None:
     table = MemoryTable({0: "active", 1: "standby", 2: "standby", 3: "standby"})
     key = next(k for k in KEYS if key_partition(k.encode(), PARTITIONS) == 1)
@@ -293,13 +342,22 @@ def test_a_standby_answers_from_committed_state_and_a_partition_held_elsewhere_i
         status, body, _ = await get(client, f"/api/tables/t/keys/{key}", stale_ok="true")
         assert status == 200 and body["standby"] is True and body["behind"] == {"1": 3}
         assert [w["start"] for w in body["windows"]] == [0]
-        status, body, _ = await get(client, f"/api/tables/t/keys/{key}")
+        status, body, headers = await get(client, f"/api/tables/t/keys/{key}")
         assert (status, body["error"]) == (503, "owner_unreachable"), "the owner answers, if it can"
+        assert headers["Retry-After"] == "1" and "Error" not in body["detail"], "words, never a repr"
         status, body, _ = await get(client, "/api/tables/t/partitions/3/windows")
         assert (status, body["error"]) == (421, "not_owner")
         status, body, _ = await get(client, "/api/tables/t/partitions/1/windows")
         assert (status, body["error"]) == (421, "not_owner"), "a standby answers only with stale_ok"
         status, body, _ = await get(client, "/api/tables/t/partitions/1/windows", stale_ok="true")
         assert status == 200 and [w["start"] for w in body["windows"]] == [0]
+        token = PositionToken.of("src", [WrittenAt("in", 1, 0, 1)]).encode()
+        for path in (
+            f"/api/tables/t/keys/{key}",
+            "/api/tables/t/windows",
+            "/api/tables/t/partitions/1/windows",
+        ):
+            status, body, _ = await get(client, path, stale_ok="true", after=token)
+            assert (status, body["error"]) == (400, "bad_query"), "a standby cannot promise a position"
 
     serve(table, scenario)
