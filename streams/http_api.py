@@ -19,9 +19,9 @@ Every request is observed in ``continust_http_request_seconds`` by route (the pa
 it matched, ``other`` for none), method and status (:func:`request_timing`).
 
 Every error is a JSON body ``{"error": ..., "detail": ...}`` with a 4xx/5xx status, for any
-path and method (:func:`json_errors`), for requests whose line and header fields fit
-:data:`PARSER_LIMITS` (longer ones are refused by aiohttp's parser, plain text, before any
-middleware runs). ``protect_metrics`` gives ``/metrics`` the ``admin`` scope, in the document
+path and method (:func:`json_errors`); requests aiohttp's parser refuses before any middleware
+runs (a line or field over :data:`PARSER_LIMITS`, a malformed head) get JSON too
+(:mod:`streams.http_server`). ``protect_metrics`` gives ``/metrics`` the ``admin`` scope, in the document
 too. Faust's own views (``/router``, ``/table``, ``/graph``, its statistics) are not served:
 they would show internal state past any check of continust's.
 """
@@ -78,9 +78,9 @@ class TableQueries(Protocol):
 
 
 #: the longest request line and header field (bytes) aiohttp's parser takes (its default:
-#: 8190). Beyond them the parser answers 400 with a plain-text body before any middleware
-#: runs; up to them a request reaches continust's routes, whose every error is JSON, so a long
-#: key or header gets a JSON answer like any other. With at most 128 header fields a request's
+#: 8190). Beyond them the parser answers 400 ``bad_request`` before any middleware runs
+#: (:mod:`streams.http_server`); up to them a request reaches continust's routes, so a long
+#: key or header gets the route's own answer. With at most 128 header fields a request's
 #: head stays under 128 x 64 KiB = 8 MiB.
 PARSER_LIMITS: dict[str, int] = {"max_line_size": 64 * 1024, "max_field_size": 64 * 1024}
 
