@@ -19,6 +19,7 @@ from agents.faust_compat import PromptTableManager, serve_web_with
 from agents.liveness import liveness_for
 from agents.merge import SourceStage, repartition_topic
 from agents.readiness import readiness
+from agents.restored_partitions import RestoredPartitions
 from agents.runtime_state import WorkerState
 from agents.sensor import MetricsSensor
 from agents.sink import Sink
@@ -287,6 +288,8 @@ def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
         rate_limit=IngestRateLimit(built.settings.api_ingest_rate),
         limits=built.settings.connection_limits,
     )
+    restored = RestoredPartitions(built.app)
+    restored.install()
     subscriptions = Subscriptions(built.settings.api_max_subscribers)
     subscriptions.stop_with(built.app.web.web_app)  # type: ignore[attr-defined]
     followable = {
@@ -297,7 +300,7 @@ def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
         *subscription_routes(
             built, peers, subscriptions, followable, built.settings.bootstrap_servers, built.settings.kafka
         ),
-        *table_routes(PipelineReads(built.app, built.tables), peers),
+        *table_routes(PipelineReads(built.app, built.tables, restored), peers),
     ]
 
 

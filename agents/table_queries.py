@@ -30,6 +30,7 @@ from faust.assignor import PartitionAssignor
 from faust.types import TP
 
 from agents.faust_compat import consumer_thread, in_recovery, kafka_consumer, partition_state
+from agents.restored_partitions import RestoredPartitions
 from agents.windowed import TableStage
 from streams.logfmt import logfmt
 from streams.partitioning import key_partition
@@ -51,6 +52,8 @@ class PipelineReads:
 
     app: faust.App
     tables: Mapping[str, TableStage]
+    #: the active partitions known whole during a rebalance; by default, whole only once settled
+    restored: RestoredPartitions | None = None
 
     def _stage(self, table: str) -> TableStage:
         return self.tables[table]
@@ -110,6 +113,12 @@ class PipelineReads:
         partition just assigned is active before its recovery starts: answering then read a
         store that did not hold the partition's state yet."""
         return bool(in_recovery(self.app) or self.app.rebalancing)
+
+    def kept(self, table: str, partition: int) -> bool:
+        tp = self._changelog(table, partition)
+        if self.restored is None:
+            return not self.restoring() and self.role(table, partition) == "active"
+        return self.restored.holds(tp)
 
     def view(self, table: str, partition: int, committed: bool) -> PartitionView:
         stage = self._stage(table)

@@ -65,6 +65,12 @@ class TableReads(Protocol):
         hold their whole state yet: reads answer 503)."""
         ...
 
+    def kept(self, table: str, partition: int) -> bool:
+        """Whether this worker holds the partition active with its whole committed state even
+        while it is restoring: it held the partition restored before the rebalance in progress
+        and the new assignment (or the old one, until the new one is known) keeps it here."""
+        ...
+
     def view(self, table: str, partition: int, committed: bool) -> PartitionView:
         """The partition as this worker holds it; ``committed``: its committed state only."""
         ...

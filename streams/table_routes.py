@@ -180,11 +180,14 @@ class TableRouteSet:
         standby = self.serves(table, partition, options)
         if standby is None:
             return 421, {"error": "not_owner", "detail": f"this worker does not hold partition {partition}"}
+        committed = standby
         if not standby and reads.restoring():
-            return 503, {
-                "error": "restoring",
-                "detail": "the owner is rebalancing or restoring its tables; retry",
-            }
+            if not reads.kept(table, partition):
+                return 503, {
+                    "error": "restoring",
+                    "detail": "the owner is rebalancing or restoring its tables; retry",
+                }
+            committed = True  # kept through the rebalance: its committed state is whole
         entries = entries_for(options.token, partition)
         if entries:
             past = beyond_end(entries, await reads.input_ends(entries))
@@ -209,7 +212,7 @@ class TableRouteSet:
                     f"{options.wait_s:g} s",
                     "position": {str(partition): reads.view(table, partition, False).position()},
                 }
-        view = reads.view(table, partition, standby)
+        view = reads.view(table, partition, committed)
         body = await self.budget.run(lambda: read(view))
         body["position"] = {str(partition): view.position()}
         body["standby"] = standby

@@ -53,6 +53,7 @@ class MemoryTable:
         self.signal = ProgressSignal()
         self.waiting = asyncio.Event()  # set once a query waits for processing
         self.restores = False
+        self.kept_partitions: set[int] = set()  # held whole through the rebalance in progress
         self.ends: dict[str, int] = {}  # input partitions' end offsets, by "topic:partition"
 
     # TableQueries
@@ -64,6 +65,9 @@ class MemoryTable:
 
     def restoring(self) -> bool:
         return self.restores
+
+    def kept(self, table: str, partition: int) -> bool:
+        return partition in self.kept_partitions
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok"}
@@ -201,11 +205,18 @@ def test_bad_parameters_are_400_json_and_an_unknown_table_404() -> None:
     serve(all_active(), scenario)
 
 
-def test_a_restoring_owner_answers_503_and_a_restored_one_its_windows() -> None:
+def test_a_restoring_owner_answers_503_but_for_partitions_it_keeps_and_a_restored_one_its_windows() -> None:
     table = all_active()
+    kept = next(k for k in KEYS if key_partition(k.encode(), PARTITIONS) != key_partition(b"k1", PARTITIONS))
+    table.store.flush()  # committed
+    table.put(kept, 40, n=99)  # not committed: a kept partition answers its committed state
 
     async def scenario(client: TestClient) -> None:
         table.restores = True
+        table.kept_partitions = {key_partition(kept.encode(), PARTITIONS)}
+        status, body, _ = await get(client, f"/api/tables/t/keys/{kept}")
+        assert status == 200 and body["standby"] is False
+        assert [w["start"] for w in body["windows"]] == [0, 10, 20]
         for path, query in (
             ("/api/tables/t/keys/k1", {}),
             ("/api/tables/t/windows", {}),
