@@ -231,25 +231,43 @@ class TableRouteSet:
         query: Mapping[str, str],
     ) -> Reply:
         """The partition's answer, from here or from its owner's ``route`` under
-        ``/api/tables/{table}/partitions/{partition}/``."""
+        ``/api/tables/{table}/partitions/{partition}/``; with ``stale_ok``, when the owner
+        cannot answer (unknown, unreachable, restoring), from another worker holding a standby
+        of it (:meth:`from_a_standby`)."""
         if self.serves(table, partition, options) is not None:
             return await self.local(table, partition, options, read)
         owner = self.reads.owner(table, partition)
-        if owner is None or same_worker(owner, self.reads.own_url()):
-            return not_ready()
         path = f"/api/tables/{table}/partitions/{partition}/{route}"
-        status, body = await self.peers.get_json(
-            request,
-            owner,
-            path,
-            {**query, **options.forwarded_query()},
-            timeout_s=options.wait_s + PEER_TIMEOUT_S,
-        )
-        if status == 421:
-            return not_ready("owners disagree during a rebalance; retry")
-        if not isinstance(body, dict):
-            return 503, {"error": "owner_unreachable", "detail": f"{owner}: not a JSON object"}
-        return status, body
+        forwarded_query = {**query, **options.forwarded_query()}
+        if owner is None or same_worker(owner, self.reads.own_url()):
+            reply = not_ready()
+        else:
+            reply = await self.peers.get_json(
+                request, owner, path, forwarded_query, timeout_s=options.wait_s + PEER_TIMEOUT_S
+            )
+            if reply[0] == 421:
+                reply = not_ready("owners disagree during a rebalance; retry")
+            elif not isinstance(reply[1], dict):
+                reply = 503, {"error": "owner_unreachable", "detail": f"{owner} answered something not JSON"}
+        if reply[0] == 503 and options.stale_ok and options.token is None:
+            return await self.from_a_standby(request, owner, path, forwarded_query) or reply
+        return reply
+
+    async def from_a_standby(
+        self, request: web.Request, owner: str | None, path: str, query: Mapping[str, str]
+    ) -> Reply | None:
+        """The answer of the first other worker that holds a standby of the partition (the
+        owner and this worker aside: this one would have answered itself), ``None`` when none
+        does. Each is asked in turn; one without a standby refuses at once (a partition route
+        answers 421, a point query 503 `not_ready`)."""
+        own = self.reads.own_url()
+        for worker in self.reads.workers():
+            if same_worker(worker, own) or (owner is not None and same_worker(worker, owner)):
+                continue
+            status, body = await self.peers.get_json(request, worker, path, query, timeout_s=PEER_TIMEOUT_S)
+            if status == 200 and isinstance(body, dict) and body.get("standby"):
+                return status, body
+        return None
 
     async def every_partition(
         self,
@@ -355,12 +373,20 @@ class TableRouteSet:
         def read(view: PartitionView) -> dict[str, Any]:
             return {"table": table, "key": key, "windows": view.key_windows(key, wanted)}
 
-        if self.serves(table, partition, options) is None:
-            owner = self.reads.owner(table, partition)
-            if owner is None or same_worker(owner, self.reads.own_url()) or forwarded(request):
-                return reply_response(not_ready())
-            return await self.peers.forward(request, owner, timeout_s=options.wait_s + PEER_TIMEOUT_S)
-        return reply_response(await self.local(table, partition, options, read))
+        if self.serves(table, partition, options) is not None:
+            return reply_response(await self.local(table, partition, options, read))
+        owner = self.reads.owner(table, partition)
+        if forwarded(request):  # asked by another worker: this one answers for itself only
+            return reply_response(not_ready())
+        if owner is None or same_worker(owner, self.reads.own_url()):
+            answer = reply_response(not_ready())
+        else:
+            answer = await self.peers.forward(request, owner, timeout_s=options.wait_s + PEER_TIMEOUT_S)
+        if answer.status == 503 and options.stale_ok and options.token is None:
+            copy = await self.from_a_standby(request, owner, request.path, dict(request.query))
+            if copy is not None:
+                return reply_response(copy)
+        return answer
 
     def _partition(self, request: web.Request, table: str) -> int:
         try:

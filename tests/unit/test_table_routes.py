@@ -6,6 +6,7 @@ a standby answers from its committed state. No broker is involved."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -372,3 +373,61 @@ def test_a_standby_answers_from_committed_state_and_a_partition_held_elsewhere_i
             assert (status, body["error"]) == (400, "bad_query"), "a standby cannot promise a position"
 
     serve(table, scenario)
+
+
+class Worker(MemoryTable):
+    """A :class:`MemoryTable` at ``url``, in a group of ``workers``."""
+
+    def __init__(self, roles: dict[int, Role], url: str, workers: list[str]) -> None:
+        super().__init__(roles)
+        self.url, self.group = url, workers
+
+    def own_url(self) -> str:
+        return self.url
+
+    def workers(self) -> list[str]:
+        return self.group
+
+    def owner(self, table: str, partition: int) -> str | None:
+        return self.url if self.roles.get(partition) == "active" else ELSEWHERE
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_with_stale_ok_a_query_whose_owner_cannot_answer_is_answered_by_a_standby_elsewhere() -> None:
+    """The worker asked holds nothing of the key's partition and its owner does not answer:
+    without ``stale_ok`` that is 503 ``owner_unreachable``; with it, the worker asks the other
+    workers and the one holding a standby answers from its committed state."""
+    key = next(k for k in KEYS if key_partition(k.encode(), PARTITIONS) == 1)
+    ports = [free_port(), free_port()]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    group = [urls[0], ELSEWHERE, urls[1]]
+    entry = Worker({}, urls[0], group)
+    standby = Worker({1: "standby"}, urls[1], group)
+    standby.put(key, 0, n=5)
+    standby.store.flush()
+
+    async def run() -> None:
+        clients = []
+        for worker, port in zip((entry, standby), ports, strict=True):
+            app = faust.App("standby-test", web_router_enabled=False, web_tables_enabled=False)
+            register_http_api(app, worker, extra_routes=table_routes(worker, Peers(worker.url)))
+            app.web.init_server()
+            client = TestClient(TestServer(app.web.web_app, port=port))
+            await client.start_server()
+            clients.append(client)
+        try:
+            status, body, headers = await get(clients[0], f"/api/tables/t/keys/{key}")
+            assert (status, body["error"], headers["Retry-After"]) == (503, "owner_unreachable", "1")
+            status, body, _ = await get(clients[0], f"/api/tables/t/keys/{key}", stale_ok="true")
+            assert status == 200 and body["standby"] is True and body["behind"] == {"1": 3}
+            assert [(w["start"], w["value"]["n"]) for w in body["windows"]] == [(0, 5)]
+        finally:
+            for client in clients:
+                await client.close()
+
+    asyncio.run(run())
