@@ -231,6 +231,7 @@ class TableStage:
         for partition, offset in self._sent_offsets.items():
             STATE_CHANGELOG_OFFSET.labels(table=self.spec.name, partition=str(partition)).set(offset)
         self._sent_offsets = {}
+        self.progress.notify()  # queries waiting for a committed position look again
 
     def cache_bytes(self) -> int:
         """Estimated bytes of the state read or changed since the last commit."""

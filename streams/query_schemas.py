@@ -8,7 +8,15 @@ from typing import Any
 from streams.api_routes import Answer, Param
 from streams.http_api import TIME_PARAMS, WINDOW_SCHEMA
 from streams.table_catalog import TABLE_SCHEMA
-from streams.table_reads import DEFAULT_LIMIT, DEFAULT_TOP, DEFAULT_WAIT_S, MAX_LIMIT, MAX_TOP, MAX_WAIT_S
+from streams.table_reads import (
+    DEFAULT_LIMIT,
+    DEFAULT_TOP,
+    DEFAULT_WAIT_S,
+    ISOLATIONS,
+    MAX_LIMIT,
+    MAX_TOP,
+    MAX_WAIT_S,
+)
 
 POSITION_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -32,6 +40,11 @@ READ_BLOCKS: dict[str, Any] = {
     "position": POSITION_SCHEMA,
     "standby": {"type": "boolean", "description": "whether a standby answered (committed state)"},
     "behind": BEHIND_SCHEMA,
+    "committed": {
+        "type": "boolean",
+        "description": "whether every partition read answered its committed state only "
+        "(`isolation=committed`, a standby, or a partition kept through a rebalance)",
+    },
 }
 NOT_REACHED_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -56,6 +69,14 @@ TOP_SCHEMA: dict[str, Any] = {
 }
 READ_PARAMS = (
     Param("after", "query", {"type": "string"}, "a position token: wait until the table has read it"),
+    Param(
+        "isolation",
+        "query",
+        {"type": "string", "enum": list(ISOLATIONS)},
+        "`uncommitted` (default): the owner's state with the changes of the commit in progress; "
+        "`committed`: only what a commit made durable (its outputs visible to read_committed "
+        "consumers), with that state's position",
+    ),
     Param(
         "wait",
         "query",

@@ -21,6 +21,8 @@ from windows.table_read import PartitionView, WindowFilter
 #: how this worker holds a table partition
 Role = Literal["active", "standby"] | None
 DEFAULT_WAIT_S, MAX_WAIT_S = 5.0, 30.0
+#: the ``isolation`` of a query: the owner's state with the commit in progress, or committed only
+ISOLATIONS = ("uncommitted", "committed")
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 DEFAULT_TOP, MAX_TOP = 10, 1000
 
@@ -106,9 +108,13 @@ class ReadOptions:
     token_text: str | None
     wait_s: float
     stale_ok: bool
+    #: answer committed state only (``isolation=committed``)
+    committed: bool = False
 
     def forwarded_query(self) -> dict[str, str]:
         query = {"wait": str(self.wait_s), "stale_ok": "true" if self.stale_ok else "false"}
+        if self.committed:
+            query["isolation"] = "committed"
         if self.token_text:
             query["after"] = self.token_text
         return query
@@ -130,7 +136,10 @@ def read_options(request: web.Request, reads: TableReads, table: str) -> ReadOpt
     stale_ok = bool(bool_param(request, "stale_ok"))
     if stale_ok and text:
         raise BadQuery("`after` and `stale_ok` do not go together: a standby cannot promise a position")
-    return ReadOptions(token, text, wait_s, stale_ok)
+    isolation = request.query.get("isolation") or "uncommitted"
+    if isolation not in ISOLATIONS:
+        raise BadQuery(f"`isolation` must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+    return ReadOptions(token, text, wait_s, stale_ok, isolation == "committed")
 
 
 def window_filter(request: web.Request) -> WindowFilter:

@@ -180,7 +180,7 @@ class TableRouteSet:
         standby = self.serves(table, partition, options)
         if standby is None:
             return 421, {"error": "not_owner", "detail": f"this worker does not hold partition {partition}"}
-        committed = standby
+        committed = standby or options.committed
         if not standby and reads.restoring():
             if not reads.kept(table, partition):
                 return 503, {
@@ -200,7 +200,7 @@ class TableRouteSet:
             done = await reads.wait_processed(
                 table,
                 partition,
-                lambda: reached(entries, reads.view(table, partition, False).offsets()),
+                lambda: reached(entries, reads.view(table, partition, committed).offsets()),
                 options.wait_s,
             )
             if reads.role(table, partition) != "active":
@@ -210,12 +210,13 @@ class TableRouteSet:
                     "error": "position_not_reached",
                     "detail": f"partition {partition} did not process the token's records within "
                     f"{options.wait_s:g} s",
-                    "position": {str(partition): reads.view(table, partition, False).position()},
+                    "position": {str(partition): reads.view(table, partition, committed).position()},
                 }
         view = reads.view(table, partition, committed)
         body = await self.budget.run(lambda: read(view))
         body["position"] = {str(partition): view.position()}
         body["standby"] = standby
+        body["committed"] = committed
         if standby:
             body["behind"] = {str(partition): await reads.standby_behind(table, partition)}
         return 200, body
@@ -499,13 +500,18 @@ class TableRouteSet:
 
 
 def read_blocks(bodies: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ``position``, ``standby`` and ``behind`` blocks of the partitions' answers, as one."""
+    """The ``position``, ``standby``, ``committed`` and ``behind`` blocks of the partitions'
+    answers, as one (``committed``: every partition answered committed state only)."""
     position: dict[str, Any] = {}
     behind: dict[str, Any] = {}
     for body in bodies:
         position.update(body.get("position", {}))
         behind.update(body.get("behind", {}))
-    blocks: dict[str, Any] = {"position": position, "standby": any(b.get("standby") for b in bodies)}
+    blocks: dict[str, Any] = {
+        "position": position,
+        "standby": any(b.get("standby") for b in bodies),
+        "committed": all(b.get("committed", False) for b in bodies),
+    }
     if behind:
         blocks["behind"] = behind
     return blocks

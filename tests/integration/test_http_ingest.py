@@ -307,3 +307,15 @@ def test_http_ingest_and_continust_produce(
         [written] = body["written"]
         partition = str(key_partition(user.encode(), KEYED))
         assert answer["position"][partition]["inputs"][f"{a}:{written['partition']}"] >= written["offset"]
+
+    # isolation=committed: only what a commit made durable, with its position; the token waits
+    # for the commit that covers it, not only for the processing
+    status, body, _ = post(port, events, orjson.dumps(event("yan", 1)))
+    assert status == 202, body
+    [written] = body["written"]
+    query = f"after={body['position']}&wait=8&isolation=committed"
+    status, answer = get(port, f"/api/tables/per_user/keys/yan?{query}", "reader")
+    assert status == 200 and answer["committed"] is True, answer
+    assert sum(w["value"]["n"] for w in answer["windows"]) == 1
+    partition = str(key_partition(b"yan", KEYED))
+    assert answer["position"][partition]["inputs"][f"{a}:{written['partition']}"] >= written["offset"]

@@ -431,3 +431,45 @@ def test_with_stale_ok_a_query_whose_owner_cannot_answer_is_answered_by_a_standb
                 await client.close()
 
     asyncio.run(run())
+
+
+def test_isolation_committed_answers_and_waits_for_committed_state_only() -> None:
+    """``isolation=committed`` reads what a commit made durable, with its position, and a token
+    waits until a commit covers it; the default reads the commit in progress too."""
+    table = all_active()
+    key = "k1"
+    partition = key_partition(key.encode(), PARTITIONS)
+    table.store.flush()  # k1's windows committed with n=1
+    table.put(key, 0, n=2)  # changed, not committed yet
+    table.process(partition, {"in:1": 40})
+    table.ends = {"in:1": 41}
+    token = PositionToken.of("src", [WrittenAt("in", 1, 40, partition)]).encode()
+
+    async def scenario(client: TestClient) -> None:
+        status, body, _ = await get(client, f"/api/tables/t/keys/{key}")
+        assert status == 200 and body["windows"][0]["value"]["n"] == 2 and body["committed"] is False
+        status, body, _ = await get(client, f"/api/tables/t/keys/{key}", isolation="committed")
+        assert status == 200 and body["windows"][0]["value"]["n"] == 1 and body["committed"] is True
+        assert body["position"][str(partition)]["inputs"] == {}, "the committed state's own position"
+        status, body, _ = await get(client, f"/api/tables/t/keys/{key}", after=token, wait=30)
+        assert status == 200 and body["windows"][0]["value"]["n"] == 2, "processed: enough by default"
+        status, body, _ = await get(
+            client, f"/api/tables/t/keys/{key}", after=token, wait=0, isolation="committed"
+        )
+        assert (status, body["error"]) == (503, "position_not_reached"), "processed is not committed"
+        table.waiting = asyncio.Event()
+        waiting = asyncio.create_task(
+            get(client, f"/api/tables/t/keys/{key}", after=token, wait=30, isolation="committed")
+        )
+        await table.waiting.wait()  # it waits: its position is processed, not committed
+        await asyncio.wait({waiting}, timeout=0)
+        assert not waiting.done()
+        table.store.flush()  # the commit
+        table.signal.notify()
+        status, body, _ = await waiting
+        assert status == 200 and body["windows"][0]["value"]["n"] == 2 and body["committed"] is True
+        assert body["position"][str(partition)]["inputs"] == {"in:1": 40}
+        status, body, _ = await get(client, "/api/tables/t/windows", isolation="sometimes")
+        assert (status, body["error"]) == (400, "bad_query")
+
+    serve(table, scenario)
