@@ -55,11 +55,13 @@ log = logging.getLogger("continust.gate")
 class Batch:
     """Records of one partition from one fetch, in offset order, as aiokafka returns them
     (``ConsumerRecord``: ``topic``, ``partition``, ``offset``, ``timestamp`` in epoch ms,
-    ``key``, ``value``, ``headers``), with the consumer generation they were fetched in."""
+    ``key``, ``value``, ``headers``), with the consumer generation they were fetched in and
+    the consumer's seek epoch when the fetch began (:attr:`agents.transport.Consumer.seek_epoch`)."""
 
     tp: TP
     generation_id: int
     records: list[Any]
+    epoch: int = 0
 
 
 BatchHandler = Callable[[Batch], Awaitable[None]]
@@ -98,9 +100,13 @@ class CommitGate:
         them, as one step no commit interleaves with and no cancellation interrupts.
 
         Records fetched before a rebalance (an older generation, or while the flow is stopped),
-        or before the partition was rewound to its committed offset in this assignment, are
-        dropped unacknowledged: the rewind reads them again. Records below that offset, or
-        already processed in this assignment, are dropped too."""
+        before the partition was rewound to its committed offset in this assignment, or by a
+        fetch that began before its latest rewind, are dropped unacknowledged, and the
+        partition is marked: nothing more of it is processed until the fetch loop has rewound
+        it to the next record to process (:meth:`agents.transport.Consumer.rewind_dropped`).
+        Without that, a later batch fetched before the rewind but processed after it was
+        acknowledged past the dropped records, and the commit skipped them. Records below the
+        committed offset, or already processed in this assignment, are dropped too."""
         task = asyncio.ensure_future(self._process_batch(app, batch, handler))
         await asyncio.shield(task)
         if self.memory_limits:
@@ -109,12 +115,17 @@ class CommitGate:
     async def _process_batch(self, app: Any, batch: Batch, handler: BatchHandler) -> None:
         async with self._lock:
             consumer = app.consumer
-            if batch.generation_id != app.consumer_generation_id:
-                return
-            if not app.flow_control.is_active() or not consumer.flow_active:
+            if consumer.rewind_pending(batch.tp):
                 return
             resume = consumer.resume_offset(batch.tp)
-            if resume is None:  # fetched before the partition was rewound to its committed offset
+            if (
+                batch.generation_id != app.consumer_generation_id
+                or not app.flow_control.is_active()
+                or not consumer.flow_active
+                or batch.epoch != consumer.seek_epoch
+                or resume is None  # fetched before the partition was rewound to its committed offset
+            ):
+                consumer.mark_rewind(batch.tp)
                 return
             records = batch.records
             floor = max(consumer.processed_offset(batch.tp) + 1, resume)

@@ -469,6 +469,10 @@ class Consumer(ConsumerHooks):
         self.processed_offsets: dict[TP, int] = {}
         #: per partition, when a fetch last returned records for it (or it was first asked about)
         self.fetched_at: dict[TP, float] = {}
+        #: how many rewinds the consumer made: a fetch that began before the latest one is stale
+        self.seek_epoch = 0
+        #: partitions whose fetched records the gate dropped: none is processed until rewound
+        self.rewind_needed: set[TP] = set()
         #: per assigned partition, the stable committed offset it was rewound to in this
         #: assignment (:meth:`perform_seek`): nothing of it is processed before, or below it
         self.positioned: dict[TP, int] = {}
@@ -528,6 +532,39 @@ class Consumer(ConsumerHooks):
             self.processed_offsets[message.tp] = message.offset
         return acked
 
+    def mark_rewind(self, tp: TP) -> None:
+        """The gate dropped fetched records of ``tp`` unprocessed: nothing more of it may be
+        processed before the fetch loop rewinds it (:meth:`rewind_dropped`)."""
+        self.rewind_needed.add(tp)
+
+    def rewind_pending(self, tp: TP) -> bool:
+        return tp in self.rewind_needed
+
+    def rewind_target(self, tp: TP) -> int | None:
+        """Where a partition whose fetched records were dropped reads again: the record after
+        the last one processed in this assignment, else the offset it was rewound to at the
+        assignment (``None`` before that rewind, which reads from the committed offset)."""
+        processed = self.processed_offsets.get(tp)
+        return processed + 1 if processed is not None else self.positioned.get(tp)
+
+    async def rewind_dropped(self) -> None:
+        """Seek each partition marked by :meth:`mark_rewind` back to :meth:`rewind_target`, so
+        that the records the gate dropped are read and processed, in order, before any later
+        one. A partition no longer assigned is forgotten; one not yet rewound in this
+        assignment waits for :meth:`perform_seek`."""
+        assigned = self.assignment()
+        for tp in sorted(self.rewind_needed):
+            if tp not in assigned:
+                self.rewind_needed.discard(tp)
+                continue
+            target = self.rewind_target(tp)
+            if target is None:
+                continue
+            self.seek_epoch += 1
+            await self.seek(tp, target)
+            self.rewind_needed.discard(tp)
+            log.info(logfmt("consumer.rewind_dropped", tp=f"{tp.topic}:{tp.partition}", offset=target))
+
     def resume_offset(self, tp: TP) -> int | None:
         """The offset ``tp`` was rewound to in this assignment (its last committed offset, read
         stably), or ``None`` before the rewind: no record of ``tp`` may be processed then."""
@@ -571,6 +608,9 @@ class Consumer(ConsumerHooks):
                 await asyncio.sleep(0)
                 if self.should_stop:
                     break
+                if self.rewind_needed:
+                    await self.rewind_dropped()
+                epoch = self.seek_epoch  # before the fetch: a rewind during it makes it stale
                 records, active = await next_records(self, 1.0)
                 if records is None or self.should_stop:
                     continue
@@ -587,7 +627,7 @@ class Consumer(ConsumerHooks):
                 self.unhandled.update(records)
                 try:
                     for tp, fetched in records.items():
-                        await self.deliver_batch(tp, fetched, active, generation, routes)
+                        await self.deliver_batch(tp, fetched, active, generation, routes, epoch)
                         self.unhandled.discard(tp)
                 finally:
                     self.unhandled.clear()
@@ -607,9 +647,11 @@ class Consumer(ConsumerHooks):
         active: set[TP] | None,
         generation: int,
         routes: Mapping[str, BatchHandler],
+        epoch: int = 0,
     ) -> None:
         """Hand the records of ``tp`` one fetch returned to their batch handler through the gate,
-        or to Faust's per-message path (see :meth:`drain_messages`)."""
+        or to Faust's per-message path (see :meth:`drain_messages`); ``epoch``: the seek epoch
+        when the fetch began."""
         if not (active is None or tp in active or tp in buffered_partitions(self)):
             return
         self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
@@ -622,7 +664,7 @@ class Consumer(ConsumerHooks):
         read_offset[tp] = fetched[-1].offset
         handler = routes.get(tp.topic)
         if handler is not None:
-            await gate_for(self.app).process_batch(self.app, Batch(tp, generation, fetched), handler)
+            await gate_for(self.app).process_batch(self.app, Batch(tp, generation, fetched, epoch), handler)
             return
         for record in fetched:
             await self.wait_first(self.callback(to_message(self, tp, record)), self.suspend_flow.wait())
@@ -667,6 +709,7 @@ class Consumer(ConsumerHooks):
             self.processed_offsets.pop(tp, None)
             self.fetched_at.pop(tp, None)
             self.positioned.pop(tp, None)
+            self.rewind_needed.discard(tp)
         if self.in_transaction:
             transactions = cast(TransactionManager, self.transactions)
             for tp in revoked:
@@ -688,7 +731,9 @@ class Consumer(ConsumerHooks):
         before its rewind, nor any record below that offset. Records fetched before the rewind
         were dropped, so each partition's quiet time (:meth:`quiet_for`) starts again at it:
         a partition whose backlog was fetched, dropped and not yet fetched again is not idle."""
+        self.seek_epoch += 1  # what a fetch in progress returns is from before the rewind
         await super().perform_seek()
+        self.rewind_needed.clear()  # every partition reads again from its committed offset
         read_offset = read_offsets(self)
         for tp, offset in self.processed_offsets.items():
             read = read_offset.get(tp)

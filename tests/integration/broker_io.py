@@ -142,13 +142,14 @@ async def stable_group_offsets(bootstrap: str, group: str, topics: list[str]) ->
     return {f"{tp.topic}:{tp.partition}": offset for tp, offset in committed.items()}
 
 
-async def read_to_end(bootstrap: str, topic: str) -> dict[int, list[Any]]:
-    """Every committed record of ``topic``, per partition in offset order, up to the end
-    offsets at the time of the call."""
+async def read_to_end(bootstrap: str, topic: str, isolation: str = "read_committed") -> dict[int, list[Any]]:
+    """Every committed record of ``topic`` (every record written, with ``read_uncommitted``),
+    per partition in offset order, up to the end offsets at the time of the call (for
+    ``read_committed``, the last stable offsets: an open transaction hides what follows it)."""
     partitions = (await partition_counts(bootstrap, [topic]))[topic]
     tps = [TopicPartition(topic, p) for p in range(partitions)]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+        bootstrap_servers=bootstrap, isolation_level=isolation, enable_auto_commit=False
     )
     await consumer.start()
     records: dict[int, list[Any]] = {p: [] for p in range(partitions)}

@@ -67,12 +67,42 @@ def check_keyed_stream_exact(kafka: str, source: str, repartition: str) -> None:
         if "continust-progress" not in dict(r.headers)  # the source partitions' progress reports
     )
     missing, extra = want - got, got - want
-    where = sorted(
-        (r.partition, r.offset) for records in sources.values() for r in records if r.value in missing
-    )
-    assert not missing and not extra, (
-        f"keyed stream: {sum(missing.values())} source records missing (partition, offset): {where[:20]}; "
-        f"{sum(extra.values())} repeated: {sorted(extra.items())[:10]}"
+    if missing or extra:
+        where = sorted(
+            (r.partition, r.offset) for records in sources.values() for r in records if r.value in missing
+        )
+        raise AssertionError(
+            f"keyed stream: {sum(missing.values())} source records missing, per source partition "
+            f"{offset_ranges(where)}; {sum(extra.values())} repeated: {sorted(extra.items())[:10]}\n"
+            + where_the_missing_went(kafka, repartition, set(missing))
+        )
+
+
+def offset_ranges(places: list[tuple[int, int]]) -> dict[int, list[tuple[int, int]]]:
+    """``(partition, offset)`` pairs as runs of consecutive offsets per partition."""
+    runs: dict[int, list[tuple[int, int]]] = {}
+    for partition, offset in places:
+        mine = runs.setdefault(partition, [])
+        if mine and mine[-1][1] == offset - 1:
+            mine[-1] = (mine[-1][0], offset)
+        else:
+            mine.append((offset, offset))
+    return runs
+
+
+def where_the_missing_went(kafka: str, repartition: str, missing: set[bytes]) -> str:
+    """For a failure's message: whether the missing records were written to the keyed stream in
+    transactions that did not commit (aborted, or still open: an open one hides every later
+    record from read_committed readers), and each partition's last stable and end offsets."""
+    written = run(read_to_end(kafka, repartition, "read_uncommitted"))
+    found = sorted((p, r.offset) for p, records in written.items() for r in records if r.value in missing)
+    committed = run(read_to_end(kafka, repartition))
+    ends = {p: (records[-1].offset if records else None) for p, records in committed.items()}
+    last = {p: (records[-1].offset if records else None) for p, records in written.items()}
+    return (
+        f"of those, {len(found)} are in the keyed stream uncommitted, at {offset_ranges(found)}; "
+        f"per keyed partition, the last committed record read and the last record written: "
+        f"{ {p: (ends[p], last[p]) for p in sorted(last)} }"
     )
 
 

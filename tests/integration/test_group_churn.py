@@ -257,9 +257,39 @@ def test_group_changes_under_steady_input_count_nothing_twice(
     assert sent > RATE, f"only {sent} events were published while the group changed"
     print(f"churn: {sent} events published while the group changed")
     wait_consumed(kafka, app_id, topics, [a, b, c])
-    if not partitioned_by_key:
-        check_keyed_stream_exact(kafka, src, keyed)
-    check_churned(kafka, app_id, prefix, src, keyed, c)
+    try:
+        if not partitioned_by_key:
+            check_keyed_stream_exact(kafka, src, keyed)
+        check_churned(kafka, app_id, prefix, src, keyed, c)
+    except AssertionError as exc:
+        logs = sorted(tmp_path.glob("worker-*.log"))  # every worker's, restarts appended
+        raise AssertionError(f"{exc}\n{notable_lines(logs)}") from None
+
+
+#: log lines worth reading when the group's result is wrong
+NOTABLE = (
+    "level=error",
+    "level=critical",
+    "Revoking",
+    "Setting newly assigned",
+    "rebalance.",
+    "consumer.",
+    "seek",
+)
+
+
+def notable_lines(logs: list[Path], most: int = 150) -> str:
+    """The lines of each worker log that say what happened to the group and the partitions
+    (errors, revocations, assignments, rewinds), at most ``most`` per log."""
+    parts = []
+    for log in logs:
+        lines = [
+            line[:400]
+            for line in log.read_text(errors="replace").splitlines()
+            if any(n in line for n in NOTABLE)
+        ]
+        parts.append(f"--- {log.name}: {len(lines)} notable lines\n" + "\n".join(lines[-most:]))
+    return "\n".join(parts)
 
 
 # A hold at each step of a commit and of a batch's write path, alternating with the group change
