@@ -484,8 +484,11 @@ class Consumer(ConsumerHooks):
     def caught_up(self, tp: TP) -> bool:
         """Whether nothing is left to read of ``tp`` (see :meth:`ConsumerThread.caught_up`), nor
         to process: records a fetch returned count as read for the fetch position, and wait in
-        the fetch loop until the gate has dealt with them (:attr:`unhandled`)."""
-        return tp not in self.unhandled and cast(ConsumerThread, consumer_thread(self)).caught_up(tp)
+        the fetch loop until the gate has dealt with them (:attr:`unhandled`), or were dropped
+        and wait for their rewind (:attr:`rewind_needed`)."""
+        if tp in self.unhandled or tp in self.rewind_needed:
+            return False
+        return cast(ConsumerThread, consumer_thread(self)).caught_up(tp)
 
     def quiet_for(self, tp: TP, now: float) -> float:
         """Seconds (monotonic ``now``) since a fetch last returned records of ``tp``, or since
@@ -563,6 +566,7 @@ class Consumer(ConsumerHooks):
             self.seek_epoch += 1
             await self.seek(tp, target)
             self.rewind_needed.discard(tp)
+            self.fetched_at[tp] = time.monotonic()  # quiet (idle) only from the rewind on
             log.info(logfmt("consumer.rewind_dropped", tp=f"{tp.topic}:{tp.partition}", offset=target))
 
     def resume_offset(self, tp: TP) -> int | None:
