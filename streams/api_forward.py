@@ -28,6 +28,10 @@ def unreachable(worker: str, exc: BaseException) -> str:
     that stay the same across library versions (never an exception's repr)."""
     if isinstance(exc, TimeoutError):
         how = "did not answer in time"
+    elif isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        how = "presented a TLS certificate this worker cannot verify (CERTIFICATE_VERIFY_FAILED)"
+    elif isinstance(exc, aiohttp.ClientSSLError):
+        how = "failed the TLS handshake"
     elif isinstance(exc, aiohttp.ClientConnectorError):
         how = "refused or dropped the connection (it may be stopping or restarting)"
     elif isinstance(exc, orjson.JSONDecodeError):

@@ -88,9 +88,9 @@ class BadQuery(ValueError):
 
 
 def int_param(request: web.Request, name: str, *, minimum: int | None = None) -> int | None:
-    """An integer query parameter, ``None`` when absent or empty."""
+    """An integer query parameter, ``None`` when absent (given empty, it is not an integer)."""
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         value = int(raw)
@@ -102,8 +102,9 @@ def int_param(request: web.Request, name: str, *, minimum: int | None = None) ->
 
 
 def bool_param(request: web.Request, name: str) -> bool | None:
+    """A boolean query parameter, ``None`` when absent (given empty, it is neither)."""
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     if raw.lower() in ("true", "1", "yes"):
         return True

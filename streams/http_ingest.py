@@ -105,7 +105,7 @@ def ingest_route(
             return error_response(
                 404, "unknown_source", f"no source {name!r}; sources: {', '.join(sorted(sources))}"
             )
-        topic = request.query.get("topic") or source.topics[0]
+        topic = request.query.get("topic", source.topics[0])
         if topic not in source.topics:
             raise BadQuery(f"`topic` must be one of source {name!r}'s topics ({', '.join(source.topics)})")
         try:

@@ -123,7 +123,7 @@ class ReadOptions:
 def read_options(request: web.Request, reads: TableReads, table: str) -> ReadOptions:
     raw_wait = request.query.get("wait")
     wait_s = DEFAULT_WAIT_S
-    if raw_wait not in (None, ""):
+    if raw_wait is not None:
         try:
             wait_s = float(raw_wait)
         except ValueError:
@@ -136,7 +136,7 @@ def read_options(request: web.Request, reads: TableReads, table: str) -> ReadOpt
     stale_ok = bool(bool_param(request, "stale_ok"))
     if stale_ok and text:
         raise BadQuery("`after` and `stale_ok` do not go together: a standby cannot promise a position")
-    isolation = request.query.get("isolation") or "uncommitted"
+    isolation = request.query.get("isolation", "uncommitted")
     if isolation not in ISOLATIONS:
         raise BadQuery(f"`isolation` must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
     return ReadOptions(token, text, wait_s, stale_ok, isolation == "committed")

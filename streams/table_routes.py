@@ -460,7 +460,7 @@ class TableRouteSet:
         if by not in names:
             raise BadQuery(f"`by` must be an aggregation of table {table!r}: {', '.join(names)}")
         n = bounded(request, "n", DEFAULT_TOP, MAX_TOP)
-        order = request.query.get("order") or "desc"
+        order = request.query.get("order", "desc")
         if order not in ("desc", "asc"):
             raise BadQuery(f"`order` must be desc or asc, got {order!r}")
         descending = order == "desc"
