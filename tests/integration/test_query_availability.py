@@ -1,5 +1,6 @@
 """Point queries stay answered through group changes, on the real broker: a client polls one
-worker for a key of every partition while a second worker joins and then leaves.
+worker for a key of every partition while a second worker joins and then leaves, and records of
+other keys keep flowing.
 
 A partition the polled worker keeps through both changes answers 200, with the model's windows,
 on every poll, also while the worker rebalances and restores the partitions that move to it.
@@ -23,6 +24,7 @@ from streams.positions import PositionToken
 from streams.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port
 from tests.integration.conftest import run, wait_exit, wait_until, workers_state
+from tests.integration.test_group_churn import RATE, steady_input
 from tests.integration.test_queries import KEYS, PARTITIONS, PIPELINE, answer, backlog, model, owners, produce
 
 RETRYABLE = {"restoring", "not_ready", "owner_unreachable"}
@@ -100,7 +102,9 @@ def test_partitions_a_worker_keeps_answer_through_a_join_and_a_leave(
     def state() -> str:
         return workers_state(*([a] if b is None else [a, b]))
 
-    with Poller(a_port, list(probes.values())) as poller:
+    # records keep flowing through both group changes, for keys the poll does not ask about
+    live = [(f"live-{i % 40}", t0 + 100 * i, 1) for i in range(100_000)]
+    with steady_input(kafka, topic, live) as producer, Poller(a_port, list(probes.values())) as poller:
         wait_until(lambda: poller.count() > 20, 60, "the client to poll", state)
         b = start_worker(pipeline, b_port)  # joins
         wait_until(
@@ -122,6 +126,8 @@ def test_partitions_a_worker_keeps_answer_through_a_join_and_a_leave(
         seen = poller.count()
         wait_until(lambda: poller.count() > seen + 20, 60, "the client to poll after the changes", state)
 
+        sent = producer.stop()
+    assert sent > RATE, f"only {sent} events were published while the group changed"
     answers = poller.answers
     kept_keys = {probes[p] for p in kept}
     for key, status, body, retry_after, _ in answers:
