@@ -6,7 +6,6 @@ connection, one connection over the cap."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +21,7 @@ from streams.api_routes import Route
 from streams.http_api import register_http_api, web_application_options
 from streams.http_server import BodyTimeout, ConnectionLimits, raw_answer, read_within
 from streams.metrics import HTTP_REJECTED
+from tests.integration.broker_io import free_port
 
 #: a bound on how long any answer here may take to come; never reached when the server is right
 ANSWER_WITHIN_S = 10.0
@@ -40,12 +40,6 @@ class Queries:
 
     def ready(self) -> dict[str, Any]:
         return {"status": "ready"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def fails(request: web.Request) -> web.StreamResponse:

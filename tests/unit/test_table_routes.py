@@ -6,7 +6,6 @@ a standby answers from its committed state. No broker is involved."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +22,7 @@ from streams.position_waits import WaitSlots
 from streams.positions import PositionToken, WrittenAt
 from streams.table_reads import Role
 from streams.table_routes import table_routes
+from tests.integration.broker_io import free_port
 from windows.aggregates import parse_aggregation
 from windows.keyed_state import WindowState
 from windows.ordered_store import MemoryOrderedStore
@@ -390,12 +390,6 @@ class Worker(MemoryTable):
 
     def owner(self, table: str, partition: int) -> str | None:
         return self.url if self.roles.get(partition) == "active" else ELSEWHERE
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_with_stale_ok_a_query_whose_owner_cannot_answer_is_answered_by_a_standby_elsewhere() -> None:
