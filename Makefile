@@ -106,11 +106,12 @@ test-unit: $(STAMP) $(OTEL_STAMP) prometheus tools ## the unit tests only (no br
 test-integration: $(STAMP) $(BENCH_STAMP) $(OTEL_STAMP) prometheus tools ## the integration tests only (real broker)
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m integration tests
 
-bench: $(STAMP) $(BENCH_STAMP) ## throughput and latency against the raw consumer, Faust and Quix Streams, the state shapes, the query API under load, then queries through a rolling restart (docs/benchmarks.md; BENCH_ARGS="--events 200000", SHAPES_ARGS="--scale 0.1", QUERY_ARGS="--seconds 10", AVAILABILITY_ARGS="--backlog 20000")
+bench: $(STAMP) $(BENCH_STAMP) ## throughput and latency against the raw consumer, Faust and Quix Streams, the state shapes, the query API under load, then queries through a rolling restart (docs/benchmarks.md; BENCH_ARGS="--events 200000", SHAPES_ARGS="--scale 0.1", QUERY_ARGS="--seconds 10", SCALE_ARGS="--keys 20000", AVAILABILITY_ARGS="--backlog 20000")
 	@$(BIN)/python -m bench $(BENCH_ARGS); main=$$?; $(BIN)/python -m bench.shapes $(SHAPES_ARGS); shapes=$$?; \
 		$(BIN)/python -m bench.query_load $(QUERY_ARGS); query=$$?; \
+		$(BIN)/python -m bench.query_scale $(SCALE_ARGS); scale=$$?; \
 		$(BIN)/python -m bench.availability $(AVAILABILITY_ARGS); availability=$$?; \
-		test $$main -eq 0 -a $$shapes -eq 0 -a $$query -eq 0 -a $$availability -eq 0
+		test $$main -eq 0 -a $$shapes -eq 0 -a $$query -eq 0 -a $$scale -eq 0 -a $$availability -eq 0
 
 lint: $(STAMP) ## ruff, mypy and import-linter (layers agents > streams > windows, no import cycle)
 	@$(BIN)/ruff check .

@@ -37,10 +37,13 @@ from streams.partitioning import key_partition
 from streams.positions import WrittenAt
 from streams.table_catalog import table_description
 from streams.table_reads import Role
+from windows.rank_index import PartitionRanks
 from windows.spec import SessionWindows
 from windows.table_read import PartitionView
 from windows.write_back import WriteBackStore
 
+#: windows read per slice of a partition's ranks build (a few milliseconds each)
+RANK_SLICE_WINDOWS = 1_000
 #: how long a query waits for the cluster to say where a token's input partitions end (seconds)
 END_OFFSETS_TIMEOUT_S = 5.0
 log = logging.getLogger("continust.queries")
@@ -127,7 +130,20 @@ class PipelineReads:
             store = WriteBackStore(
                 stage.committed_store, by_end=isinstance(stage.spec.window, SessionWindows)
             )
-        return PartitionView(store, stage.aggregate, partition)
+        return PartitionView(store, stage.aggregate, partition, self._ranks(table, partition))
+
+    def _ranks(self, table: str, partition: int) -> PartitionRanks | None:
+        """The partition's ranked windows, if built (:meth:`rank`), while it is active here."""
+        if self.role(table, partition) != "active":
+            return None
+        return self._stage(table).ranks.held(partition)
+
+    async def rank(self, table: str, partition: int) -> None:
+        stage = self._stage(table)
+        while not self.restoring() and self.role(table, partition) == "active":
+            if stage.ranks.build_step(partition, stage.committed_store, RANK_SLICE_WINDOWS) is not None:
+                return
+            await asyncio.sleep(0)  # processing and other queries go on between slices
 
     async def wait_processed(
         self, table: str, partition: int, condition: Callable[[], bool], timeout_s: float

@@ -72,6 +72,7 @@ from windows.aggregates import InvalidField
 from windows.emission import Emission
 from windows.ordered_store import Write
 from windows.partition import PartitionWindows
+from windows.rank_index import RankedStore, TableRanks
 from windows.spec import SessionWindows
 from windows.write_back import WriteBackStore, window_bytes_for
 
@@ -143,8 +144,17 @@ class TableStage:
         if self.store_options:
             raw["options"] = dict(self.store_options)
         self.windows: Any = self.app.Table(self.spec.name, **raw)
-        self.committed_store = RocksDBPartitions.on_faust_table(self.windows)
         self.aggregate = self.spec.aggregate
+        window = self.spec.window
+        sessions = isinstance(window, SessionWindows)
+        #: the active partitions' committed windows by rank, for top-N queries (built on the
+        #: first one, kept current by every write applied to RocksDB, forgotten whenever Faust
+        #: may write RocksDB itself: a changelog record read, a rebalance)
+        self.ranks = TableRanks(
+            self.aggregate, sessions, None if isinstance(window, SessionWindows) else window.size_ms
+        )
+        self.rocksdb = RocksDBPartitions.on_faust_table(self.windows)
+        self.committed_store = RankedStore(self.rocksdb, self.ranks)
         self.store = WriteBackStore(
             self.committed_store,
             window_bytes_for(len(self.aggregate.aggregations)),
@@ -171,7 +181,9 @@ class TableStage:
         self._caused: list[int] = []
 
     async def _on_changelog_event(self, event: Any) -> None:
-        """Faust read a changelog record of this stage's table (restoring, or as a standby)."""
+        """Faust read a changelog record of this stage's table (restoring, or as a standby): it
+        will write the partition's RocksDB itself."""
+        self.ranks.forget(event.message.partition)
         if in_recovery(self.app):
             self._restored.inc()
             message = event.message
@@ -249,6 +261,7 @@ class TableStage:
         if self.idle_timeout is not None:
             self.idle_timeout.forget()
         self.store.forget()
+        self.ranks.forget_all()
 
     async def write_held_back(self) -> None:
         """Step 1 of a commit (:mod:`agents.commit_order`), inside the transactions about to
@@ -309,7 +322,7 @@ class TableStage:
     def partition(self, partition: int) -> PartitionWindows:
         windows = self._partitions.get(partition)
         if windows is None:
-            self.committed_store.db_for(partition)  # opened before it is processed
+            self.rocksdb.db_for(partition)  # opened before it is processed
             windows = PartitionWindows(
                 self.aggregate, self.store, partition, inputs=self.source.inputs_per_partition
             )

@@ -404,6 +404,25 @@ def _subscriber_run(bootstrap: str, workdir: Path, events: int, count: int) -> S
         _stop(worker)
 
 
+def latency_table(results: list[Latency], labels: dict[str, str] | None = None) -> str:
+    """The markdown table of latency results, one row per kind (shown as ``labels`` names it)."""
+    rows = [
+        (
+            (labels or {}).get(r.kind, r.kind),
+            f"{r.answers:,}",
+            f"{r.answers / r.seconds:,.0f}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p99_ms:.1f}",
+            f"{r.max_ms:.1f}",
+            f"{r.errors:,}",
+            f"{r.events_per_s:,.0f}",
+        )
+        for r in results
+    ]
+    headers = ("query", "answers", "answers/s", "p50 ms", "p99 ms", "max ms", "errors")
+    return markdown_table((*headers, "events/s processed meanwhile"), rows)
+
+
 def section_body(
     latency: list[Latency],
     cost: list[SubscriberCost],
@@ -413,32 +432,7 @@ def section_body(
     clients: int,
     client_rate: float,
 ) -> str:
-    rows = [
-        (
-            "none (the load alone)" if r.kind == "none" else r.kind,
-            f"{r.answers:,}",
-            f"{r.answers / r.seconds:,.0f}",
-            f"{r.p50_ms:.1f}",
-            f"{r.p99_ms:.1f}",
-            f"{r.max_ms:.1f}",
-            f"{r.errors:,}",
-            f"{r.events_per_s:,.0f}",
-        )
-        for r in latency
-    ]
-    table = markdown_table(
-        (
-            "query",
-            "answers",
-            "answers/s",
-            "p50 ms",
-            "p99 ms",
-            "max ms",
-            "errors",
-            "events/s processed meanwhile",
-        ),
-        rows,
-    )
+    table = latency_table(latency, {"none": "none (the load alone)"})
     base = cost[0].events_per_s if cost else 0.0
     cost_rows = [
         (

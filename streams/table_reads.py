@@ -77,6 +77,13 @@ class TableReads(Protocol):
         """The partition as this worker holds it; ``committed``: its committed state only."""
         ...
 
+    async def rank(self, table: str, partition: int) -> None:
+        """Have the partition's ranked windows ready for top-N reads, when this worker holds it
+        active with its whole state (built on the first call, in slices between which the
+        worker goes on processing; concurrent calls share the build). A view of a partition
+        without them reads the whole partition for a top-N."""
+        ...
+
     async def wait_processed(
         self, table: str, partition: int, condition: Callable[[], bool], timeout_s: float
     ) -> bool:

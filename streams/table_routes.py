@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from itertools import islice
 from typing import Any
 
 from aiohttp import web
@@ -79,7 +80,7 @@ from streams.table_reads import (
     read_options,
     window_filter,
 )
-from windows.table_read import PartitionView, merge_top
+from windows.table_read import PartitionView, rank_key
 
 
 def checked(handler: Callable[[web.Request], Awaitable[web.StreamResponse]], slots: WaitSlots) -> Any:
@@ -136,6 +137,26 @@ def documented(route: Route, reads: TableReads) -> Route:
 Reply = tuple[int, dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Ready:
+    """A partition this worker answers for, checked (and waited for, with ``after``): read it
+    with no await in between, or check it again (:meth:`TableRouteSet.still_ready`)."""
+
+    partition: int
+    #: from a standby's committed state
+    standby: bool
+    #: from committed state only
+    committed: bool
+
+
+@dataclass(frozen=True)
+class Merged:
+    """What a merged read took, and the views of this worker's partitions it read."""
+
+    items: list[dict[str, Any]]
+    views: list[PartitionView]
+
+
 def not_ready(detail: str = "partition ownership is being (re)assigned; retry") -> Reply:
     return 503, {"error": "not_ready", "detail": detail}
 
@@ -176,6 +197,41 @@ class TableRouteSet:
     ) -> Reply:
         """The partition's answer from this worker: ``read`` of its view, with its position
         (and, from a standby, how far behind it is), once it reached the token's entries."""
+        ready = await self.prepare(table, partition, options)
+        if not isinstance(ready, Ready):
+            return ready
+        view = self.reads.view(table, partition, ready.committed)
+        body = await self.budget.run(lambda: read(view))
+        body.update(await self.read_block(table, ready, view))
+        return 200, body
+
+    async def read_block(self, table: str, ready: Ready, view: PartitionView) -> dict[str, Any]:
+        """The ``position``, ``standby``, ``committed`` (and ``behind``) of a partition's answer."""
+        block: dict[str, Any] = {
+            "position": {str(ready.partition): view.position()},
+            "standby": ready.standby,
+            "committed": ready.committed,
+        }
+        if ready.standby:
+            block["behind"] = {str(ready.partition): await self.reads.standby_behind(table, ready.partition)}
+        return block
+
+    def still_ready(self, table: str, ready: Ready) -> Reply | None:
+        """``None`` when the worker still holds the partition as it did when ``ready`` was
+        given (an await may have let a rebalance start); else the partition's 503."""
+        reads = self.reads
+        if reads.role(table, ready.partition) != ("standby" if ready.standby else "active"):
+            return not_ready("the partition moved while the query ran; retry")
+        if not ready.standby and reads.restoring() and not reads.kept(table, ready.partition):
+            return 503, {
+                "error": "restoring",
+                "detail": "the owner is rebalancing or restoring its tables; retry",
+            }
+        return None
+
+    async def prepare(self, table: str, partition: int, options: ReadOptions) -> Reply | Ready:
+        """Whether this worker can answer for the partition now (:class:`Ready`, once it
+        reached the token's entries), or the partition's failure."""
         reads = self.reads
         standby = self.serves(table, partition, options)
         if standby is None:
@@ -212,14 +268,61 @@ class TableRouteSet:
                     f"{options.wait_s:g} s",
                     "position": {str(partition): reads.view(table, partition, committed).position()},
                 }
-        view = reads.view(table, partition, committed)
-        body = await self.budget.run(lambda: read(view))
-        body["position"] = {str(partition): view.position()}
-        body["standby"] = standby
-        body["committed"] = committed
-        if standby:
-            body["behind"] = {str(partition): await reads.standby_behind(table, partition)}
-        return 200, body
+        return Ready(partition, standby, committed)
+
+    async def merged(
+        self,
+        request: web.Request,
+        table: str,
+        options: ReadOptions,
+        read: Callable[[PartitionView], dict[str, Any]],
+        route: str,
+        query: Mapping[str, str],
+        lazy: Callable[[PartitionView], Iterator[dict[str, Any]]],
+        field: str,
+        order: Callable[[dict[str, Any]], Any],
+        take: int,
+        ranked: bool = False,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | web.Response:
+        """The first ``take`` items, in ``order``, of every partition's answer: the page
+        (``field`` of the answer to ``route``) of each partition another worker holds, merged
+        with the ``lazy`` reads of those this worker holds, which read only as far as the
+        merge takes them; and the partitions' answers without their items (positions, ``more``).
+        A partition that fails makes the whole answer its failure."""
+        partitions = range(self.reads.partition_count(table))
+
+        async def one(partition: int) -> Reply | Ready:
+            if self.serves(table, partition, options) is None:
+                return await self.partition_reply(request, table, partition, options, read, route, query)
+            ready = await self.prepare(table, partition, options)
+            if ranked and isinstance(ready, Ready) and not ready.standby:
+                await self.reads.rank(table, partition)
+            return ready
+
+        sources = list(await asyncio.gather(*(one(p) for p in partitions)))
+        replies = [source for source in sources if not isinstance(source, Ready)]
+        failed = first_failure(replies)
+        if failed is not None:
+            return failed
+        readies = [source for source in sources if isinstance(source, Ready)]
+
+        def merge() -> Merged | Reply:
+            views = []
+            for ready in readies:  # no await since here: the views are read as they are now
+                gone = self.still_ready(table, ready)
+                if gone is not None:
+                    return gone
+                views.append(self.reads.view(table, ready.partition, ready.committed))
+            items = [lazy(view) for view in views] + [iter(body[field]) for _, body in replies]
+            return Merged(list(islice(heapq.merge(*items, key=order), take)), views)
+
+        done = await self.budget.run(merge)
+        if not isinstance(done, Merged):
+            return reply_response(done)
+        bodies = [body for _, body in replies]
+        for ready, view in zip(readies, done.views, strict=True):
+            bodies.append(await self.read_block(table, ready, view))
+        return done.items, bodies
 
     async def partition_reply(
         self,
@@ -269,22 +372,6 @@ class TableRouteSet:
             if status == 200 and isinstance(body, dict) and body.get("standby"):
                 return status, body
         return None
-
-    async def every_partition(
-        self,
-        request: web.Request,
-        table: str,
-        options: ReadOptions,
-        read: Callable[[PartitionView], dict[str, Any]],
-        route: str,
-        query: Mapping[str, str],
-    ) -> list[Reply]:
-        partitions = range(self.reads.partition_count(table))
-        return list(
-            await asyncio.gather(
-                *(self.partition_reply(request, table, p, options, read, route, query) for p in partitions)
-            )
-        )
 
     # -- handlers ----------------------------------------------------------------------------
 
@@ -436,13 +523,24 @@ class TableRouteSet:
         read, query = self._scan_read(request, table)
         limit = int(query["limit"])
         options = read_options(request, self.reads, table)
-        replies = await self.every_partition(request, table, options, read, "windows", query)
-        failed = first_failure(replies)
-        if failed is not None:
-            return failed
-        bodies = [body for _, body in replies]
-        merged = heapq.merge(*(b["windows"] for b in bodies), key=lambda w: (w["key"], w["start"], w["end"]))
-        page = [w for _, w in zip(range(limit + 1), merged, strict=False)]
+        wanted, prefix = window_filter(request), query["key_prefix"]
+        cursor_text = query.get("cursor")
+        after = None if cursor_text is None else ScanCursor.decode(cursor_text).as_tuple()
+        done = await self.merged(
+            request,
+            table,
+            options,
+            read,
+            "windows",
+            query,
+            lazy=lambda view: view.windows_after(after, prefix, wanted),
+            field="windows",
+            order=lambda w: (w["key"], w["start"], w["end"]),
+            take=limit + 1,
+        )
+        if isinstance(done, web.Response):
+            return done
+        page, bodies = done
         more = len(page) > limit or any(b.get("more") for b in bodies)
         page = page[:limit]
         cursor = (
@@ -480,6 +578,8 @@ class TableRouteSet:
         partition = self._partition(request, table)
         read, *_ = self._top_read(request, table)
         options = read_options(request, self.reads, table)
+        if self.reads.role(table, partition) == "active":
+            await self.reads.rank(table, partition)
         return reply_response(await self.local(table, partition, options, read))
 
     async def top(self, request: web.Request) -> web.StreamResponse:
@@ -489,12 +589,30 @@ class TableRouteSet:
             return missing
         read, query, by, n, descending = self._top_read(request, table)
         options = read_options(request, self.reads, table)
-        replies = await self.every_partition(request, table, options, read, "top", query)
-        failed = first_failure(replies)
-        if failed is not None:
-            return failed
-        bodies = [body for _, body in replies]
-        ranked = merge_top((b["top"] for b in bodies), n, descending)
+        wanted = window_filter(request)
+
+        def ranked_here(view: PartitionView) -> Iterator[dict[str, Any]]:
+            if view.ranks is None:  # a standby's, or while restoring: read the partition
+                return iter(view.top(by, n, descending, wanted))
+            return view.ranked(by, descending, wanted)
+
+        done = await self.merged(
+            request,
+            table,
+            options,
+            read,
+            "top",
+            query,
+            lazy=ranked_here,
+            field="top",
+            order=lambda entry: rank_key(entry, descending),
+            take=n,
+            ranked=True,
+        )
+        if isinstance(done, web.Response):
+            return done
+        best, bodies = done
+        ranked = [{**entry, "rank": rank} for rank, entry in enumerate(best, start=1)]
         order = "desc" if descending else "asc"
         return json_response({"table": table, "by": by, "order": order, "top": ranked, **read_blocks(bodies)})
 

@@ -7,18 +7,23 @@ are epoch milliseconds; windows are ``[start, end)``. A window past its retentio
 (:func:`~windows.stream_time.is_expired`) is never returned, as for the point query; whether a
 window is closed is judged by the partition's stream time.
 
-The answers are JSON-ready dicts, so a worker can merge its own with those of other workers:
-:func:`merge_top` ranks the partitions' top lists into one.
+The answers are JSON-ready dicts, so a worker can merge its own with those of other workers
+(:func:`rank_key` orders top lists). :meth:`PartitionView.windows_after` and
+:meth:`PartitionView.ranked` read lazily, so a merge over partitions reads from each only what
+it takes; a top-N from a partition's ranks (:mod:`windows.rank_index`) reads what it returns, one
+without them reads the whole partition.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from windows.keyed_state import WindowState
+from windows.rank_index import PartitionRanks, admitted_by, is_number, ranked_keys
 from windows.stream_time import is_closed, is_expired
 from windows.table import WindowedAggregate
 from windows.write_back import WriteBackStore
@@ -77,29 +82,36 @@ def scan_page(
 ) -> tuple[list[dict[str, Any]], bool]:
     """Up to ``limit`` windows of the partition after ``after``, in (key, start, end) order, as
     ``{"key", "start", "end", "closed", "value", "version"}``; and whether more follow."""
-    page: list[dict[str, Any]] = []
+    found = windows_after(store, aggregate, partition, after=after, key_prefix=key_prefix, wanted=wanted)
+    page = list(islice(found, limit + 1))
+    return page[:limit], len(page) > limit
+
+
+def windows_after(
+    store: WriteBackStore,
+    aggregate: WindowedAggregate,
+    partition: int,
+    *,
+    after: After | None,
+    key_prefix: str,
+    wanted: WindowFilter,
+) -> Iterator[dict[str, Any]]:
+    """The windows of :func:`scan_page`, lazily: each is read and decoded only when taken (the
+    store's cache must not change meanwhile)."""
     for key, window, closed in _live(store, aggregate, partition, after, key_prefix, wanted):
-        if len(page) == limit:
-            return page, True
-        page.append(
-            {
-                "key": key,
-                "start": window.start,
-                "end": window.end,
-                "closed": closed,
-                "value": aggregate.value(window),
-                "version": window.version,
-            }
-        )
-    return page, False
+        yield {
+            "key": key,
+            "start": window.start,
+            "end": window.end,
+            "closed": closed,
+            "value": aggregate.value(window),
+            "version": window.version,
+        }
 
 
-def is_number(value: Any) -> bool:
-    """Whether an aggregation's value can be ranked (a number; not a bool, string or null)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-
-
-def _rank_key(entry: dict[str, Any], descending: bool) -> tuple[Any, str]:
+def rank_key(entry: dict[str, Any], descending: bool) -> tuple[Any, str]:
+    """The order of :func:`top_keys`' answers: by value (from the largest when
+    ``descending``), then key."""
     value = entry["value"]
     return (-value if descending else value, entry["key"])
 
@@ -130,16 +142,7 @@ def top_keys(
         held = best.get(key)
         if held is None or (value > held["value"] if descending else value < held["value"]):
             best[key] = {"key": key, "start": window.start, "end": window.end, "value": value}
-    return heapq.nsmallest(n, best.values(), key=lambda entry: _rank_key(entry, descending))
-
-
-def merge_top(answers: Iterable[list[dict[str, Any]]], n: int, descending: bool) -> list[dict[str, Any]]:
-    """The ``n`` best of the partitions' top lists (:func:`top_keys`; a key is in one
-    partition only), each with its ``rank`` from 1."""
-    merged = heapq.nsmallest(
-        n, (entry for answer in answers for entry in answer), key=lambda e: _rank_key(e, descending)
-    )
-    return [{**entry, "rank": rank} for rank, entry in enumerate(merged, start=1)]
+    return heapq.nsmallest(n, best.values(), key=lambda entry: rank_key(entry, descending))
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,9 @@ class PartitionView:
     store: WriteBackStore
     aggregate: WindowedAggregate
     partition: int
+    #: the partition's committed windows by rank (top-N reads them, when present; else a
+    #: top-N reads the whole partition)
+    ranks: PartitionRanks | None = None
 
     def position(self) -> dict[str, Any]:
         """``{"stream_time": ms | None, "inputs": {"topic:partition": offset}}``: the
@@ -193,7 +199,46 @@ class PartitionView:
             limit=limit,
         )
 
-    def top(self, by: str, n: int, descending: bool, wanted: WindowFilter) -> list[dict[str, Any]]:
-        return top_keys(
-            self.store, self.aggregate, self.partition, by=by, n=n, descending=descending, wanted=wanted
+    def windows_after(
+        self, after: After | None, key_prefix: str, wanted: WindowFilter
+    ) -> Iterator[dict[str, Any]]:
+        return windows_after(
+            self.store, self.aggregate, self.partition, after=after, key_prefix=key_prefix, wanted=wanted
         )
+
+    def top(self, by: str, n: int, descending: bool, wanted: WindowFilter) -> list[dict[str, Any]]:
+        if self.ranks is None:
+            return top_keys(
+                self.store, self.aggregate, self.partition, by=by, n=n, descending=descending, wanted=wanted
+            )
+        return list(islice(self.ranked(by, descending, wanted), n))
+
+    def ranked(self, by: str, descending: bool, wanted: WindowFilter) -> Iterator[dict[str, Any]]:
+        """Each key once with its best window, in rank order, lazily, as :func:`top_keys`
+        answers them; from :attr:`ranks` (required) and the store's changes since its last
+        commit. Raises ``KeyError`` for an aggregation the table does not have."""
+        ranks = self.ranks
+        if ranks is None:
+            raise ValueError("ranked() needs the partition's ranks")
+        if by not in self.aggregate.names:
+            raise KeyError(by)
+        admits = admitted_by(
+            self.aggregate,
+            self.store.get_stream_time(self.partition),
+            wanted.from_ms,
+            wanted.to_ms,
+            wanted.closed,
+        )
+        store, partition = self.store, self.partition
+        token = (id(store), store.version)
+        for value, key, start, end in ranked_keys(
+            ranks,
+            by,
+            descending,
+            wanted.from_ms,
+            wanted.to_ms,
+            lambda: store.changed_windows(partition),
+            token,
+            admits,
+        ):
+            yield {"key": key, "start": start, "end": end, "value": value}

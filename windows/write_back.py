@@ -184,6 +184,9 @@ class WriteBackStore:
         self.by_end = by_end
         #: estimated bytes the cache holds (see the module docstring)
         self.approx_bytes = 0
+        #: counts the changes of what reads see: each window put or deleted, each commit or
+        #: forget (a reader may keep what it derived from :meth:`changed_windows` while it holds)
+        self.version = 0
         self._partitions: dict[int, _Partition] = {}
 
     def _part(self, partition: int) -> _Partition:
@@ -240,6 +243,7 @@ class WriteBackStore:
             self.approx_bytes += self.window_bytes
         cached[span] = state
         part.dirty[(key, state.start, state.end)] = None
+        self.version += 1
 
     def delete_window(self, partition: int, key: str, window: Window) -> None:
         part = self._part(partition)
@@ -250,6 +254,7 @@ class WriteBackStore:
             self.approx_bytes += KEY_BYTES
         cached[(window.start, window.end)] = None
         part.dirty[(key, window.start, window.end)] = None
+        self.version += 1
 
     # -- the time index -------------------------------------------------------------------
 
@@ -418,6 +423,14 @@ class WriteBackStore:
         for key, _start, _end, state in heapq.merge(committed, fresh, key=lambda item: item[:3]):
             yield key, state
 
+    def changed_windows(self, partition: int) -> list[tuple[tuple[str, int, int], WindowState | None]]:
+        """The windows changed since the last commit, as ``((key, start, end), state)`` in the
+        order they first changed (``None``: deleted)."""
+        part = self._partitions.get(partition)
+        if part is None:
+            return []
+        return [(span, part.windows[span[0]][(span[1], span[2])]) for span in part.dirty]
+
     def _committed_windows(
         self,
         partition: int,
@@ -487,6 +500,7 @@ class WriteBackStore:
             writes += len(batch)
         self._partitions.clear()
         self.approx_bytes = 0
+        self.version += 1
         return writes
 
     def flush(self) -> int:
@@ -496,6 +510,7 @@ class WriteBackStore:
 
     def forget(self, partition: int | None = None) -> None:
         """Drop the cached state (of one partition, or all) without writing it."""
+        self.version += 1
         if partition is None:
             self._partitions.clear()
             self.approx_bytes = 0

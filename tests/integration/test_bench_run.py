@@ -66,3 +66,36 @@ def test_a_small_bench_run_checks_every_contender_and_writes_its_report(kafka, t
     reflected, produced = latency.strip(" |").rsplit("|", 1)[1].strip().split(" of ")
     assert reflected == produced and int(produced.replace(",", "")) > 0, latency
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_a_small_query_scale_run_checks_its_top_n_and_writes_its_section(kafka, tmp_path: Path):
+    """``python -m bench.query_scale`` checks its first top-N answers against the backlog's and
+    fails otherwise; every kind of query must have been answered without error."""
+    out = tmp_path / "benchmarks.md"
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.query_scale",
+        "--keys",
+        "600",
+        "--partitions",
+        "3",
+        "--clients",
+        "4",
+        "--seconds",
+        "1",
+        "--rate",
+        "200",
+        "--port",
+        kafka.rsplit(":", 1)[1],
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = out.read_text()
+    assert "## Top-N and scans at scale" in report
+    for kind in ("top", "top, one window", "scan page"):
+        row = next(line for line in report.splitlines() if line.startswith(f"| {kind} |"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert int(cells[1].replace(",", "")) > 0 and cells[6] == "0", row

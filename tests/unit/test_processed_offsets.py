@@ -16,6 +16,7 @@ from agents.windowed import TableStage
 from streams.pipeline import SourceSpec, TableSpec
 from windows.aggregates import parse_aggregation
 from windows.ordered_store import MemoryOrderedStore
+from windows.rank_index import RankedStore
 from windows.spec import TumblingWindows
 from windows.write_back import WriteBackStore
 
@@ -54,7 +55,8 @@ def stage_for(partitioned_by_key: bool) -> TableStage:
         topic_partitions={"a": 2, "b": 2},
     )
     stage = TableStage(app=TablesOnly(), spec=SPEC, source=source, sink=None, partitions=2)  # type: ignore[arg-type]
-    stage.committed_store = MemoryPartitions()
+    stage.rocksdb = MemoryPartitions()  # type: ignore[assignment]
+    stage.committed_store = RankedStore(stage.rocksdb, stage.ranks)
     stage.store = WriteBackStore(stage.committed_store)
     return stage
 

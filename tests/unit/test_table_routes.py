@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 import orjson
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from agents.progress_signal import ProgressSignal
@@ -26,6 +27,7 @@ from tests.integration.broker_io import free_port
 from windows.aggregates import parse_aggregation
 from windows.keyed_state import WindowState
 from windows.ordered_store import MemoryOrderedStore
+from windows.rank_index import RankedStore, TableRanks
 from windows.spec import TumblingWindows
 from windows.table import WindowedAggregate
 from windows.table_read import PartitionView
@@ -49,7 +51,8 @@ class MemoryTable:
 
     def __init__(self, roles: dict[int, Role]) -> None:
         self.roles = roles
-        self.committed = MemoryOrderedStore()
+        self.ranks = TableRanks(AGGREGATE, by_end=False, size_ms=10)
+        self.committed = RankedStore(MemoryOrderedStore(), self.ranks)
         self.store = WriteBackStore(self.committed)
         self.signal = ProgressSignal()
         self.waiting = asyncio.Event()  # set once a query waits for processing
@@ -103,7 +106,14 @@ class MemoryTable:
 
     def view(self, table: str, partition: int, committed: bool) -> PartitionView:
         store = WriteBackStore(self.committed) if committed else self.store
-        return PartitionView(store, AGGREGATE, partition)
+        ranks = self.ranks.held(partition) if self.roles.get(partition) == "active" else None
+        return PartitionView(store, AGGREGATE, partition, ranks)
+
+    async def rank(self, table: str, partition: int) -> None:
+        while not self.restores and self.roles.get(partition) == "active":  # as the worker's
+            if self.ranks.build_step(partition, self.committed, 5) is not None:
+                return
+            await asyncio.sleep(0)
 
     async def wait_processed(
         self, table: str, partition: int, condition: Callable[[], bool], timeout_s: float
@@ -159,10 +169,14 @@ async def get(client: TestClient, path: str, **query: Any) -> tuple[int, Any, An
     return reply.status, orjson.loads(await reply.read()), reply.headers
 
 
-def all_active() -> MemoryTable:
+def all_active(committed_up_to: int = 0) -> MemoryTable:
+    """Every key's windows [0, 10), [10, 20), [20, 30); those starting before
+    ``committed_up_to`` committed, the others changes in progress."""
     table = MemoryTable(dict.fromkeys(range(PARTITIONS), "active"))
-    for i, key in enumerate(KEYS):
-        for start in (0, 10, 20):
+    for start in (0, 10, 20):
+        if start == committed_up_to:
+            table.store.flush()
+        for i, key in enumerate(KEYS):
             table.put(key, start, n=i + start, last="text" if key == "k3" else i)
     table.store.set_stream_time(0, 25)  # in partition 0, [0, 10) and [10, 20) are closed
     return table
@@ -232,8 +246,9 @@ def test_a_restoring_owner_answers_503_but_for_partitions_it_keeps_and_a_restore
     serve(table, scenario)
 
 
-def test_a_scan_merges_the_partitions_in_key_order_page_by_page() -> None:
-    table = all_active()
+@pytest.mark.parametrize("committed_up_to", [0, 20])
+def test_a_scan_merges_the_partitions_in_key_order_page_by_page(committed_up_to: int) -> None:
+    table = all_active(committed_up_to)
     expected = sorted((k, s) for k in KEYS for s in (0, 10, 20))
 
     async def scenario(client: TestClient) -> None:
@@ -258,7 +273,8 @@ def test_a_scan_merges_the_partitions_in_key_order_page_by_page() -> None:
     serve(table, scenario)
 
 
-def test_top_n_ranks_the_partitions_best_and_skips_values_that_are_not_numbers() -> None:
+@pytest.mark.parametrize("committed_up_to", [0, 20, 30])
+def test_top_n_ranks_the_partitions_best_and_skips_values_that_are_not_numbers(committed_up_to: int) -> None:
     async def scenario(client: TestClient) -> None:
         status, body, _ = await get(client, "/api/tables/t/top", by="n", n=3)
         assert status == 200
@@ -275,8 +291,10 @@ def test_top_n_ranks_the_partitions_best_and_skips_values_that_are_not_numbers()
         assert keys[:2] == ["k11", "k10"]
         ties = [t for t in body["top"] if t["value"] == 0]
         assert [t["start"] for t in ties] == [0], "one window per key, the earliest of equals"
+        _, body, _ = await get(client, "/api/tables/t/top", by="n", n=2, **{"from": 10, "to": 20})
+        assert [(t["key"], t["start"], t["value"]) for t in body["top"]] == [("k11", 10, 21), ("k10", 10, 20)]
 
-    serve(all_active(), scenario)
+    serve(all_active(committed_up_to), scenario)
 
 
 def test_a_query_waits_for_its_token_and_answers_503_when_it_is_not_reached() -> None:
