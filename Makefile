@@ -93,10 +93,10 @@ demo: $(STAMP) ## the main job: broker, topics, a worker and a live event genera
 
 test: $(STAMP) $(BENCH_STAMP) $(OTEL_STAMP) prometheus tools ## all tests: unit (beside) and integration on a real broker (started on port 19092); the bench extra too, for the bench run test, and the otel extra, for the tracing tests
 	@echo "event=test.unit log=.unit-tests.log detail=\"the unit tests, then the integration tests marked beside (a broker of their own), run beside the other integration tests\""
-	@{ $(BIN)/python -m pytest -p no:cacheprovider -q -ra -m "not integration" tests; first=$$?; \
-		$(BIN)/python -m pytest -p no:cacheprovider -q -ra --durations=5 -m "integration and beside" tests; \
+	@{ CONTINUST_FULL_SUITE=1 $(BIN)/python -m pytest -p no:cacheprovider -q -ra -m "not integration" tests; first=$$?; \
+		CONTINUST_FULL_SUITE=1 $(BIN)/python -m pytest -p no:cacheprovider -q -ra --durations=5 -m "integration and beside" tests; \
 		second=$$?; test $$first -eq 0 -a $$second -eq 0; } > .unit-tests.log 2>&1 & unit=$$!; \
-		$(BIN)/python -m pytest -p no:cacheprovider -q -ra --durations=15 -m "integration and not beside" tests; \
+		CONTINUST_FULL_SUITE=1 $(BIN)/python -m pytest -p no:cacheprovider -q -ra --durations=15 -m "integration and not beside" tests; \
 		integration=$$?; wait $$unit; units=$$?; echo "event=test.unit.done status=$$units"; cat .unit-tests.log; \
 		test $$integration -eq 0 -a $$units -eq 0
 
@@ -104,7 +104,7 @@ test-unit: $(STAMP) $(OTEL_STAMP) prometheus tools ## the unit tests only (no br
 	@$(BIN)/python -m pytest -p no:cacheprovider -q -m "not integration" tests
 
 test-integration: $(STAMP) $(BENCH_STAMP) $(OTEL_STAMP) prometheus tools ## the integration tests only (real broker)
-	@$(BIN)/python -m pytest -p no:cacheprovider -q -ra -m integration tests
+	@CONTINUST_FULL_SUITE=1 $(BIN)/python -m pytest -p no:cacheprovider -q -ra -m integration tests
 
 bench: $(STAMP) $(BENCH_STAMP) ## throughput and latency against the raw consumer, Faust and Quix Streams, the state shapes, the query API under load, then queries through a rolling restart (docs/benchmarks.md; BENCH_ARGS="--events 200000", SHAPES_ARGS="--scale 0.1", QUERY_ARGS="--seconds 10", SCALE_ARGS="--keys 20000", AVAILABILITY_ARGS="--backlog 20000")
 	@$(BIN)/python -m bench $(BENCH_ARGS); main=$$?; $(BIN)/python -m bench.shapes $(SHAPES_ARGS); shapes=$$?; \

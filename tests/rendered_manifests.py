@@ -16,13 +16,16 @@ from typing import Any
 
 import yaml
 
+from tests.tool_needs import require
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def kustomize() -> str:
     local = ROOT / ".tools" / "bin" / "kustomize"
     found = str(local) if local.exists() else shutil.which("kustomize")
-    assert found, "kustomize is missing: `make tools` builds it into .tools/bin"
+    require("kustomize", found is not None, "`make tools` (part of `make test`)")
+    assert found is not None
     return found
 
 

@@ -10,10 +10,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.monitoring_files import ALERTS, alert_groups, compose_mounts
+from tests.tool_needs import require
 
 PROMETHEUS = ALERTS.parent
 
@@ -21,8 +21,8 @@ PROMETHEUS = ALERTS.parent
 def promtool(*args: str, cwd: Path = PROMETHEUS) -> str:
     """Run promtool (installed by `make test`); the test fails with its output when it does."""
     tool = shutil.which("promtool")
-    if tool is None:
-        pytest.fail("promtool is missing: `make prometheus` installs it")
+    require("promtool", tool is not None, "`make prometheus` (part of `make test`)")
+    assert tool is not None
     done = subprocess.run([tool, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"promtool {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done.stdout

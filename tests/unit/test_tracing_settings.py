@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from streams.errors import PipelineError
-from streams.otel_tracing import record_links
 from streams.pipeline import TelemetrySpec, parse_pipeline
 from streams.tracing import NO_TRACING, TracingSettings, current_tracer, open_tracer, tracing_settings
+from tests.tool_needs import require_module
 
 PIPELINE = """
 [app]
@@ -111,6 +111,9 @@ Record = namedtuple("Record", "offset headers")
 
 
 def test_a_batch_span_links_to_the_valid_traceparents_of_its_first_records_only() -> None:
+    require_module("opentelemetry", "the otel extra (`make test` installs it)")
+    from streams.otel_tracing import record_links
+
     def parent(n: int) -> bytes:
         return f"00-{n + 1:032x}-{n + 1:016x}-01".encode()
 
