@@ -6,12 +6,16 @@ partition, whether it has a transaction open, Faust's offset bookkeeping, its fe
 fetch position of a partition, the group's committed offsets with their error codes, a table
 partition's RocksDB. All of it goes through this module, as small functions, or as an adapter
 class that maps a private method the library calls to a hook under continust's own name. No
-other module of :mod:`agents` names a private attribute of those libraries, overrides one of
-their private methods, or reads one of their attributes with a ``getattr`` default;
-``tests/unit/test_faust_compat.py`` scans them.
+other module of the project (``agents``, ``streams``, ``windows``, ``bench``) names a private
+attribute of those libraries, overrides one of their private methods, or reads an attribute
+with a ``getattr`` default; ``tests/unit/test_faust_compat.py`` scans every module.
 
 Every item's docstring says what it relies on (library, class, member and signature), what
-continust needs it for, and what breaks if it changes. :data:`REGISTRY` lists the library
+continust needs it for, and what breaks if it changes. Another module may override a public but
+undocumented library method (``agents/transport.py`` does, for the commit path): each such
+override is registered too, under the overriding class's ``module:Class``, with the signature
+and the source of the method it replaces, so a library change fails the canary rather than
+leaving an override that silently stops running. :data:`REGISTRY` lists the library
 members the items touch, with the signature or attribute each expects; the canary test checks
 every entry against the installed libraries, one test per entry.
 
@@ -922,7 +926,8 @@ class SeamItem:
     @property
     def test_id(self) -> str:
         owner = self.owner.rsplit(":", 1)[1]
-        return f"{self.name}:{owner}.{self.member or 'SCHEMA'}"
+        source = ":source" if self.kind is Kind.SOURCE else ""
+        return f"{self.name}:{owner}.{self.member or 'SCHEMA'}{source}"
 
 
 _A_HANDLER = "aiohttp.web_protocol:RequestHandler"
@@ -1106,6 +1111,104 @@ REGISTRY: tuple[SeamItem, ...] = (
     SeamItem("ApiRunner", _A_RUNNER, "limits", Kind.ABSENT),
     SeamItem("serve_web_with", _F_WEB, "_runner", Kind.ATTRIBUTE),
     SeamItem("serve_web_with", _F_WEB, "web_app", Kind.ATTRIBUTE),
+    # public but undocumented library methods a class of another module overrides (the item is
+    # named ``module:Class`` after it): the signature it overrides, and the body its
+    # ``super()`` call runs
+    SeamItem(
+        "agents.transport:Producer",
+        _F_AIO_PRODUCER,
+        "maybe_begin_transaction",
+        Kind.METHOD,
+        ("self", "transactional_id"),
+    ),
+    SeamItem(
+        "agents.transport:Producer",
+        _F_AIO_PRODUCER,
+        "maybe_begin_transaction",
+        Kind.SOURCE,
+        "2c8ca7169bf6a753",
+    ),
+    SeamItem(
+        "agents.transport:Producer", _F_AIO_PRODUCER, "commit_transactions", Kind.SOURCE, "cf922e8ea25a3160"
+    ),
+    SeamItem(
+        "agents.transport:TransactionManager",
+        "faust.transport.consumer:TransactionManager",
+        "send",
+        Kind.METHOD,
+        ("self", "topic", "key", "value", "partition", "timestamp", "headers", "transactional_id"),
+    ),
+    SeamItem(
+        "agents.transport:TransactionManager",
+        "faust.transport.consumer:TransactionManager",
+        "send",
+        Kind.SOURCE,
+        "bc6cc96b66650a3a",
+    ),
+    SeamItem(
+        "agents.transport:TransactionManager",
+        "faust.transport.consumer:TransactionManager",
+        "commit",
+        Kind.METHOD,
+        ("self", "offsets", "start_new_transaction"),
+    ),
+    SeamItem(
+        "agents.transport:TransactionManager",
+        "faust.transport.consumer:TransactionManager",
+        "commit",
+        Kind.SOURCE,
+        "fd7680d220343227",
+    ),
+    SeamItem(
+        "agents.transport:ConsumerThread",
+        _F_AIO_THREAD,
+        "verify_event_path",
+        Kind.METHOD,
+        ("self", "now", "tp"),
+    ),
+    SeamItem(
+        "agents.transport:ConsumerThread", _F_AIO_THREAD, "verify_event_path", Kind.SOURCE, "3f5576be114149b0"
+    ),
+    SeamItem(
+        "agents.transport:ConsumerThread", _F_AIO_THREAD, "seek_wait", Kind.METHOD, ("self", "partitions")
+    ),
+    SeamItem("agents.transport:ConsumerThread", _F_AIO_THREAD, "seek_wait", Kind.SOURCE, "8356b4c729d67b44"),
+    SeamItem("agents.transport:ConsumerThread", _F_AIO_THREAD, "seek_to_committed", Kind.METHOD, ("self",)),
+    SeamItem(
+        "agents.transport:ConsumerThread", _F_AIO_THREAD, "seek_to_committed", Kind.SOURCE, "43907fc1163624bd"
+    ),
+    SeamItem("agents.transport:ConsumerThread", _F_AIO_THREAD, "commit", Kind.METHOD, ("self", "offsets")),
+    SeamItem("agents.transport:ConsumerThread", _F_AIO_THREAD, "commit", Kind.SOURCE, "415fafc636076e44"),
+    SeamItem(
+        "agents.transport:ConsumerThread", _F_AIO_THREAD, "highwaters", Kind.METHOD, ("self", "partitions")
+    ),
+    SeamItem("agents.transport:ConsumerThread", _F_AIO_THREAD, "highwaters", Kind.SOURCE, "5e07f495f86e1eba"),
+    SeamItem("agents.transport:Consumer", _F_CONSUMER, "ack", Kind.METHOD, ("self", "message")),
+    SeamItem("agents.transport:Consumer", _F_CONSUMER, "ack", Kind.SOURCE, "5548cf0f75843f73"),
+    SeamItem(
+        "agents.transport:Consumer", _F_CONSUMER, "on_partitions_revoked", Kind.METHOD, ("self", "revoked")
+    ),
+    SeamItem(
+        "agents.transport:Consumer", _F_CONSUMER, "on_partitions_revoked", Kind.SOURCE, "652177e770ee66d6"
+    ),
+    SeamItem("agents.transport:Consumer", _F_CONSUMER, "perform_seek", Kind.METHOD, ("self",)),
+    SeamItem("agents.transport:Consumer", _F_CONSUMER, "perform_seek", Kind.SOURCE, "2b4ceebd23deb7ee"),
+    SeamItem(
+        "agents.transport:Consumer",
+        _F_CONSUMER,
+        "force_commit",
+        Kind.METHOD,
+        ("self", "topics", "start_new_transaction"),
+    ),
+    SeamItem("agents.transport:Consumer", _F_CONSUMER, "force_commit", Kind.SOURCE, "464b62ae917215ab"),
+    SeamItem(
+        "offset_fetch",
+        "aiokafka.protocol.api:Request",
+        "build",
+        Kind.METHOD,
+        ("self", "request_struct_class"),
+    ),
+    SeamItem("offset_fetch", "aiokafka.protocol.api:Request", "build", Kind.SOURCE, "eac666de710e3b5c"),
 )
 
 

@@ -70,7 +70,7 @@ def check(base_url: str, ready: bool, timeout_s: float) -> HealthAnswer:
     except urllib.error.HTTPError as err:
         status, raw = err.code, err.read()
     except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
+        reason = err.reason if isinstance(err, urllib.error.URLError) else err
         return HealthAnswer(False, f"unhealthy url={url} error={reason!s:.200}")
     verdict = "healthy" if status == 200 else "unhealthy"
     return HealthAnswer(status == 200, f"{verdict} url={url} http={status} status={_body_status(raw)}")

@@ -163,7 +163,7 @@ class RepeatedMessageFilter(logging.Filter):
     @staticmethod
     def repeat_key(record: logging.LogRecord) -> tuple[str, int, str] | None:
         """What makes two records repeats of each other; None: never a repeat."""
-        if getattr(record, EVERY_LINE, False):
+        if record.__dict__.get(EVERY_LINE, False):  # set through ``extra`` by the caller
             return None
         if not record.name.startswith("continust"):
             return (record.name, record.levelno, record.getMessage())

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -104,10 +105,10 @@ async def ensure_topics(
     return {**existing, **missing}
 
 
-def _raise_refused(response: object) -> None:
+def _raise_refused(response: Any) -> None:
     """Raise the first per-topic error of a CreateTopics response other than "already exists"
     (another worker created it first)."""
-    for entry in getattr(response, "topic_errors", []):
+    for entry in response.topic_errors:
         topic, code, message = entry[0], entry[1], entry[2] if len(entry) > 2 else None
         if code == TopicAlreadyExistsError.errno or code == 0:
             continue

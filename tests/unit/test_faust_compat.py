@@ -2,8 +2,9 @@
 
 Every :data:`~agents.faust_compat.REGISTRY` entry is checked against the installed libraries,
 one test per entry, and a failure names the seam item. Instance attributes are looked up on
-real (never started) library objects. A scan of ``agents/*.py`` checks that no module but the
-seam uses a private name of faust-streaming, mode or aiokafka. Further tests show that the
+real (never started) library objects. A scan of every module of every package checks that no
+module but the seam uses a private name of faust-streaming, mode or aiokafka, and every library
+method a project class overrides is registered. Further tests show that the
 checks and the scan do fail when a library changes, and that the seam raises instead of
 falling back.
 """
@@ -16,6 +17,7 @@ import importlib
 import importlib.metadata
 import inspect
 import re
+import sys
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -181,9 +183,70 @@ def test_every_seam_item_is_registered() -> None:
         and member.__module__ == faust_compat.__name__
         and "Relies on:" in (member.__doc__ or "")
     }
-    registered = {item.name for item in REGISTRY}
+    registered = {item.name for item in REGISTRY if ":" not in item.name}
     assert items == registered
     assert all(hasattr(faust_compat, name) for name in registered)
+    overriders = {item.name for item in REGISTRY if ":" in item.name}
+    assert overriders and all(inspect.isclass(resolve(name)) for name in overriders)
+
+
+#: library methods project classes override that are the libraries' documented extension points
+DOCUMENTED_OVERRIDES = {
+    ("faust.sensors.base:Sensor", "on_message_in"): "Faust's Sensor API (docs: Sensors)",
+    ("faust.sensors.base:Sensor", "on_rebalance_start"): "Faust's Sensor API (docs: Sensors)",
+    ("faust.sensors.base:Sensor", "on_rebalance_end"): "Faust's Sensor API (docs: Sensors)",
+    ("mode.services:Service", "stop"): "mode's Service API",
+}
+
+
+def library_overrides() -> Iterator[tuple[str, str, str]]:
+    """``(project class, library class, member)``: each method a class of a project module
+    defines that a faust, mode, aiokafka or aiohttp class it derives from defines too."""
+    modules = [module for _, module in agents_modules()] + ["agents.faust_compat"]
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        for name, cls in vars(module).items():
+            if not inspect.isclass(cls) or cls.__module__ != module_name:
+                continue
+            for member, value in vars(cls).items():
+                if not inspect.isfunction(value) or member.startswith("__"):
+                    continue
+                for base in cls.__mro__[1:]:
+                    if base.__module__.split(".", 1)[0] in LIBRARIES | {"aiohttp"} and member in vars(base):
+                        yield f"{module_name}:{name}", f"{base.__module__}:{base.__qualname__}", member
+                        break
+
+
+def test_every_library_method_a_project_class_overrides_is_registered() -> None:
+    """Overriding a library method is relying on it being called as it was: each override is
+    in the registry with the method's signature, and with its source where the override calls
+    it through ``super()`` (a seam item's own, or one of another module under ``module:Class``),
+    unless the method is a documented extension point."""
+    unregistered = []
+    for project, library, member in library_overrides():
+        cls = resolve(project)
+        kinds = {
+            item.kind
+            for item in REGISTRY
+            if item.member == member
+            and item.kind in (Kind.METHOD, Kind.SOURCE)
+            and resolve(item.owner) in cls.__mro__
+        }
+        if not kinds and (library, member) not in DOCUMENTED_OVERRIDES:
+            unregistered.append(f"{project}.{member} overrides {library}.{member}")
+        outside = not project.startswith("agents.faust_compat:")
+        if kinds and outside and Kind.SOURCE not in kinds:
+            unregistered.append(f"{project}.{member}: no source check of {library}.{member}")
+    assert not unregistered, "\n".join(unregistered)
+
+
+def test_the_override_check_finds_an_unregistered_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    kept = tuple(
+        item for item in REGISTRY if not (item.name == "agents.transport:Consumer" and item.member == "ack")
+    )
+    monkeypatch.setattr(sys.modules[__name__], "REGISTRY", kept)
+    with pytest.raises(AssertionError, match=re.escape("agents.transport:Consumer.ack overrides")):
+        test_every_library_method_a_project_class_overrides_is_registered()
 
 
 def test_pins_are_the_installed_and_declared_versions() -> None:
@@ -434,10 +497,16 @@ def scan(source: str, namespace: dict[str, Any]) -> list[Finding]:
     return visitor.findings
 
 
+#: the project's packages: the scan reads every module of each
+PACKAGES = ("agents", "streams", "windows", "bench")
+
+
 def agents_modules() -> Iterator[tuple[Path, str]]:
-    for path in sorted((ROOT / "agents").glob("*.py")):
-        if path.name != "faust_compat.py":
-            yield path, f"agents.{path.stem}"
+    """Every module of every package but the seam (``__main__`` aside: importing it runs it)."""
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).glob("*.py")):
+            if path.name not in {"faust_compat.py", "__main__.py"}:
+                yield path, f"{package}.{path.stem}"
 
 
 def test_no_module_but_the_seam_uses_a_private_library_name() -> None:
@@ -448,9 +517,17 @@ def test_no_module_but_the_seam_uses_a_private_library_name() -> None:
     assert not found, "private library names outside agents/faust_compat.py:\n" + "\n".join(found)
 
 
-def test_the_scan_covers_every_module_of_agents() -> None:
-    names = {path.name for path, _ in agents_modules()}
-    assert {"transport.py", "sink.py", "table_store.py", "windowed.py", "worker.py", "merge.py"} <= names
+def test_the_scan_covers_every_module_of_every_package() -> None:
+    names = {f"{path.parent.name}/{path.name}" for path, _ in agents_modules()}
+    assert {
+        "agents/transport.py",
+        "agents/sink.py",
+        "agents/windowed.py",
+        "streams/credentials_check.py",
+    } <= names
+    assert {"streams/topic_admin.py", "windows/write_back.py", "bench/query_scale.py"} <= names
+    every = {f"{p.parent.name}/{p.name}" for package in PACKAGES for p in (ROOT / package).glob("*.py")}
+    assert every - names == {"agents/faust_compat.py", "bench/__main__.py"}
 
 
 #: every pattern the runtime used before the seam, as it was written
