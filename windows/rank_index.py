@@ -6,8 +6,9 @@ number (:func:`is_number`) as an entry ``(value, key, start, end)`` in a sorted 
 aggregation, and, for tables of fixed-size windows (tumbling, sliding), in one sorted list per
 window start as well. It is built by reading the partition's committed windows, in slices
 (:meth:`TableRanks.build_step`), and kept current by the writes applied to the committed store
-meanwhile and afterwards (:class:`RankedStore`): once built it equals the committed state. The owner's changes of the commit in progress are merged in
-at query time (:func:`ranked_keys`' ``changed``), so reads see what the point query sees.
+meanwhile and afterwards (:class:`RankedStore`): once built it equals the committed state.
+The owner's changes of the commit in progress are merged in at query time
+(:func:`ranked_keys`' ``changed``), so reads see what the point query sees.
 
 Order: ascending is ``(value, key, start, end)``; descending is by value from the largest, and
 among equal values still by key, then start, ascending, so that a key's best window is the
