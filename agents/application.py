@@ -25,24 +25,24 @@ from agents.sensor import MetricsSensor
 from agents.sink import Sink
 from agents.table_queries import PipelineReads
 from agents.windowed import TableStage, install_keyed_agent
-from streams.api_auth import OPEN, TokenFileError, TokenSet, load_tokens
-from streams.api_forward import Peers
-from streams.api_routes import Route
-from streams.credentials_check import check_credentials
-from streams.dead_letters import dead_letter_topic
-from streams.errors import PipelineError
-from streams.http_api import register_http_api, web_application_options
-from streams.http_ingest import IngestSource, ingest_route
-from streams.ingest_body import SourceRules
-from streams.ingest_producer import IngestProducer
-from streams.ingest_rate import IngestRateLimit
-from streams.kafka_security import KafkaSecurity
-from streams.metrics import BACKPRESSURE_PAUSES, BACKPRESSURE_SECONDS, register_runtime
-from streams.pipeline import Pipeline
+from streams.api.api_auth import OPEN, TokenFileError, TokenSet, load_tokens
+from streams.api.api_forward import Peers
+from streams.api.api_routes import Route
+from streams.api.http_api import register_http_api, web_application_options
+from streams.api.http_ingest import IngestSource, ingest_route
+from streams.api.ingest_body import SourceRules
+from streams.api.ingest_producer import IngestProducer
+from streams.api.ingest_rate import IngestRateLimit
+from streams.api.subscriptions import Followable, Subscriptions, subscription_routes
+from streams.api.table_routes import table_routes
+from streams.kafka.credentials_check import check_credentials
+from streams.kafka.kafka_security import KafkaSecurity
+from streams.kafka.topic_admin import broker_replication_factor, ensure_topics, partition_counts
+from streams.plan.dead_letters import dead_letter_topic
+from streams.plan.errors import PipelineError
+from streams.plan.pipeline import Pipeline
 from streams.settings import Settings
-from streams.subscriptions import Followable, Subscriptions, subscription_routes
-from streams.table_routes import table_routes
-from streams.topic_admin import broker_replication_factor, ensure_topics, partition_counts
+from streams.telemetry.metrics import BACKPRESSURE_PAUSES, BACKPRESSURE_SECONDS, register_runtime
 
 MIB = 1024 * 1024
 
@@ -206,7 +206,7 @@ def store_options(settings: Settings, pipeline: Pipeline, plan: TopicPlan) -> di
 
 def broker_credentials(security: KafkaSecurity) -> Credentials | None:
     """The Faust app's ``broker_credentials``: its consumers and producers (the transactional
-    ones too) connect as every other client of the worker does (:mod:`streams.kafka_security`);
+    ones too) connect as every other client of the worker does (:mod:`streams.kafka.kafka_security`);
     ``None`` for ``PLAINTEXT``."""
     context = security.ssl_context()
     if security.uses_sasl:
@@ -273,7 +273,7 @@ def api_peer_tls(settings: Settings, pipeline: Pipeline) -> ssl.SSLContext | Non
 
 
 def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
-    """The routes beyond the core ones (:func:`streams.http_api.core_routes`): ingest,
+    """The routes beyond the core ones (:func:`streams.api.http_api.core_routes`): ingest,
     subscriptions, and the query routes (which replace the core point query)."""
     producer = IngestProducer(built.settings.bootstrap_servers, security=built.settings.kafka)
 

@@ -1,5 +1,5 @@
 """Probe the Kafka cluster once a second and act on what the probes say
-(:class:`streams.broker_reachability.BrokerReachability`).
+(:class:`streams.kafka.broker_reachability.BrokerReachability`).
 
 While the cluster is unreachable the worker stays up (Faust and aiokafka retry on their own;
 nothing commits, so nothing is lost), ``/health`` answers 503 saying so, and
@@ -21,10 +21,10 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from mode import Service
 
-from streams.broker_reachability import BrokerReachability
-from streams.kafka_security import PLAINTEXT, KafkaSecurity
-from streams.logfmt import logfmt
-from streams.metrics import BROKER_REACHABLE, BROKER_UNREACHABLE_SECONDS
+from streams.kafka.broker_reachability import BrokerReachability
+from streams.kafka.kafka_security import PLAINTEXT, KafkaSecurity
+from streams.telemetry.logfmt import logfmt
+from streams.telemetry.metrics import BROKER_REACHABLE, BROKER_UNREACHABLE_SECONDS
 
 log = logging.getLogger("continust.broker")
 

@@ -23,16 +23,16 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from streams.credentials_check import EXIT_CREDENTIALS_REFUSED, CredentialsRefused
-from streams.errors import PipelineError
-from streams.kafka_security import KafkaSecurityError
-from streams.local_kafka import BrokerError, LocalKafka
-from streams.logfmt import LOG_FORMATS, configure_logging
+from streams.kafka.credentials_check import EXIT_CREDENTIALS_REFUSED, CredentialsRefused
+from streams.kafka.kafka_security import KafkaSecurityError
+from streams.kafka.local_kafka import BrokerError, LocalKafka
+from streams.plan.errors import PipelineError
+from streams.telemetry.logfmt import LOG_FORMATS, configure_logging
 
 
 def _worker(args: argparse.Namespace) -> int:
     from agents.worker import run_worker
-    from streams.pipeline import load_pipeline
+    from streams.plan.pipeline import load_pipeline
     from streams.settings import Settings
 
     pipeline = load_pipeline(args.config)
@@ -59,8 +59,8 @@ def _kafka(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     import asyncio
 
-    from streams.event_generator import GeneratorOptions, generate
-    from streams.pipeline import load_pipeline
+    from streams.cli.event_generator import GeneratorOptions, generate
+    from streams.plan.pipeline import load_pipeline
     from streams.settings import Settings
 
     pipeline = load_pipeline(args.config)
@@ -77,13 +77,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _produce(args: argparse.Namespace) -> int:
-    from streams.produce_command import ProduceOptions, produce_file
+    from streams.cli.produce_command import ProduceOptions, produce_file
 
     return produce_file(args.file, ProduceOptions(args.source, args.url, args.token, args.batch))
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from streams.tail_command import Tail, TailOptions, token_from_env
+    from streams.cli.tail_command import Tail, TailOptions, token_from_env
 
     options = TailOptions(
         table=args.table,
@@ -105,13 +105,13 @@ def _positive(text: str) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from streams.query_command import main as query_main
+    from streams.cli.query_command import main as query_main
 
     return query_main(args)
 
 
 def _health(args: argparse.Namespace) -> int:
-    from streams.health_command import main as health_main
+    from streams.cli.health_command import main as health_main
 
     return health_main(args, sys.stdout)
 
@@ -170,13 +170,13 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--heartbeat", type=int, default=15, help="seconds between the worker's heartbeats")
     t.set_defaults(run=_tail)
 
-    from streams.query_command import add_arguments as query_arguments
+    from streams.cli.query_command import add_arguments as query_arguments
 
     q = sub.add_parser("query", help="ask a worker about a table: catalog, key, scan or top keys")
     query_arguments(q)
     q.set_defaults(run=_query)
 
-    from streams.health_command import add_arguments as health_arguments
+    from streams.cli.health_command import add_arguments as health_arguments
 
     h = sub.add_parser("health", help="exit 0 when a worker answers /health (or /ready) with 200")
     health_arguments(h)

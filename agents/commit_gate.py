@@ -45,8 +45,8 @@ from faust.types import TP
 
 from agents.faults import FAULTS, FaultPoint
 from agents.liveness import liveness_for
-from streams.logfmt import logfmt
-from streams.metrics import BACKPRESSURE_PAUSES, BACKPRESSURE_SECONDS, BATCH_RECORDS, BATCH_SECONDS
+from streams.telemetry.logfmt import logfmt
+from streams.telemetry.metrics import BACKPRESSURE_PAUSES, BACKPRESSURE_SECONDS, BATCH_RECORDS, BATCH_SECONDS
 
 log = logging.getLogger("continust.gate")
 

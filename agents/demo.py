@@ -24,12 +24,12 @@ from agents.demo_commands import demo_commands
 from agents.demo_examples import EXAMPLES_AFTER_S, show_examples
 from agents.demo_log import follow_worker_log
 from agents.worker_command import worker_argv
-from streams.console_filter import ConsoleFilter
-from streams.event_generator import GeneratorOptions, generate, user_names
-from streams.local_kafka import LocalKafka
-from streams.logfmt import logfmt
-from streams.pipeline import Pipeline, SourceSpec, load_pipeline
-from streams.topic_admin import ensure_topics
+from streams.cli.console_filter import ConsoleFilter
+from streams.cli.event_generator import GeneratorOptions, generate, user_names
+from streams.kafka.local_kafka import LocalKafka
+from streams.kafka.topic_admin import ensure_topics
+from streams.plan.pipeline import Pipeline, SourceSpec, load_pipeline
+from streams.telemetry.logfmt import logfmt
 
 log = logging.getLogger("continust.demo")
 DATA_DIR = Path(".data/demo")

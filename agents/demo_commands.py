@@ -3,7 +3,7 @@ where its metrics are and what reads them, and where its output records go."""
 
 from __future__ import annotations
 
-from streams.pipeline import Pipeline
+from streams.plan.pipeline import Pipeline
 
 
 def demo_commands(pipeline: Pipeline, web_port: int, users: list[str]) -> str:

@@ -9,8 +9,8 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from streams.logfmt import logfmt
-from streams.pipeline import TableSpec
+from streams.plan.pipeline import TableSpec
+from streams.telemetry.logfmt import logfmt
 
 log = logging.getLogger("continust.demo")
 #: how long the demo publishes before it shows the examples (seconds)

@@ -1,5 +1,5 @@
 """The demo worker's log: every line the worker writes (stdout and stderr) goes to a file the
-demo names at start, and the lines :func:`streams.console_filter.line_shown` accepts also go to
+demo names at start, and the lines :func:`streams.cli.console_filter.line_shown` accepts also go to
 the demo's console, so the console shows continust's events and the runtime's warnings while the
 file keeps the runtime's info logs too."""
 
@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import IO
 
-from streams.console_filter import line_shown
+from streams.cli.console_filter import line_shown
 
 
 def copy_lines(source: IO[bytes], log_file: IO[bytes], console: IO[str]) -> int:

@@ -56,12 +56,12 @@ from typing import Any
 
 import orjson
 
-from streams.logfmt import EVERY_LINE, logfmt
+from streams.telemetry.logfmt import EVERY_LINE, logfmt
 
 log = logging.getLogger("continust.faults")
 
 FAULT_ENV = "CONTINUST_FAULT"
-#: hold and release lines are never rate-limited (:class:`streams.logfmt.RepeatedMessageFilter`)
+#: hold and release lines are never rate-limited (:class:`streams.telemetry.logfmt.RepeatedMessageFilter`)
 EVERY = {EVERY_LINE: True}
 MARKER_ENV = "CONTINUST_FAULT_MARKER"
 MARKER_NAME = "fault-fired"

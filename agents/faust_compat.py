@@ -67,7 +67,12 @@ from faust.types import TP, ConsumerMessage, Message
 from faust.types.tuples import FutureMessage
 from mode import ServiceT
 
-from streams.http_server import ConnectionLimits, handler_error_answer, head_timeout_answer, over_cap_answer
+from streams.api.http_server import (
+    ConnectionLimits,
+    handler_error_answer,
+    head_timeout_answer,
+    over_cap_answer,
+)
 
 #: The library versions every item below was checked against (``pyproject.toml`` pins the same).
 PINS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "aiohttp": "3.14.5"}
@@ -767,7 +772,7 @@ class PromptWorker(faust.Worker):
 
 class ApiRequestHandler(RequestHandler):
     """aiohttp's handler of one connection, answering in JSON what it answers on its own, and
-    closing a connection whose request head is too slow (:mod:`streams.http_server`).
+    closing a connection whose request head is too slow (:mod:`streams.api.http_server`).
 
     Relies on: aiohttp, ``RequestHandler.handle_error(request, status, exc, message)`` (called
     for a request the parser refused and for an exception no middleware caught; it logs and

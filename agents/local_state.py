@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.logfmt import logfmt
+from streams.telemetry.logfmt import logfmt
 
 log = logging.getLogger("continust.state")
 

@@ -31,15 +31,15 @@ from agents.commit_gate import Batch, install_batch_handler
 from agents.commit_order import HeldBackWrites, OffsetMetadata, OutputFlush, commit_sequence_for
 from agents.faust_compat import in_recovery
 from agents.sink import Sink
-from streams.causation import TRACEPARENT, Cause, event_id, event_id_of_value, traceparent_of
-from streams.dead_letters import DeadLetter
-from streams.envelope import Envelope, decode_event
-from streams.errors import InvalidEvent
-from streams.logfmt import logfmt
-from streams.metrics import EVENTS_IN, EVENTS_INVALID
-from streams.partitioning import key_partition
-from streams.pipeline import SourceSpec
-from streams.tracing import current_tracer
+from streams.kafka.partitioning import key_partition
+from streams.plan.causation import TRACEPARENT, Cause, event_id, event_id_of_value, traceparent_of
+from streams.plan.dead_letters import DeadLetter
+from streams.plan.envelope import Envelope, decode_event
+from streams.plan.errors import InvalidEvent
+from streams.plan.pipeline import SourceSpec
+from streams.telemetry.logfmt import logfmt
+from streams.telemetry.metrics import EVENTS_IN, EVENTS_INVALID
+from streams.telemetry.tracing import current_tracer
 from windows.partition import TRACKED, Tracked
 
 log = logging.getLogger("continust.merge")

@@ -1,5 +1,5 @@
 """What the metrics read from a running worker when they are scraped
-(:class:`streams.metrics.RuntimeState`): consumer lag, recovery left, state on disk.
+(:class:`streams.telemetry.metrics.RuntimeState`): consumer lag, recovery left, state on disk.
 
 * Consumer lag: per assigned partition, its last stable offset minus its fetch position, as the
   consumer's last fetch left them (:func:`agents.faust_compat.partition_state`); a partition
@@ -88,7 +88,7 @@ def table_bytes(store: Any) -> int:
 
 @dataclass
 class WorkerState:
-    """A worker's :class:`streams.metrics.RuntimeState`. ``tables``: table name -> its Faust
+    """A worker's :class:`streams.telemetry.metrics.RuntimeState`. ``tables``: table name -> its Faust
     table (whose ``data`` is the RocksDB store); ``processed_topics``: the topics whose lag
     counts for the wedge rule (:meth:`processing_lag`)."""
 

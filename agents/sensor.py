@@ -13,8 +13,8 @@ from faust import Sensor
 from faust.types import TP
 
 from agents.faust_compat import recovery_times
-from streams.logfmt import logfmt
-from streams.metrics import REBALANCE_SECONDS, REBALANCES, RECORDS_FETCHED, RECOVERY_SECONDS
+from streams.telemetry.logfmt import logfmt
+from streams.telemetry.metrics import REBALANCE_SECONDS, REBALANCES, RECORDS_FETCHED, RECOVERY_SECONDS
 
 log = logging.getLogger("continust.sensor")
 

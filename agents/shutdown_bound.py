@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from streams.logfmt import logfmt
+from streams.telemetry.logfmt import logfmt
 
 log = logging.getLogger("continust.worker")
 EXIT_SHUTDOWN_OVERRAN = 1

@@ -1,4 +1,4 @@
-"""The state side of the query routes (:class:`streams.table_routes.TableReads`) for a running
+"""The state side of the query routes (:class:`streams.api.table_routes.TableReads`) for a running
 pipeline: which partitions this worker holds, their views, waits and lags.
 
 Ownership comes from Faust's assignor: the active partitions of every worker from the
@@ -32,11 +32,11 @@ from faust.types import TP
 from agents.faust_compat import consumer_thread, in_recovery, kafka_consumer, partition_state
 from agents.restored_partitions import RestoredPartitions
 from agents.windowed import TableStage
-from streams.logfmt import logfmt
-from streams.partitioning import key_partition
-from streams.positions import WrittenAt
-from streams.table_catalog import table_description
-from streams.table_reads import Role
+from streams.api.positions import WrittenAt
+from streams.api.table_catalog import table_description
+from streams.api.table_reads import Role
+from streams.kafka.partitioning import key_partition
+from streams.telemetry.logfmt import logfmt
 from windows.rank_index import PartitionRanks
 from windows.spec import SessionWindows
 from windows.table_read import PartitionView

@@ -77,9 +77,9 @@ from agents.faust_compat import (
     unacked_messages,
 )
 from agents.liveness import liveness_for
-from streams.logfmt import logfmt
-from streams.metrics import COMMIT_FAILURES, COMMIT_SECONDS
-from streams.tracing import current_tracer
+from streams.telemetry.logfmt import logfmt
+from streams.telemetry.metrics import COMMIT_FAILURES, COMMIT_SECONDS
+from streams.telemetry.tracing import current_tracer
 
 log = logging.getLogger("continust.transport")
 
@@ -783,7 +783,7 @@ class Consumer(ConsumerHooks):
         Each commit is observed in ``continust_commit_seconds``, one that raises (cancellation
         aside) counts in ``continust_commit_failures_total``, and one that committed offsets is
         progress for the worker's liveness (:mod:`agents.liveness`); each is a
-        ``continust.commit`` span when tracing is on (:mod:`streams.tracing`)."""
+        ``continust.commit`` span when tracing is on (:mod:`streams.telemetry.tracing`)."""
         request = CommitRequest(topics, start_new_transaction)
         async with gate_for(self.app).closed():
             started = time.perf_counter()

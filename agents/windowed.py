@@ -48,11 +48,12 @@ from agents.merge import KeyedEvent, ProgressReport, SourceStage, input_time_ms
 from agents.progress_signal import ProgressSignal
 from agents.sink import Sink
 from agents.table_store import RocksDBPartitions
-from streams.causation import cause_headers
-from streams.dead_letters import late_event_headers
-from streams.errors import InvalidEvent
-from streams.logfmt import logfmt
-from streams.metrics import (
+from streams.plan.causation import cause_headers
+from streams.plan.dead_letters import late_event_headers
+from streams.plan.errors import InvalidEvent
+from streams.plan.pipeline import TableSpec
+from streams.telemetry.logfmt import logfmt
+from streams.telemetry.metrics import (
     CHANGELOG_RECORDS_RESTORED,
     E2E_LATENCY,
     EVENTS_LATE,
@@ -66,8 +67,7 @@ from streams.metrics import (
     STREAM_TIME,
     STREAM_TIME_LAG,
 )
-from streams.pipeline import TableSpec
-from streams.tracing import current_tracer
+from streams.telemetry.tracing import current_tracer
 from windows.aggregates import InvalidField
 from windows.emission import Emission
 from windows.ordered_store import Write
@@ -89,7 +89,7 @@ def install_keyed_agent(
     pace, and a commit could carry one table's outputs for an event whose offset cannot commit
     yet because another table has not processed it; after a crash that event would be processed
     again by every table. Here an event is processed by all tables and acknowledged as one step.
-    Each batch is a ``continust.batch`` span when tracing is on (:mod:`streams.tracing`).
+    Each batch is a ``continust.batch`` span when tracing is on (:mod:`streams.telemetry.tracing`).
     """
 
     names = ",".join(stage.spec.name for stage in stages)
@@ -460,7 +460,7 @@ class TableStage:
 
     def emit(self, source: TP, emission: Emission) -> None:
         """Queue the output record of ``emission``, with the headers naming the input record of
-        the last event that changed its window (:mod:`streams.causation`) when that is known (a
+        the last event that changed its window (:mod:`streams.plan.causation`) when that is known (a
         window saved before causes were, and not changed since, has none)."""
         if self.spec.output is None:
             return

@@ -34,10 +34,10 @@ from agents.faust_compat import (
 from agents.local_state import LocalState
 from agents.shutdown_bound import ShutdownBound
 from agents.transport import TransactionManager
-from streams.logfmt import EVERY_LINE, logfmt
-from streams.pipeline import Pipeline
+from streams.plan.pipeline import Pipeline
 from streams.settings import Settings
-from streams.tracing import open_tracer, tracing_settings
+from streams.telemetry.logfmt import EVERY_LINE, logfmt
+from streams.telemetry.tracing import open_tracer, tracing_settings
 
 log = logging.getLogger("continust.worker")
 AGENTS_DIR = Path(__file__).resolve().parent
@@ -46,14 +46,14 @@ AGENTS_DIR = Path(__file__).resolve().parent
 def logging_config(level: str, settings: Settings | None = None) -> dict[str, Any]:
     """The worker's logging (``logging.config.dictConfig``): every logger to stderr in the
     settings' log format, each line naming the app and the worker, repeats rate-limited."""
-    formatter: dict[str, Any] = {"()": "streams.logfmt.formatter"}
+    formatter: dict[str, Any] = {"()": "streams.telemetry.logfmt.formatter"}
     if settings is not None:
         formatter.update(log_format=settings.log_format, app=settings.app_id, worker=settings.worker_name)
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"logfmt": formatter},
-        "filters": {"repeats": {"()": "streams.logfmt.RepeatedMessageFilter"}},
+        "filters": {"repeats": {"()": "streams.telemetry.logfmt.RepeatedMessageFilter"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",

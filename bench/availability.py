@@ -44,7 +44,7 @@ from bench.doc_sections import write_section
 from bench.query_load import _produce_backlog, _run_producer, progress
 from bench.report import markdown_table
 from bench.topics import create_topic
-from streams.partitioning import key_partition
+from streams.kafka.partitioning import key_partition
 
 SECTION = "Query availability through a rolling restart"
 KEYS = 2_000

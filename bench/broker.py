@@ -1,13 +1,13 @@
 """The bench's broker: the one already answering on the port, or the project's local Kafka
-(:mod:`streams.local_kafka`) started for the run and stopped after it."""
+(:mod:`streams.kafka.local_kafka`) started for the run and stopped after it."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-from streams.local_kafka import LocalKafka, answers_requests
-from streams.logfmt import logfmt
+from streams.kafka.local_kafka import LocalKafka, answers_requests
+from streams.telemetry.logfmt import logfmt
 
 log = logging.getLogger("continust.bench")
 

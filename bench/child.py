@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from bench.contenders import PROJECT_ROOT, Launch
 from bench.jobs.markers import parse
-from streams.logfmt import logfmt
+from streams.telemetry.logfmt import logfmt
 
 log = logging.getLogger("continust.bench")
 

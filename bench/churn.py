@@ -45,8 +45,8 @@ from bench.consumption import GroupWatch
 from bench.contenders import free_port
 from bench.topics import create_topic
 from bench.worker_api import metric_total, read_table
-from streams.logfmt import logfmt
-from streams.topic_admin import partition_counts
+from streams.kafka.topic_admin import partition_counts
+from streams.telemetry.logfmt import logfmt
 
 log = logging.getLogger("continust.bench")
 

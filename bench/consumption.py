@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.kafka_security import KafkaSecurity
+from streams.kafka.kafka_security import KafkaSecurity
 
 SCAN_BELOW = 1_000
 """Gaps of fewer offsets than this are read to count their committed records exactly."""
@@ -23,7 +23,7 @@ class GroupWatch:
 
     def __init__(self, bootstrap: str, group: str) -> None:
         self.group = group
-        # connect as the worker does (the KAFKA_* environment, :mod:`streams.kafka_security`)
+        # connect as the worker does (the KAFKA_* environment, :mod:`streams.kafka.kafka_security`)
         security = KafkaSecurity.from_env().check()
         self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.client_options())
         self.committed_reader = AIOKafkaConsumer(

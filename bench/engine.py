@@ -20,7 +20,7 @@ from typing import Any
 import rocksdict
 
 from agents.table_store import RocksDBPartitions
-from streams.logfmt import logfmt
+from streams.telemetry.logfmt import logfmt
 from windows.aggregates import parse_aggregation
 from windows.partition import PartitionWindows
 from windows.spec import TumblingWindows

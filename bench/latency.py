@@ -37,10 +37,10 @@ from bench.contenders import Contender, RunPlan
 from bench.events import Event
 from bench.producing import send_events
 from bench.topics import create_topic
-from streams.kafka_security import KafkaSecurity
-from streams.logfmt import logfmt
-from streams.partitioning import key_partition
-from streams.topic_admin import partition_counts
+from streams.kafka.kafka_security import KafkaSecurity
+from streams.kafka.partitioning import key_partition
+from streams.kafka.topic_admin import partition_counts
+from streams.telemetry.logfmt import logfmt
 
 log = logging.getLogger("continust.bench")
 

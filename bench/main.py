@@ -43,7 +43,7 @@ from bench.run import RunResult, run_contender
 from bench.summary import RowLabels, summarize
 from bench.topics import delete_run_topics
 from bench.windowing import Results, WindowShape, closed_only, reference
-from streams.logfmt import configure_logging, logfmt
+from streams.telemetry.logfmt import configure_logging, logfmt
 
 log = logging.getLogger("continust.bench")
 

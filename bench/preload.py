@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaProducer
 from bench.events import USER_KEYS, Event, record_key
 from bench.producing import send_events
 from bench.topics import create_topic
-from streams.kafka_security import KafkaSecurity
-from streams.logfmt import logfmt
+from streams.kafka.kafka_security import KafkaSecurity
+from streams.telemetry.logfmt import logfmt
 
 log = logging.getLogger("continust.bench")
 

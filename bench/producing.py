@@ -13,7 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from bench.events import Event, encode
-from streams.partitioning import key_partition
+from streams.kafka.partitioning import key_partition
 
 
 async def send_events(

@@ -46,7 +46,7 @@ from bench.doc_sections import write_section
 from bench.report import markdown_table
 from bench.topics import create_topic
 from bench.worker_api import metric_total
-from streams.kafka_security import KafkaSecurity
+from streams.kafka.kafka_security import KafkaSecurity
 
 PARTITIONS = 4
 KEYS = 2_000

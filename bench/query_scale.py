@@ -48,8 +48,8 @@ from bench.doc_sections import write_section
 from bench.query_load import Latency, latency_table, progress
 from bench.topics import create_topic
 from bench.worker_api import metric_total
-from streams.kafka_security import KafkaSecurity
-from streams.scan_cursor import ScanCursor
+from streams.api.scan_cursor import ScanCursor
+from streams.kafka.kafka_security import KafkaSecurity
 
 SECTION = "Top-N and scans at scale"
 WINDOW_MS = 60_000

@@ -10,9 +10,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.kafka_security import KafkaSecurity
-from streams.logfmt import logfmt
-from streams.topic_admin import partition_counts
+from streams.kafka.kafka_security import KafkaSecurity
+from streams.kafka.topic_admin import partition_counts
+from streams.telemetry.logfmt import logfmt
 
 log = logging.getLogger("continust.bench")
 

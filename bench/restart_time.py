@@ -56,7 +56,7 @@ from bench.producing import send_values
 from bench.report import markdown_table
 from bench.topics import create_topic
 from bench.worker_api import metric_total
-from streams.kafka_security import KafkaSecurity
+from streams.kafka.kafka_security import KafkaSecurity
 
 PARTITIONS = 4
 WINDOW_MS = 10_000

@@ -33,7 +33,7 @@ from bench.process_stats import cpu_seconds, disk_bytes, peak_rss_bytes
 from bench.verdict import Readback, Verdict, judge
 from bench.windowing import Results
 from bench.worker_api import metric_total
-from streams.logfmt import logfmt
+from streams.telemetry.logfmt import logfmt
 
 log = logging.getLogger("continust.bench")
 

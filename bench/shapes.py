@@ -46,7 +46,7 @@ from bench.run import RunResult, run_contender
 from bench.summary import PEER, ContenderSummary, RowLabels, summarize
 from bench.topics import delete_run_topics
 from bench.windowing import TUMBLING, reference
-from streams.logfmt import configure_logging, logfmt
+from streams.telemetry.logfmt import configure_logging, logfmt
 
 log = logging.getLogger("continust.bench")
 

@@ -10,9 +10,9 @@ import logging
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.kafka_security import KafkaSecurity
-from streams.logfmt import logfmt
-from streams.topic_admin import ensure_topics
+from streams.kafka.kafka_security import KafkaSecurity
+from streams.kafka.topic_admin import ensure_topics
+from streams.telemetry.logfmt import logfmt
 
 log = logging.getLogger("continust.bench")
 

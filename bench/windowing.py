@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bench.events import Event
-from streams.partitioning import key_partition
+from streams.kafka.partitioning import key_partition
 
 Window = tuple[str, int, int]
 Aggregate = tuple[int, float]

@@ -1,3 +1,4 @@
-"""The continust engine: settings, event envelope and codecs, topic merging, validation and
-dead letters, HTTP API, metrics, the local broker and the event generator. Imports ``windows``,
-never ``agents``."""
+"""Everything around the window engine that needs no Faust: the pipeline plan (``plan``), the
+HTTP API (``api``), the client commands (``cli``), Kafka plumbing (``kafka``) and telemetry
+(``telemetry``). Imports :mod:`windows`, never :mod:`agents`; inside, ``cli`` over ``api`` over
+``kafka`` and ``telemetry`` over ``plan`` (``pyproject.toml``'s import-linter contracts)."""

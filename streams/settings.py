@@ -7,12 +7,12 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from streams.durations import parse_duration
-from streams.errors import PipelineError
-from streams.http_server import ConnectionLimits
-from streams.kafka_security import PLAINTEXT, KafkaSecurity, KafkaSecurityError, read_secret
-from streams.logfmt import LOG_FORMATS
-from streams.pipeline import GUARANTEES, Pipeline
+from streams.api.http_server import ConnectionLimits
+from streams.kafka.kafka_security import PLAINTEXT, KafkaSecurity, KafkaSecurityError, read_secret
+from streams.plan.durations import parse_duration
+from streams.plan.errors import PipelineError
+from streams.plan.pipeline import GUARANTEES, Pipeline
+from streams.telemetry.logfmt import LOG_FORMATS
 
 
 def _path(text: str | None) -> Path | None:
@@ -58,7 +58,7 @@ class Settings:
     fetch_buffer_mb: int = 32
     #: RocksDB write buffers and block caches, over all of the worker's table partitions
     store_memory_mb: int = 256
-    #: the HTTP API's bearer tokens (:mod:`streams.api_auth`); unset: the API is open
+    #: the HTTP API's bearer tokens (:mod:`streams.api.api_auth`); unset: the API is open
     api_tokens_file: Path | None = None
     #: whether ``/metrics`` needs a token with the ``admin`` scope
     api_protect_metrics: bool = False
@@ -76,17 +76,17 @@ class Settings:
     #: records per second one token may ingest (a token bucket of one second's worth); beyond
     #: it, 429 with Retry-After
     api_ingest_rate: float = 10_000.0
-    #: the HTTP API's connection limits (:class:`streams.http_server.ConnectionLimits`): how
+    #: the HTTP API's connection limits (:class:`streams.api.http_server.ConnectionLimits`): how
     #: long a request's head and body may take to arrive, how long a connection may stay idle,
     #: and how many connections one worker holds
     api_head_timeout_ms: int = 10_000
     api_body_timeout_ms: int = 30_000
     api_idle_timeout_ms: int = 60_000
     api_max_connections: int = 1_024
-    #: how every Kafka client authenticates (TLS, SASL; :mod:`streams.kafka_security`); its
+    #: how every Kafka client authenticates (TLS, SASL; :mod:`streams.kafka.kafka_security`); its
     #: repr hides the password
     kafka: KafkaSecurity = PLAINTEXT
-    #: ``logfmt`` (key=value) or ``json`` (one object per line), :mod:`streams.logfmt`
+    #: ``logfmt`` (key=value) or ``json`` (one object per line), :mod:`streams.telemetry.logfmt`
     log_format: str = "logfmt"
     #: replicas of every topic the engine creates (changelogs, repartition, dead letters,
     #: outputs, late events); -1: the broker's ``default.replication.factor`` (KIP-733)

@@ -1,6 +1,6 @@
 """What a windowed table computes: its windows, its aggregations with their output names, and
 when it emits (``emit``). A frozen spec, validated on construction; the pipeline file is read
-into it (:mod:`streams.pipeline`) and the engine runs it (:mod:`windows.partition`).
+into it (:mod:`streams.plan.pipeline`) and the engine runs it (:mod:`windows.partition`).
 
 Emit modes, all driven by the events and the partition's stream time alone:
 

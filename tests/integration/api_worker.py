@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from streams.api_routes import SCOPES
-from streams.topic_admin import ensure_topics
+from streams.api.api_routes import SCOPES
+from streams.kafka.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port, publish
 from tests.integration.conftest import Worker, run, spawn_worker, stop_workers, wait_until
 

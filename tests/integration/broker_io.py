@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.producing import send_values
-from streams.topic_admin import partition_counts
+from streams.kafka.topic_admin import partition_counts
 
 
 def free_port() -> int:

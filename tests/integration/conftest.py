@@ -24,7 +24,7 @@ import orjson
 import pytest
 
 from agents.worker_command import worker_argv
-from streams.local_kafka import LocalKafka, PortTaken
+from streams.kafka.local_kafka import LocalKafka, PortTaken
 
 PORT = int(os.environ.get("CONTINUST_TEST_KAFKA_PORT", "19092"))
 

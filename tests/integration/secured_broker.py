@@ -1,5 +1,5 @@
 """A local broker secured like a production cluster, for the tests of
-:mod:`streams.kafka_security`: beside its PLAINTEXT listener it listens on ``SASL_SSL`` (SCRAM-SHA-256,
+:mod:`streams.kafka.kafka_security`: beside its PLAINTEXT listener it listens on ``SASL_SSL`` (SCRAM-SHA-256,
 SCRAM-SHA-512 and PLAIN over TLS) and on ``SSL`` with client certificates required.
 
 The certificate authority, the broker's certificate (for ``127.0.0.1`` and ``localhost``) and a
@@ -14,8 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.kafka_security import KafkaSecurity
-from streams.local_kafka import LocalKafka
+from streams.kafka.kafka_security import KafkaSecurity
+from streams.kafka.local_kafka import LocalKafka
 
 #: user -> (SCRAM mechanism, password)
 SCRAM_USERS = {"alice": ("SCRAM-SHA-256", "alice-secret"), "bob": ("SCRAM-SHA-512", "bob-secret")}

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.partitioning import key_partition
-from streams.topic_admin import ensure_topics
+from streams.kafka.partitioning import key_partition
+from streams.kafka.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port, read_to_end, settled
 from tests.integration.conftest import run, wait_exit, wait_until
 

@@ -33,8 +33,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from streams.causation import read_cause
-from streams.topic_admin import ensure_topics
+from streams.kafka.topic_admin import ensure_topics
+from streams.plan.causation import read_cause
 from tests.integration.broker_io import free_port, read_to_end
 from tests.integration.conftest import run, wait_until
 

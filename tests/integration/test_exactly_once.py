@@ -21,7 +21,7 @@ import aiokafka.errors as Errors
 import orjson
 import pytest
 
-from streams.partitioning import key_partition
+from streams.kafka.partitioning import key_partition
 from tests.integration.broker_io import (
     consumption,
     free_port,

@@ -32,8 +32,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.local_kafka import LocalKafka
-from streams.partitioning import key_partition
+from streams.kafka.local_kafka import LocalKafka
+from streams.kafka.partitioning import key_partition
 from tests.integration.broker_io import free_port, read_to_end
 from tests.integration.conftest import run, wait_exit, wait_until, workers_state
 from tests.integration.test_exactly_once import (

@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from streams.partitioning import key_partition
-from streams.positions import PositionToken, WrittenAt
-from streams.topic_admin import ensure_topics
+from streams.api.positions import PositionToken, WrittenAt
+from streams.kafka.partitioning import key_partition
+from streams.kafka.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port, read_to_end
 from tests.integration.conftest import run, wait_until
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from streams.topic_admin import ensure_topics
+from streams.kafka.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port, publish, read_all
 from tests.integration.conftest import run, wait_until
 

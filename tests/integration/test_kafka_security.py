@@ -13,10 +13,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.credentials_check import EXIT_CREDENTIALS_REFUSED, CredentialsRefused, check_credentials
-from streams.kafka_security import KafkaSecurity
-from streams.local_kafka import LocalKafka
-from streams.topic_admin import ensure_topics, partition_counts
+from streams.kafka.credentials_check import EXIT_CREDENTIALS_REFUSED, CredentialsRefused, check_credentials
+from streams.kafka.kafka_security import KafkaSecurity
+from streams.kafka.local_kafka import LocalKafka
+from streams.kafka.topic_admin import ensure_topics, partition_counts
 from tests.integration.broker_io import consumed_everything, free_port, read_to_end
 from tests.integration.conftest import _free_port_pair, run, wait_exit, wait_until
 from tests.integration.secured_broker import PLAIN_USER, Certificates, scram_security, secured_broker

@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
-from streams.pipeline import parse_pipeline
-from streams.topic_admin import ensure_topics
+from streams.kafka.topic_admin import ensure_topics
+from streams.plan.pipeline import parse_pipeline
 from tests.integration.broker_io import free_port
 from tests.integration.conftest import run, wait_until
 from tests.integration.pod_process import HttpProbe, PodProcess

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import uuid
 
-import streams.local_kafka as local_kafka
-from streams.local_kafka import LocalKafka, answers_requests
+import streams.kafka.local_kafka as local_kafka
+from streams.kafka.local_kafka import LocalKafka, answers_requests
 
 
 def cli(*args: str, port: int) -> subprocess.CompletedProcess[str]:

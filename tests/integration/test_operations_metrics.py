@@ -17,7 +17,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.topic_admin import ensure_topics
+from streams.kafka.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port, publish, read_all
 from tests.integration.conftest import run, wait_until
 from tests.integration.prometheus_server import PrometheusServer

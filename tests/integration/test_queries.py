@@ -25,9 +25,9 @@ import jsonschema
 import orjson
 
 from agents.cli import main as continust
-from streams.partitioning import key_partition
-from streams.positions import PositionToken, WrittenAt
-from streams.topic_admin import ensure_topics
+from streams.api.positions import PositionToken, WrittenAt
+from streams.kafka.partitioning import key_partition
+from streams.kafka.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port
 from tests.integration.conftest import run, wait_exit, wait_until
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 
-from streams.partitioning import key_partition
-from streams.positions import PositionToken
-from streams.topic_admin import ensure_topics
+from streams.api.positions import PositionToken
+from streams.kafka.partitioning import key_partition
+from streams.kafka.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port
 from tests.integration.conftest import run, wait_exit, wait_until, workers_state
 from tests.integration.test_group_churn import RATE, steady_input

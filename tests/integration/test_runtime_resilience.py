@@ -17,8 +17,8 @@ import orjson
 import pytest
 
 from agents.broker_watch import EXIT_BROKER_LOST
-from streams.local_kafka import LocalKafka
-from streams.topic_admin import ensure_topics
+from streams.kafka.local_kafka import LocalKafka
+from streams.kafka.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port, publish, publish_values, read_to_end
 from tests.integration.conftest import run, wait_exit, wait_until
 from tests.integration.test_exactly_once import (

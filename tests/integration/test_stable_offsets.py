@@ -19,7 +19,7 @@ from faust.types import TP
 
 from agents.faust_compat import offset_fetch
 from agents.transport import fetch_committed
-from streams.topic_admin import ensure_topics
+from streams.kafka.topic_admin import ensure_topics
 from tests.integration.conftest import run
 
 UNSTABLE_OFFSET_COMMIT = 88

@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.event_ids import TablePosition
-from streams.sse import SseEvent, read_events
-from streams.topic_admin import ensure_topics
+from streams.api.event_ids import TablePosition
+from streams.api.sse import SseEvent, read_events
+from streams.kafka.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port, publish, read_to_end
 from tests.integration.conftest import Worker, run, wait_exit, wait_until
 
@@ -254,7 +254,7 @@ def served_paths() -> set[str]:
     import tempfile
 
     from agents.application import TopicPlan, build_app
-    from streams.pipeline import load_pipeline
+    from streams.plan.pipeline import load_pipeline
     from streams.settings import Settings
 
     with tempfile.TemporaryDirectory() as scratch:

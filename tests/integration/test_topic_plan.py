@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from agents.application import plan_topics
-from streams.errors import PipelineError
-from streams.pipeline import load_pipeline
+from streams.kafka.topic_admin import ensure_topics, partition_counts
+from streams.plan.errors import PipelineError
+from streams.plan.pipeline import load_pipeline
 from streams.settings import Settings
-from streams.topic_admin import ensure_topics, partition_counts
 from tests.integration.conftest import run
 
 #: Kafka's config source of a config set on the topic itself

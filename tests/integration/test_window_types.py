@@ -21,9 +21,9 @@ from typing import Any
 
 import orjson
 
-from streams.causation import read_cause
-from streams.partitioning import key_partition
-from streams.topic_admin import ensure_topics
+from streams.kafka.partitioning import key_partition
+from streams.kafka.topic_admin import ensure_topics
+from streams.plan.causation import read_cause
 from tests.integration.broker_io import (
     consumed_everything,
     consumption,
@@ -188,7 +188,7 @@ def references(
     """Per (table, partition): the model after the keyed stream, its emissions in order, how
     many events at or after offset ``count_from[partition]`` of the keyed stream it found late,
     and the events it did not find late, in order, as (key, event time, the source record they
-    were read from as a :data:`streams.causation.Cause`). A repartitioned partition is fed by
+    were read from as a :data:`streams.plan.causation.Cause`). A repartitioned partition is fed by
     every source partition."""
     stream = keyed_items(bootstrap, keyed, source_topic)
     inputs = 1 if keyed == source_topic else PARTITIONS

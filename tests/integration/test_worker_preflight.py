@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.topic_admin import ensure_topics
+from streams.kafka.topic_admin import ensure_topics
 from tests.integration.conftest import run
 
 PIPELINE = """

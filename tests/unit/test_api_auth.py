@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streams import api_auth
-from streams.api_auth import ApiToken, TokenFileError, TokenSet, bearer, load_tokens
+from streams.api import api_auth
+from streams.api.api_auth import ApiToken, TokenFileError, TokenSet, bearer, load_tokens
 
 GOOD = '[[tokens]]\nname = "ops"\ntoken = "0123456789abcdef0123"\nscopes = ["admin"]\n'
 

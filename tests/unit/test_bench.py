@@ -41,8 +41,8 @@ from bench.windowing import (
     starts,
 )
 from bench.worker_api import key_windows
-from streams.partitioning import key_partition
-from streams.pipeline import parse_pipeline
+from streams.kafka.partitioning import key_partition
+from streams.plan.pipeline import parse_pipeline
 
 
 def test_tumbling_and_sliding_windows_contain_the_event():

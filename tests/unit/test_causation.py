@@ -1,4 +1,4 @@
-"""Causation headers (:mod:`streams.causation`): the W3C ``traceparent`` rules, the header
+"""Causation headers (:mod:`streams.plan.causation`): the W3C ``traceparent`` rules, the header
 encoding and its reading back, the event id, the dead letter's headers; and the cause saved
 with a window's state on the real RocksDB store, surviving a reopen, in the old state format
 too."""
@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agents.table_store import RocksDBPartitions
-from streams.causation import (
+from streams.plan.causation import (
     CAUSE_ID,
     CAUSE_OFFSET,
     CAUSE_PARTITION,
@@ -29,7 +29,7 @@ from streams.causation import (
     read_cause,
     traceparent_of,
 )
-from streams.dead_letters import DeadLetter
+from streams.plan.dead_letters import DeadLetter
 from windows.aggregates import parse_aggregation
 from windows.partition import PartitionWindows
 from windows.spec import SessionWindows, TumblingWindows, Window

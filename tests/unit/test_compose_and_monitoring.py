@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from agents.cli import parser
-from streams.http_api import core_routes
+from streams.api.http_api import core_routes
 from tests.monitoring_files import ALERTS, COMPOSE, ROOT, alert_groups, compose, compose_mounts
 
 SCHEMAS = ROOT / "tests" / "schemas"

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from agents.demo_commands import demo_commands
-from streams.http_api import core_routes
-from streams.metrics import REGISTRY
-from streams.pipeline import load_pipeline
+from streams.api.http_api import core_routes
+from streams.plan.pipeline import load_pipeline
+from streams.telemetry.metrics import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 
 from agents.demo_log import copy_lines, follow_worker_log
-from streams.logfmt import LogfmtFormatter, logfmt
+from streams.telemetry.logfmt import LogfmtFormatter, logfmt
 
 LINES = [
     'ts=2026-11-30T09:00:00.000Z level=info logger=faust.worker app=a worker=w msg="[^Worker]: Starting..."',

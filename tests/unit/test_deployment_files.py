@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 
 from agents.cli import parser
-from streams.http_api import core_routes
-from streams.pipeline import parse_pipeline
+from streams.api.http_api import core_routes
+from streams.plan.pipeline import parse_pipeline
 from streams.settings import Settings
 from tests.rendered_manifests import ROOT, Instruction, Rendered, dockerfile_stages, render
 

@@ -1,6 +1,6 @@
 import pytest
 
-from streams.durations import parse_duration
+from streams.plan.durations import parse_duration
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 import orjson
 import pytest
 
-from streams.envelope import decode_event
-from streams.errors import InvalidEvent
+from streams.plan.envelope import decode_event
+from streams.plan.errors import InvalidEvent
 
 NOW = 1_700_000_000_000
 

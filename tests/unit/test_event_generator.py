@@ -2,9 +2,9 @@ import random
 
 import orjson
 
-from streams.envelope import decode_event
-from streams.event_generator import make_event, user_names
-from streams.pipeline import SourceSpec
+from streams.cli.event_generator import make_event, user_names
+from streams.plan.envelope import decode_event
+from streams.plan.pipeline import SourceSpec
 
 SOURCE = SourceSpec(name="clicks", topics=("web-clicks", "app-clicks"), key="user", timestamp="ts")
 NOW = 1_700_000_000_000

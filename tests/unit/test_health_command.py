@@ -17,9 +17,9 @@ from aiohttp.test_utils import TestServer
 
 from agents.cli import parser
 from agents.readiness import decide
-from streams.health_command import default_url
-from streams.health_command import main as health_main
-from streams.http_api import register_http_api
+from streams.api.http_api import register_http_api
+from streams.cli.health_command import default_url
+from streams.cli.health_command import main as health_main
 from tests.unit.test_health_rules import CHANGELOG, Worker
 
 

@@ -15,9 +15,9 @@ from faust.types import TP
 
 from agents.liveness import Liveness
 from agents.readiness import decide, readiness
-from streams.api_auth import ApiToken, TokenSet
-from streams.http_api import register_http_api
-from streams.metrics import REGISTRY
+from streams.api.api_auth import ApiToken, TokenSet
+from streams.api.http_api import register_http_api
+from streams.telemetry.metrics import REGISTRY
 
 MINUTE = 60_000
 

@@ -11,8 +11,8 @@ import faust
 import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
-from streams.api_auth import ApiToken, TokenSet
-from streams.http_api import PARSER_LIMITS, register_http_api, web_application_options
+from streams.api.api_auth import ApiToken, TokenSet
+from streams.api.http_api import PARSER_LIMITS, register_http_api, web_application_options
 
 OWN = "http://127.0.0.1:6066"
 

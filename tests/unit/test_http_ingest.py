@@ -11,11 +11,11 @@ from typing import Any
 import faust
 from aiohttp.test_utils import TestClient, TestServer
 
-from streams.http_api import register_http_api
-from streams.http_ingest import IngestSource, ingest_route
-from streams.ingest_body import SourceRules
-from streams.ingest_producer import IngestProducer
-from streams.ingest_rate import IngestRateLimit
+from streams.api.http_api import register_http_api
+from streams.api.http_ingest import IngestSource, ingest_route
+from streams.api.ingest_body import SourceRules
+from streams.api.ingest_producer import IngestProducer
+from streams.api.ingest_rate import IngestRateLimit
 from tests.unit.test_http_api import Queries
 
 MIB = 1024 * 1024
@@ -134,7 +134,7 @@ def test_an_unreachable_cluster_is_503_and_the_rate_limit_429_with_retry_after()
 
 
 def test_the_openapi_document_describes_the_route() -> None:
-    from streams.api_routes import openapi_document
+    from streams.api.api_routes import openapi_document
 
     route = ingest_route(
         {"clicks": SOURCE}, IngestProducer("127.0.0.1:1"), max_bytes=1, rate_limit=IngestRateLimit(1)

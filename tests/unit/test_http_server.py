@@ -1,4 +1,4 @@
-"""The HTTP API's own answers and connection limits (:mod:`streams.http_server`), on Faust's web
+"""The HTTP API's own answers and connection limits (:mod:`streams.api.http_server`), on Faust's web
 server as a worker runs it (:func:`agents.faust_compat.serve_web_with`), spoken to over raw
 sockets: requests aiohttp's parser refuses, a header that is not UTF-8, a slow head, an idle
 connection, one connection over the cap."""
@@ -16,11 +16,11 @@ import pytest
 from aiohttp import web
 
 from agents.faust_compat import serve_web_with
-from streams.api_auth import ApiToken, TokenSet
-from streams.api_routes import Route
-from streams.http_api import register_http_api, web_application_options
-from streams.http_server import BodyTimeout, ConnectionLimits, raw_answer, read_within
-from streams.metrics import HTTP_REJECTED
+from streams.api.api_auth import ApiToken, TokenSet
+from streams.api.api_routes import Route
+from streams.api.http_api import register_http_api, web_application_options
+from streams.api.http_server import BodyTimeout, ConnectionLimits, raw_answer, read_within
+from streams.telemetry.metrics import HTTP_REJECTED
 from tests.integration.broker_io import free_port
 
 #: a bound on how long any answer here may take to come; never reached when the server is right

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from agents.clock import WALL_CLOCK
 from agents.idle_timeout import IdleTimeout
 from agents.windowed import TableStage
-from streams.pipeline import TableSpec
+from streams.plan.pipeline import TableSpec
 from windows.aggregates import parse_aggregation
 from windows.partition import PartitionWindows
 from windows.spec import TumblingWindows

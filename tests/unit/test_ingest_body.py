@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.ingest_body import EmptyBody, InvalidRecord, SourceRules, ValidRecord, parse_body
+from streams.api.ingest_body import EmptyBody, InvalidRecord, SourceRules, ValidRecord, parse_body
 
 NOW = 1_700_000_000_000
 RULES = SourceRules(key_field="user", timestamp_field="ts", max_future_ms=60_000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.ingest_rate import PRUNE_ABOVE, Decision, IngestRateLimit
+from streams.api.ingest_rate import PRUNE_ABOVE, Decision, IngestRateLimit
 
 
 class Clock:

@@ -1,6 +1,6 @@
-"""The Kafka security settings (:mod:`streams.kafka_security`): where they come from, what fits
+"""The Kafka security settings (:mod:`streams.kafka.kafka_security`): where they come from, what fits
 together, the client options they give every client (the Faust app's too), that the password
-never shows, and how a refused connection is told apart (:mod:`streams.credentials_check`)."""
+never shows, and how a refused connection is told apart (:mod:`streams.kafka.credentials_check`)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from agents.application import broker_credentials
-from streams.credentials_check import bootstrap_hosts, refusal_in
-from streams.errors import PipelineError
-from streams.kafka_security import PLAINTEXT, KafkaSecurity, KafkaSecurityError
-from streams.logfmt import logfmt
-from streams.pipeline import parse_pipeline
+from streams.kafka.credentials_check import bootstrap_hosts, refusal_in
+from streams.kafka.kafka_security import PLAINTEXT, KafkaSecurity, KafkaSecurityError
+from streams.plan.errors import PipelineError
+from streams.plan.pipeline import parse_pipeline
 from streams.settings import Settings
+from streams.telemetry.logfmt import logfmt
 
 SECRET = "s3cr3t-pa55"
 PIPELINE: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Whose broker answers on a port (:func:`streams.local_kafka.listens_on`): two checkouts that
+"""Whose broker answers on a port (:func:`streams.kafka.local_kafka.listens_on`): two checkouts that
 start a broker on the same port at the same moment must each know whether the broker answering
 is their own, or one of them runs its suite against the other's broker and loses it when the
 other suite ends."""
@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 
-from streams.local_kafka import listens_on
+from streams.kafka.local_kafka import listens_on
 
 
 def test_a_listening_socket_is_found_on_its_process_and_no_other() -> None:

@@ -7,8 +7,8 @@ import sys
 import orjson
 import pytest
 
-from streams.console_filter import ConsoleFilter, line_shown
-from streams.logfmt import (
+from streams.cli.console_filter import ConsoleFilter, line_shown
+from streams.telemetry.logfmt import (
     EVERY_LINE,
     JsonFormatter,
     LogfmtFormatter,

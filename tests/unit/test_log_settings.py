@@ -3,8 +3,8 @@ file (which wins), and the values refused."""
 
 import pytest
 
-from streams.errors import PipelineError
-from streams.pipeline import parse_pipeline
+from streams.plan.errors import PipelineError
+from streams.plan.pipeline import parse_pipeline
 from streams.settings import Settings
 
 PIPELINE = {
@@ -100,7 +100,7 @@ def test_the_worker_is_named_by_its_group_instance_id_else_host_and_port() -> No
 
 
 def test_a_topic_left_to_the_broker_asks_for_replication_factor_minus_one() -> None:
-    from streams.topic_admin import BROKER_DEFAULT, new_topic
+    from streams.kafka.topic_admin import BROKER_DEFAULT, new_topic
 
     left = new_topic("t", 4, BROKER_DEFAULT, {})
     assert (left.num_partitions, left.replication_factor, left.replica_assignments) == (4, -1, {})

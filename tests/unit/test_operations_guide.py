@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from agents.broker_watch import EXIT_BROKER_LOST
-from streams.credentials_check import EXIT_CREDENTIALS_REFUSED
+from streams.kafka.credentials_check import EXIT_CREDENTIALS_REFUSED
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "operations.md"

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import PipelineError
-from streams.pipeline import load_pipeline
+from streams.plan.errors import PipelineError
+from streams.plan.pipeline import load_pipeline
 from windows.aggregates import Count, Max, Sum
 from windows.spec import SessionWindows, SlidingWindows, TumblingWindows
 

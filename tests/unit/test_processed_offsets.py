@@ -13,7 +13,7 @@ from faust.types import TP
 from agents.merge import KeyedEvent, ProgressReport, SourceStage
 from agents.progress_signal import ProgressSignal
 from agents.windowed import TableStage
-from streams.pipeline import SourceSpec, TableSpec
+from streams.plan.pipeline import SourceSpec, TableSpec
 from windows.aggregates import parse_aggregation
 from windows.ordered_store import MemoryOrderedStore
 from windows.rank_index import RankedStore

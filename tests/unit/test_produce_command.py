@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from streams.positions import PositionToken, WrittenAt
-from streams.produce_command import Answer, ProduceOptions, Producer, produce
+from streams.api.positions import PositionToken, WrittenAt
+from streams.cli.produce_command import Answer, ProduceOptions, Producer, produce
 
 
 class Worker:

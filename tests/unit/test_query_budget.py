@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from streams.query_budget import QueryBudget
+from streams.api.query_budget import QueryBudget
 
 
 class FakeTime:

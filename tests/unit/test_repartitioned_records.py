@@ -11,7 +11,7 @@ from agents.merge import (
     progress_headers,
     read_repartitioned,
 )
-from streams.errors import InvalidEvent
+from streams.plan.errors import InvalidEvent
 
 INPUTS = 6
 

@@ -9,8 +9,8 @@ import tracemalloc
 import pytest
 
 from agents.commit_gate import CommitGate
-from streams.broker_reachability import BrokerReachability
-from streams.logfmt import RepeatedMessageFilter
+from streams.kafka.broker_reachability import BrokerReachability
+from streams.telemetry.logfmt import RepeatedMessageFilter
 from windows.aggregates import parse_aggregation
 from windows.partition import PartitionWindows
 from windows.spec import TumblingWindows

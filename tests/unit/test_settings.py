@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.http_server import ConnectionLimits
-from streams.pipeline import parse_pipeline
+from streams.api.http_server import ConnectionLimits
+from streams.plan.pipeline import parse_pipeline
 from streams.settings import Settings
 
 PIPELINE = {

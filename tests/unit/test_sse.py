@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.sse import SseEvent, comment_bytes, event_bytes, read_events
+from streams.api.sse import SseEvent, comment_bytes, event_bytes, read_events
 
 
 def test_an_event_is_name_id_data_lines_and_a_blank_line() -> None:

@@ -12,9 +12,9 @@ from typing import Any
 import faust
 from aiohttp.test_utils import TestClient, TestServer
 
-from streams.api_forward import Peers
-from streams.http_api import register_http_api
-from streams.subscriptions import Followable, Subscriptions, subscription_routes
+from streams.api.api_forward import Peers
+from streams.api.http_api import register_http_api
+from streams.api.subscriptions import Followable, Subscriptions, subscription_routes
 from tests.unit.test_http_api import OWN, Queries
 
 
@@ -96,6 +96,6 @@ def test_the_openapi_document_describes_the_stream_and_its_errors() -> None:
 
 
 def test_the_tail_command_loads_without_faust() -> None:
-    probe = "import sys, agents.cli, streams.tail_command; print('faust' in sys.modules)"
+    probe = "import sys, agents.cli, streams.cli.tail_command; print('faust' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

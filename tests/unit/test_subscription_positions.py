@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.event_buffer import EventBuffer
-from streams.event_ids import BadEventId, KeyPosition, TablePosition
-from streams.output_reader import OutputRecord
-from streams.subscription_follow import KeyFollow, RecordEvent, TableFollow
-from streams.subscriptions import serve_records
+from streams.api.event_buffer import EventBuffer
+from streams.api.event_ids import BadEventId, KeyPosition, TablePosition
+from streams.api.output_reader import OutputRecord
+from streams.api.subscription_follow import KeyFollow, RecordEvent, TableFollow
+from streams.api.subscriptions import serve_records
 
 OFFSETS = st.integers(min_value=0, max_value=2**62)
 

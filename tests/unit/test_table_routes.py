@@ -16,13 +16,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from agents.progress_signal import ProgressSignal
-from streams.api_forward import Peers
-from streams.http_api import register_http_api
-from streams.partitioning import key_partition
-from streams.position_waits import WaitSlots
-from streams.positions import PositionToken, WrittenAt
-from streams.table_reads import Role
-from streams.table_routes import table_routes
+from streams.api.api_forward import Peers
+from streams.api.http_api import register_http_api
+from streams.api.position_waits import WaitSlots
+from streams.api.positions import PositionToken, WrittenAt
+from streams.api.table_reads import Role
+from streams.api.table_routes import table_routes
+from streams.kafka.partitioning import key_partition
 from tests.integration.broker_io import free_port
 from windows.aggregates import parse_aggregation
 from windows.keyed_state import WindowState

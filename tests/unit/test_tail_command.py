@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import orjson
 import pytest
 
-from streams.sse import comment_bytes, event_bytes
-from streams.tail_command import Tail, TailOptions
+from streams.api.sse import comment_bytes, event_bytes
+from streams.cli.tail_command import Tail, TailOptions
 
 
 class Worker:

@@ -1,4 +1,4 @@
-"""Tracing configuration (:mod:`streams.tracing`): off by default and then free of
+"""Tracing configuration (:mod:`streams.telemetry.tracing`): off by default and then free of
 OpenTelemetry, on from ``[telemetry]`` or the ``OTEL_*`` variables, a clear exit 2 when on
 without the ``otel`` extra; the source's ``id`` field; the batch span's bounded links."""
 
@@ -11,9 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import PipelineError
-from streams.pipeline import TelemetrySpec, parse_pipeline
-from streams.tracing import NO_TRACING, TracingSettings, current_tracer, open_tracer, tracing_settings
+from streams.plan.errors import PipelineError
+from streams.plan.pipeline import TelemetrySpec, parse_pipeline
+from streams.telemetry.tracing import (
+    NO_TRACING,
+    TracingSettings,
+    current_tracer,
+    open_tracer,
+    tracing_settings,
+)
 from tests.tool_needs import require_module
 
 PIPELINE = """
@@ -79,8 +85,8 @@ def test_tracing_off_is_the_no_op_tracer_and_imports_no_opentelemetry() -> None:
     assert open_tracer(None) is NO_TRACING
     assert current_tracer() is NO_TRACING
     script = (
-        "import sys, agents.application, agents.worker, streams.http_api\n"
-        "from streams.tracing import open_tracer\n"
+        "import sys, agents.application, agents.worker, streams.api.http_api\n"
+        "from streams.telemetry.tracing import open_tracer\n"
         "open_tracer(None)\n"
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
     )
@@ -112,7 +118,7 @@ Record = namedtuple("Record", "offset headers")
 
 def test_a_batch_span_links_to_the_valid_traceparents_of_its_first_records_only() -> None:
     require_module("opentelemetry", "the otel extra (`make test` installs it)")
-    from streams.otel_tracing import record_links
+    from streams.telemetry.otel_tracing import record_links
 
     def parent(n: int) -> bytes:
         return f"00-{n + 1:032x}-{n + 1:016x}-01".encode()

@@ -78,7 +78,9 @@ def test_the_scan_finds_clock_reads(snippet: str) -> None:
     assert clock_reads(snippet)
 
 
-@pytest.mark.parametrize("snippet", ["import agents.clock\n", "from streams.pipeline import TableSpec\n"])
+@pytest.mark.parametrize(
+    "snippet", ["import agents.clock\n", "from streams.plan.pipeline import TableSpec\n"]
+)
 def test_the_scan_finds_imports_of_ours(snippet: str) -> None:
     assert imports_of_ours(snippet)
     assert not imports_of_ours("from windows.spec import Window\nimport heapq\n")

@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from agents.worker import logging_config
-from streams.logfmt import logfmt, parse_logfmt
 from streams.settings import Settings
+from streams.telemetry.logfmt import logfmt, parse_logfmt
 
 
 @pytest.fixture

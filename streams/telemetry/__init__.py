@@ -1,0 +1,2 @@
+"""What a worker tells its operators: Prometheus metrics, structured (logfmt or JSON) logs, and
+tracing (off, or OpenTelemetry with the ``otel`` extra)."""
