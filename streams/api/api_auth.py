@@ -21,8 +21,14 @@ import hmac
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from aiohttp import web
 
 from streams.api.api_routes import SCOPES
+
+#: where the auth middleware keeps the token a request presented (``None``: the API is open)
+TOKEN: web.RequestKey[Any] = web.RequestKey("continust.token", object)
 
 MIN_TOKEN_LENGTH = 16
 #: what each scope allows: ``subscribe`` includes ``read``, since a subscription starts with a

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from streams.api.http_api import TOKEN
+from streams.api.api_auth import TOKEN
 
 
 def client_of(request: web.Request) -> str:

@@ -38,16 +38,14 @@ import faust
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streams.api.api_auth import OPEN, TokenSet, bearer
+from streams.api.api_auth import OPEN, TOKEN, TokenSet, bearer
 from streams.api.api_forward import Peers
 from streams.api.api_routes import (
     ANY_OBJECT,
     Answer,
     BadQuery,
-    Param,
     Route,
     error_response,
-    int_param,
     json_response,
     openapi_document,
 )
@@ -58,7 +56,6 @@ from streams.telemetry.tracing import current_tracer
 log = logging.getLogger("continust.http")
 VERSION = "0.1.0"
 #: where the request's authenticated token is kept (``None`` when the API is open)
-TOKEN: web.RequestKey[Any] = web.RequestKey("continust.token", object)
 
 
 class TableQueries(Protocol):
@@ -197,17 +194,6 @@ def auth_middleware(tokens: TokenSet, routes: Iterable[Route]) -> Any:
     return check
 
 
-WINDOW_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["start", "end", "closed", "value", "version"],
-    "properties": {
-        "start": {"type": "integer", "description": "epoch ms, inclusive"},
-        "end": {"type": "integer", "description": "epoch ms, exclusive"},
-        "closed": {"type": "boolean"},
-        "value": ANY_OBJECT,
-        "version": {"type": "integer"},
-    },
-}
 READY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["status", "ready", "remaining_records", "recovery"],
@@ -225,26 +211,6 @@ READY_SCHEMA: dict[str, Any] = {
         },
     },
 }
-TABLE_PARAM = Param("table", "path", {"type": "string"}, "a table of the pipeline")
-TIME_PARAMS = (
-    Param("from", "query", {"type": "integer"}, "epoch ms: windows ending after it"),
-    Param("to", "query", {"type": "integer"}, "epoch ms: windows starting before it"),
-)
-
-
-def time_range(request: web.Request) -> tuple[int | None, int | None]:
-    """The ``from`` and ``to`` parameters (epoch ms): windows ending after ``from`` and
-    starting before ``to``, whatever their order (``from=5&to=5`` selects the windows that
-    hold 5 past their start)."""
-    return int_param(request, "from"), int_param(request, "to")
-
-
-def unknown_table(queries: TableQueries, table: str) -> web.Response | None:
-    if table in queries.table_names():
-        return None
-    return error_response(
-        404, "unknown_table", f"no table {table!r}; tables: {', '.join(queries.table_names())}"
-    )
 
 
 def core_routes(queries: TableQueries) -> list[Route]:

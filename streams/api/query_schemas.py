@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from streams.api.api_routes import Answer, Param
-from streams.api.http_api import TIME_PARAMS, WINDOW_SCHEMA
 from streams.api.table_catalog import TABLE_SCHEMA
+from streams.api.table_params import TIME_PARAMS, WINDOW_SCHEMA
 from streams.api.table_reads import (
     DEFAULT_LIMIT,
     DEFAULT_TOP,

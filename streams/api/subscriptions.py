@@ -50,11 +50,12 @@ from streams.api.api_forward import Peers
 from streams.api.api_routes import Answer, BadQuery, Param, Route, error_response, int_param
 from streams.api.event_buffer import EventBuffer
 from streams.api.event_ids import BadEventId
-from streams.api.http_api import TABLE_PARAM, TableQueries, unknown_table
+from streams.api.http_api import TableQueries
 from streams.api.output_reader import OutputReader
 from streams.api.sse import MEDIA_TYPE, comment_bytes, event_bytes
 from streams.api.subscription_follow import Follow, KeyFollow, RecordEvent, TableFollow
 from streams.api.subscription_snapshot import SnapshotUnavailable, key_windows, table_windows
+from streams.api.table_params import TABLE_PARAM, unknown_table
 from streams.kafka.kafka_security import PLAINTEXT, KafkaSecurity
 from streams.kafka.partitioning import key_partition
 from streams.telemetry.logfmt import logfmt
@@ -228,7 +229,7 @@ def subscription_routes(
 
     async def subscribe(request: web.Request) -> web.StreamResponse:
         table = request.match_info["table"]
-        missing = unknown_table(queries, table)
+        missing = unknown_table(queries.table_names(), table)
         if missing is not None:
             return missing
         output = tables[table]

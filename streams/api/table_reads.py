@@ -13,9 +13,9 @@ from typing import Any, Literal, Protocol
 from aiohttp import web
 
 from streams.api.api_routes import BadQuery, bool_param, int_param
-from streams.api.http_api import time_range
 from streams.api.positions import PositionToken, WrittenAt
 from streams.api.read_your_writes import read_token
+from streams.api.table_params import time_range
 from windows.table_read import PartitionView, WindowFilter
 
 #: how this worker holds a table partition

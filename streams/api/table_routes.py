@@ -42,10 +42,10 @@ from typing import Any
 
 from aiohttp import web
 
+from streams.api.api_auth import TOKEN
 from streams.api.api_client import client_of
 from streams.api.api_forward import PEER_TIMEOUT_S, Peers, forwarded, same_worker
 from streams.api.api_routes import Answer, BadQuery, Param, Route, error_response, json_response
-from streams.api.http_api import TABLE_PARAM, TIME_PARAMS, TOKEN
 from streams.api.position_waits import RETRY_AFTER_S as WAIT_RETRY_AFTER_S
 from streams.api.position_waits import WaitSlots, beyond_end
 from streams.api.query_budget import QueryBudget
@@ -68,6 +68,7 @@ from streams.api.query_schemas import (
 from streams.api.read_your_writes import BadPositionToken, entries_for, reached
 from streams.api.scan_cursor import BadCursor, ScanCursor
 from streams.api.table_catalog import TABLE_SCHEMA
+from streams.api.table_params import TABLE_PARAM, TIME_PARAMS, unknown_table
 from streams.api.table_reads import (
     DEFAULT_LIMIT,
     DEFAULT_TOP,
@@ -375,20 +376,23 @@ class TableRouteSet:
 
     # -- handlers ----------------------------------------------------------------------------
 
-    def unknown(self, table: str) -> web.Response | None:
-        if table in self.reads.table_names():
-            return None
-        names = ", ".join(self.reads.table_names())
-        return error_response(404, "unknown_table", f"no table {table!r}; tables: {names}")
+    def guarded(
+        self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """``handler``, for a table of the pipeline only: any other ``{table}`` is 404
+        ``unknown_table``."""
+
+        async def run(request: web.Request) -> web.StreamResponse:
+            missing = unknown_table(self.reads.table_names(), request.match_info["table"])
+            return missing if missing is not None else await handler(request)
+
+        return run
 
     async def catalog(self, request: web.Request) -> web.StreamResponse:
         return json_response({"tables": [self.reads.description(t) for t in self.reads.table_names()]})
 
     async def held_partitions(self, request: web.Request) -> web.StreamResponse:
         table = request.match_info["table"]
-        missing = self.unknown(table)
-        if missing is not None:
-            return missing
         return json_response({"worker": self.reads.own_url(), "partitions": await self._held(table)})
 
     async def _held(self, table: str) -> list[dict[str, Any]]:
@@ -408,9 +412,6 @@ class TableRouteSet:
 
     async def table_detail(self, request: web.Request) -> web.StreamResponse:
         table = request.match_info["table"]
-        missing = self.unknown(table)
-        if missing is not None:
-            return missing
         reads, own = self.reads, self.reads.own_url()
 
         async def ask(worker: str) -> tuple[str, list[dict[str, Any]] | None]:
@@ -451,9 +452,6 @@ class TableRouteSet:
 
     async def key(self, request: web.Request) -> web.StreamResponse:
         table, key = request.match_info["table"], request.match_info["key"]
-        missing = self.unknown(table)
-        if missing is not None:
-            return missing
         wanted = window_filter(request)
         options = read_options(request, self.reads, table)
         partition = self.reads.partition_of(table, key)
@@ -507,9 +505,6 @@ class TableRouteSet:
 
     async def partition_windows(self, request: web.Request) -> web.StreamResponse:
         table = request.match_info["table"]
-        missing = self.unknown(table)
-        if missing is not None:
-            return missing
         partition = self._partition(request, table)
         read, _ = self._scan_read(request, table)
         options = read_options(request, self.reads, table)
@@ -517,9 +512,6 @@ class TableRouteSet:
 
     async def scan(self, request: web.Request) -> web.StreamResponse:
         table = request.match_info["table"]
-        missing = self.unknown(table)
-        if missing is not None:
-            return missing
         read, query = self._scan_read(request, table)
         limit = int(query["limit"])
         options = read_options(request, self.reads, table)
@@ -572,9 +564,6 @@ class TableRouteSet:
 
     async def partition_top(self, request: web.Request) -> web.StreamResponse:
         table = request.match_info["table"]
-        missing = self.unknown(table)
-        if missing is not None:
-            return missing
         partition = self._partition(request, table)
         read, *_ = self._top_read(request, table)
         options = read_options(request, self.reads, table)
@@ -584,9 +573,6 @@ class TableRouteSet:
 
     async def top(self, request: web.Request) -> web.StreamResponse:
         table = request.match_info["table"]
-        missing = self.unknown(table)
-        if missing is not None:
-            return missing
         read, query, by, n, descending = self._top_read(request, table)
         options = read_options(request, self.reads, table)
         wanted = window_filter(request)
@@ -681,7 +667,7 @@ def table_routes(
         Route(
             "GET",
             "/api/tables/{table}",
-            h.table_detail,
+            h.guarded(h.table_detail),
             "one table's catalog entry, and per partition its owner, standbys (the workers that "
             "report holding one), stream time, processed positions and lag (from its owner); "
             "`unanswered` lists the workers that did not answer",
@@ -692,7 +678,7 @@ def table_routes(
         Route(
             "GET",
             "/api/tables/{table}/partitions",
-            h.held_partitions,
+            h.guarded(h.held_partitions),
             "internal, documented: the partitions of the table this worker holds (active or "
             "standby), with stream time, processed positions, lag (active) or standby delay",
             "read",
@@ -712,7 +698,7 @@ def table_routes(
         Route(
             "GET",
             "/api/tables/{table}/keys/{key}",
-            checked(slots=h.slots, handler=h.key),
+            checked(slots=h.slots, handler=h.guarded(h.key)),
             "one key's windows overlapping [from, to), sorted by start, from the owner of its "
             "partition (or a standby here with `stale_ok`)",
             "read",
@@ -728,7 +714,7 @@ def table_routes(
         Route(
             "GET",
             "/api/tables/{table}/windows",
-            checked(slots=h.slots, handler=h.scan),
+            checked(slots=h.slots, handler=h.guarded(h.scan)),
             "every key's windows in (key, start, end) order, a page at a time",
             "read",
             params=(TABLE_PARAM, *SCAN_PARAMS, *READ_PARAMS, STALE_PARAM),
@@ -737,7 +723,7 @@ def table_routes(
         Route(
             "GET",
             "/api/tables/{table}/top",
-            checked(slots=h.slots, handler=h.top),
+            checked(slots=h.slots, handler=h.guarded(h.top)),
             "the n keys with the largest (or smallest) value of one aggregation, each with its "
             "best window, ties broken by key; non-numeric values are skipped",
             "read",
@@ -747,7 +733,7 @@ def table_routes(
         Route(
             "GET",
             "/api/tables/{table}/partitions/{partition}/windows",
-            checked(slots=h.slots, handler=h.partition_windows),
+            checked(slots=h.slots, handler=h.guarded(h.partition_windows)),
             "internal, documented: one partition's page of a scan, from the worker holding it",
             "read",
             params=(TABLE_PARAM, PARTITION_PARAM, *SCAN_PARAMS, *READ_PARAMS, STALE_PARAM),
@@ -758,7 +744,7 @@ def table_routes(
         Route(
             "GET",
             "/api/tables/{table}/partitions/{partition}/top",
-            checked(slots=h.slots, handler=h.partition_top),
+            checked(slots=h.slots, handler=h.guarded(h.partition_top)),
             "internal, documented: one partition's own top n, from the worker holding it",
             "read",
             params=(TABLE_PARAM, PARTITION_PARAM, *TOP_PARAMS, *READ_PARAMS, STALE_PARAM),
