@@ -85,40 +85,49 @@ def _written_item(index: int, placed: Placed) -> dict[str, int]:
     return {"index": index, "partition": placed.partition, "offset": placed.offset}
 
 
-def ingest_route(
-    sources: Mapping[str, IngestSource],
-    writer: RecordWriter,
-    *,
-    max_bytes: int,
-    rate_limit: IngestRateLimit,
-    now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
-    limits: ConnectionLimits = DEFAULT_LIMITS,
-) -> Route:
-    """The ingest route of ``sources``, writing with ``writer``; bodies up to ``max_bytes``,
-    arriving within ``limits.body_timeout_s`` (else 408 ``request_timeout``, and the connection
-    closes)."""
+class IngestHandler:
+    """The ingest route's handler: writes to the topics of ``sources`` with ``writer``; bodies up
+    to ``max_bytes``, arriving within ``limits.body_timeout_s`` (else 408 ``request_timeout``,
+    and the connection closes); ``rate_limit`` per client."""
 
-    async def ingest(request: web.Request) -> web.StreamResponse:
+    def __init__(
+        self,
+        sources: Mapping[str, IngestSource],
+        writer: RecordWriter,
+        *,
+        max_bytes: int,
+        rate_limit: IngestRateLimit,
+        now_ms: Callable[[], int],
+        limits: ConnectionLimits,
+    ) -> None:
+        self.sources = sources
+        self.writer = writer
+        self.max_bytes = max_bytes
+        self.rate_limit = rate_limit
+        self.now_ms = now_ms
+        self.limits = limits
+
+    async def ingest(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["source"]
-        source = sources.get(name)
+        source = self.sources.get(name)
         if source is None:
             return error_response(
-                404, "unknown_source", f"no source {name!r}; sources: {', '.join(sorted(sources))}"
+                404, "unknown_source", f"no source {name!r}; sources: {', '.join(sorted(self.sources))}"
             )
         topic = request.query.get("topic", source.topics[0])
         if topic not in source.topics:
             raise BadQuery(f"`topic` must be one of source {name!r}'s topics ({', '.join(source.topics)})")
         try:
-            body = await read_within(read_body(request, max_bytes), limits)
+            body = await read_within(read_body(request, self.max_bytes), self.limits)
         except BodyTimeout as exc:
             return error_response(408, "request_timeout", str(exc), {"Connection": "close"})
         if body is None:
-            return error_response(413, "too_large", f"the body is over the limit of {max_bytes} bytes")
+            return error_response(413, "too_large", f"the body is over the limit of {self.max_bytes} bytes")
         try:
-            parsed = parse_body(body, request.content_type, source.rules, now_ms())
+            parsed = parse_body(body, request.content_type, source.rules, self.now_ms())
         except EmptyBody as exc:
             return error_response(400, "empty_body", str(exc))
-        decision = rate_limit.take(client_of(request), parsed.count)
+        decision = self.rate_limit.take(client_of(request), parsed.count)
         if not decision.allowed:
             INGEST_REJECTED.labels(source=name, reason="rate_limited").inc(parsed.count)
             return error_response(
@@ -128,15 +137,15 @@ def ingest_route(
                 f"retry in {decision.retry_after_s} s",
                 {"Retry-After": str(decision.retry_after_s)},
             )
-        return await write(source, topic, parsed)
+        return await self.write(source, topic, parsed)
 
-    async def write(source: IngestSource, topic: str, parsed: IngestBody) -> web.Response:
+    async def write(self, source: IngestSource, topic: str, parsed: IngestBody) -> web.Response:
         invalid = list(parsed.invalid)
         written: list[dict[str, int]] = []
         places: list[WrittenAt] = []
         if parsed.valid:
             try:
-                outcomes = await writer.write(topic, [(r.key.encode(), r.value) for r in parsed.valid])
+                outcomes = await self.writer.write(topic, [(r.key.encode(), r.value) for r in parsed.valid])
             except ProduceFailed as exc:
                 INGEST_REJECTED.labels(source=source.name, reason="unavailable").inc(len(parsed.valid))
                 return error_response(503, "unavailable", str(exc))
@@ -167,6 +176,20 @@ def ingest_route(
             400,
         )
 
+
+def ingest_route(
+    sources: Mapping[str, IngestSource],
+    writer: RecordWriter,
+    *,
+    max_bytes: int,
+    rate_limit: IngestRateLimit,
+    now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    limits: ConnectionLimits = DEFAULT_LIMITS,
+) -> Route:
+    """The ingest route of ``sources`` (:class:`IngestHandler`)."""
+    ingest = IngestHandler(
+        sources, writer, max_bytes=max_bytes, rate_limit=rate_limit, now_ms=now_ms, limits=limits
+    ).ingest
     return Route(
         "POST",
         PATH,

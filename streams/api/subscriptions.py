@@ -216,23 +216,43 @@ async def serve_records(stream: Stream, buffer: EventBuffer[RecordEvent], heartb
     return "slow_client" if stream.stalled else None
 
 
-def subscription_routes(
-    queries: TableQueries,
-    peers: Peers,
-    subscriptions: Subscriptions,
-    tables: Mapping[str, Followable],
-    bootstrap_servers: str,
-    security: KafkaSecurity = PLAINTEXT,
-) -> list[Route]:
-    """The subscribe route of ``tables`` (every table of the pipeline, by name); its readers
-    connect to ``bootstrap_servers`` as ``security`` says."""
+@dataclass(frozen=True)
+class Start:
+    """Where a subscription starts reading its output partitions (``start``: offset per
+    partition), and the snapshot it sends first (``None`` when it resumes): its first page, read
+    before the stream opens, and the pages after it."""
 
-    async def subscribe(request: web.Request) -> web.StreamResponse:
+    start: Mapping[int, int]
+    first_page: list[dict[str, Any]]
+    pages: AsyncIterator[list[dict[str, Any]]] | None
+
+
+class SubscriptionRouteSet:
+    """The subscribe route's handler over the pipeline's ``tables`` (by name), its readers
+    connecting to ``bootstrap_servers`` as ``security`` says."""
+
+    def __init__(
+        self,
+        queries: TableQueries,
+        peers: Peers,
+        subscriptions: Subscriptions,
+        tables: Mapping[str, Followable],
+        bootstrap_servers: str,
+        security: KafkaSecurity = PLAINTEXT,
+    ) -> None:
+        self.queries = queries
+        self.peers = peers
+        self.subscriptions = subscriptions
+        self.tables = tables
+        self.bootstrap_servers = bootstrap_servers
+        self.security = security
+
+    async def subscribe(self, request: web.Request) -> web.StreamResponse:
         table = request.match_info["table"]
-        missing = unknown_table(queries.table_names(), table)
+        missing = unknown_table(self.queries.table_names(), table)
         if missing is not None:
             return missing
-        output = tables[table]
+        output = self.tables[table]
         if output.topic is None:
             return error_response(
                 409, "no_output", f"table {table!r} has no output topic; only tables with one can be followed"
@@ -249,34 +269,35 @@ def subscription_routes(
             resume = follow.resume(resume_id) if resume_id is not None else None
         except BadEventId as exc:
             return error_response(400, "bad_last_event_id", str(exc))
-        buffer = subscriptions.open()
+        buffer = self.subscriptions.open()
         if buffer is None:
             return _unavailable(
-                "too_many_subscribers", f"this worker serves {subscriptions.limit} subscriptions already"
+                "too_many_subscribers", f"this worker serves {self.subscriptions.limit} subscriptions already"
             )
-        reader = OutputReader(bootstrap_servers, output.topic, follow.partitions, security)
+        reader = OutputReader(self.bootstrap_servers, output.topic, follow.partitions, self.security)
         try:
-            return await follow_table(request, table, key, follow, resume, reader, buffer, heartbeat_s)
+            started = await self.start(request, table, key, resume, reader)
+            if isinstance(started, web.StreamResponse):
+                return started
+            return await self.follow(request, table, key, follow, started, reader, buffer, heartbeat_s)
         finally:
             await reader.close()
-            subscriptions.close(buffer)
+            self.subscriptions.close(buffer)
 
-    async def follow_table(
+    async def start(
+        self,
         request: web.Request,
         table: str,
         key: str | None,
-        follow: Follow,
         resume: dict[int, int] | None,
         reader: OutputReader,
-        buffer: EventBuffer[RecordEvent],
-        heartbeat_s: int,
-    ) -> web.StreamResponse:
+    ) -> Start | web.StreamResponse:
+        """Where the subscription starts: after the resumed id (400 past a partition's end, 410
+        before its beginning), or at the output's end after a snapshot of the table (or key)."""
         try:
             bounds = await reader.start()
         except (KafkaError, OSError) as exc:
             return _unavailable("broker_unavailable", f"cannot read the output topic: {exc!r}")
-        snapshot: AsyncIterator[list[dict[str, Any]]] | None = None
-        first_page: list[dict[str, Any]] = []
         if resume is not None:
             for partition, offset in resume.items():
                 if offset > bounds.end[partition]:
@@ -293,35 +314,47 @@ def subscription_routes(
                         f"the records after the id are gone from partition {partition} (it starts "
                         f"at {bounds.beginning[partition]}); subscribe again without an id",
                     )
-            start = resume
-        else:
-            start = bounds.end
-            snapshot = (
-                _one_page(key_windows(peers, request, table, key))
-                if key is not None
-                else table_windows(peers, request, table)
+            return Start(resume, [], None)
+        pages = (
+            _one_page(key_windows(self.peers, request, table, key))
+            if key is not None
+            else table_windows(self.peers, request, table)
+        )
+        try:
+            first_page = await anext(pages)
+        except SnapshotUnavailable as exc:
+            headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
+            return error_response(
+                exc.status, str(exc.body.get("error")), str(exc.body.get("detail", "")), headers
             )
-            try:
-                first_page = await anext(snapshot)
-            except SnapshotUnavailable as exc:
-                headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
-                return error_response(
-                    exc.status, str(exc.body.get("error")), str(exc.body.get("detail", "")), headers
-                )
-        reader.seek(start)
+        return Start(bounds.end, first_page, pages)
+
+    async def follow(
+        self,
+        request: web.Request,
+        table: str,
+        key: str | None,
+        follow: Follow,
+        started: Start,
+        reader: OutputReader,
+        buffer: EventBuffer[RecordEvent],
+        heartbeat_s: int,
+    ) -> web.StreamResponse:
+        """The event stream: the snapshot (if any), then the output records from the start."""
+        reader.seek(started.start)
         response = web.StreamResponse(
             headers={"Content-Type": MEDIA_TYPE, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
         await response.prepare(request)
         stream = Stream(request, response)
+        resumed = started.pages is None
         log.info(
-            logfmt(
-                "subscription.open", table=table, key=key, resume=resume is not None, open=len(subscriptions)
-            )
+            logfmt("subscription.open", table=table, key=key, resume=resumed, open=len(self.subscriptions))
         )
         reason: str | None = None
-        if snapshot is not None:
-            reason = await send_snapshot(stream, first_page, snapshot, follow.start_at(start))
+        if started.pages is not None:
+            end_id = follow.start_at(started.start)
+            reason = await send_snapshot(stream, started.first_page, started.pages, end_id)
         reader_task = asyncio.create_task(pump(reader, follow, buffer))
         try:
             if reason is None:
@@ -331,55 +364,63 @@ def subscription_routes(
             await asyncio.gather(reader_task, return_exceptions=True)
         if reason is not None:
             SUBSCRIPTIONS_DROPPED.labels(reason=reason).inc()
-        log.info(
-            logfmt(
-                "subscription.close",
-                table=table,
-                **({"key": key} if key is not None else {}),
-                events=stream.sent,
-                dropped=reason or "",
-            )
-        )
+        keyed = {"key": key} if key is not None else {}
+        log.info(logfmt("subscription.close", table=table, **keyed, events=stream.sent, dropped=reason or ""))
         return response
 
-    async def send_snapshot(
-        stream: Stream,
-        first_page: list[dict[str, Any]],
-        pages: AsyncIterator[list[dict[str, Any]]],
-        end_id: str,
-    ) -> str | None:
-        """The snapshot's events, then ``snapshot_end``; a later page that fails ends the
-        stream with ``event: dropped`` (reason ``snapshot_failed``), returned."""
-        windows = 0
-        page: list[dict[str, Any]] | None = first_page
-        while page is not None:
-            for window in page:
-                await stream.event("snapshot", window)
-                windows += 1
-            try:
-                page = await anext(pages)
-            except StopAsyncIteration:
-                page = None
-            except SnapshotUnavailable as exc:
-                await stream.event(
-                    "dropped", {"reason": "snapshot_failed", **exc.body, "last_event_id": None}, counted=False
-                )
-                return "snapshot_failed"
-        await stream.event("snapshot_end", {"windows": windows}, end_id)
-        return None
 
-    stream_schema = {
-        "type": "string",
-        "description": "server-sent events: `snapshot` (data: a window {key, start, end, closed, "
-        "value, version}), `snapshot_end` (data: {windows}; id: the position after the snapshot), "
-        "`record` (data: an output record with key, partition and offset; id: its position), "
-        "`dropped` (data: {reason, last_event_id}; the stream ends); comments `: heartbeat <unix ms>`",
-    }
+async def send_snapshot(
+    stream: Stream,
+    first_page: list[dict[str, Any]],
+    pages: AsyncIterator[list[dict[str, Any]]],
+    end_id: str,
+) -> str | None:
+    """The snapshot's events, then ``snapshot_end``; a later page that fails ends the stream
+    with ``event: dropped`` (reason ``snapshot_failed``), returned."""
+    windows = 0
+    page: list[dict[str, Any]] | None = first_page
+    while page is not None:
+        for window in page:
+            await stream.event("snapshot", window)
+            windows += 1
+        try:
+            page = await anext(pages)
+        except StopAsyncIteration:
+            page = None
+        except SnapshotUnavailable as exc:
+            await stream.event(
+                "dropped", {"reason": "snapshot_failed", **exc.body, "last_event_id": None}, counted=False
+            )
+            return "snapshot_failed"
+    await stream.event("snapshot_end", {"windows": windows}, end_id)
+    return None
+
+
+STREAM_SCHEMA = {
+    "type": "string",
+    "description": "server-sent events: `snapshot` (data: a window {key, start, end, closed, "
+    "value, version}), `snapshot_end` (data: {windows}; id: the position after the snapshot), "
+    "`record` (data: an output record with key, partition and offset; id: its position), "
+    "`dropped` (data: {reason, last_event_id}; the stream ends); comments `: heartbeat <unix ms>`",
+}
+
+
+def subscription_routes(
+    queries: TableQueries,
+    peers: Peers,
+    subscriptions: Subscriptions,
+    tables: Mapping[str, Followable],
+    bootstrap_servers: str,
+    security: KafkaSecurity = PLAINTEXT,
+) -> list[Route]:
+    """The subscribe route of ``tables`` (every table of the pipeline, by name); its readers
+    connect to ``bootstrap_servers`` as ``security`` says."""
+    h = SubscriptionRouteSet(queries, peers, subscriptions, tables, bootstrap_servers, security)
     return [
         Route(
             "GET",
             "/api/tables/{table}/subscribe",
-            subscribe,
+            h.subscribe,
             "follow a table (or one key) live: a snapshot, then every committed output record",
             "subscribe",
             params=(
@@ -400,7 +441,7 @@ def subscription_routes(
                 Param("Last-Event-ID", "header", {"type": "string"}, "resume right after this event id"),
             ),
             answers=(
-                Answer(200, "the event stream", stream_schema, MEDIA_TYPE),
+                Answer(200, "the event stream", STREAM_SCHEMA, MEDIA_TYPE),
                 Answer(400, "a bad parameter, or a Last-Event-ID that is not an id of this subscription"),
                 Answer(404, "no such table"),
                 Answer(409, "the table has no output topic"),
