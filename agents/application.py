@@ -1,5 +1,7 @@
-"""Build the Faust app that runs a pipeline: check and create its topics, install one source
-stage per source and one table stage per table, and add the HTTP API."""
+"""Build the Faust app that runs a pipeline: check the cluster's credentials, check and create
+its topics, install one source stage per source and one table stage per table (with the commit
+gate and sequence they share), the metrics sensor, the broker watch, liveness and readiness,
+and the HTTP API (query, ingest and subscribe routes, over a server with connection limits)."""
 
 from __future__ import annotations
 

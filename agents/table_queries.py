@@ -1,4 +1,4 @@
-"""The state side of the query routes (:class:`streams.api.table_routes.TableReads`) for a running
+"""The state side of the query routes (:class:`streams.api.table_reads.TableReads`) for a running
 pipeline: which partitions this worker holds, their views, waits and lags.
 
 Ownership comes from Faust's assignor: the active partitions of every worker from the
@@ -12,6 +12,12 @@ the standbys of the others, so each worker tells its own (``GET
 * A standby partition is read from its committed RocksDB only (Faust applies the changelog to
   it); how far behind it is: the changelog's end offset minus the offset its database names
   (records, transaction markers included).
+* While the worker rebalances or restores, a partition it kept (held restored before and kept
+  by the new assignment: :class:`agents.restored_partitions.RestoredPartitions`) is read from
+  its committed state; the others answer 503.
+* A top-N reads an active partition's ranked windows (:mod:`windows.rank_index`), built in
+  slices by :meth:`PipelineReads.rank` once nothing restores, dropped by the table stage at
+  every rebalance and whenever Faust writes the partition's RocksDB itself.
 * Lag of an active partition: the keyed input's end offset (last stable offset) minus the
   next offset the stage processes, summed over the keyed topics (``None`` until the partition
   has processed a batch since its assignment).
