@@ -62,6 +62,8 @@ from streams.telemetry.metrics import (
     INPUT_PROGRESS,
     OPEN_WINDOWS,
     OUTPUTS,
+    RANKED_WINDOWS,
+    RANKS_DROPPED,
     STATE_CACHE_BYTES,
     STATE_CHANGELOG_OFFSET,
     STREAM_TIME,
@@ -150,9 +152,14 @@ class TableStage:
         #: the active partitions' committed windows by rank, for top-N queries (built on the
         #: first one, kept current by every write applied to RocksDB, forgotten whenever Faust
         #: may write RocksDB itself: a changelog record read, a rebalance)
+        dropped = RANKS_DROPPED.labels(table=self.spec.name)
         self.ranks = TableRanks(
-            self.aggregate, sessions, None if isinstance(window, SessionWindows) else window.size_ms
+            self.aggregate,
+            sessions,
+            None if isinstance(window, SessionWindows) else window.size_ms,
+            on_dropped=lambda partition: dropped.inc(),
         )
+        RANKED_WINDOWS.labels(table=self.spec.name).set_function(self.ranks.windows)
         self.rocksdb = RocksDBPartitions.on_faust_table(self.windows)
         self.committed_store = RankedStore(self.rocksdb, self.ranks)
         self.store = WriteBackStore(

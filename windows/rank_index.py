@@ -276,22 +276,41 @@ class TableRanks:
     it (:class:`RankedStore` does) and :meth:`forget` whenever the store may change another way
     (a changelog restore, a partition revoked)."""
 
-    def __init__(self, aggregate: WindowedAggregate, by_end: bool, size_ms: int | None) -> None:
+    def __init__(
+        self,
+        aggregate: WindowedAggregate,
+        by_end: bool,
+        size_ms: int | None,
+        on_dropped: Callable[[int], None] = lambda partition: None,
+    ) -> None:
         self.aggregate = aggregate
         self.by_end = by_end
         self.size_ms = size_ms
+        #: told the partition whose ranks :meth:`applied` dropped
+        self.on_dropped = on_dropped
         self._held: dict[int, PartitionRanks] = {}
         #: partitions being built: the ranks so far, and the store key the next slice reads from
         self._building: dict[int, tuple[PartitionRanks, bytes]] = {}
+        #: ranks forgotten because they could not take a write (see :meth:`applied`)
+        self.dropped = 0
 
     def applied(self, partition: int, writes: Sequence[Write]) -> None:
         """Writes applied to the partition's committed store: taken by its ranks, built or
-        being built (a window the build has not read yet is read again later, as it is then)."""
+        being built (a window the build has not read yet is read again later, as it is then).
+        Never raises: this runs in the commit path, after the store took the writes, and the
+        ranks only serve queries; ranks that cannot take them are forgotten (the next top-N
+        builds them again) and counted in :attr:`dropped`."""
         held = self._held.get(partition)
         if held is None and partition in self._building:
             held = self._building[partition][0]
-        if held is not None:
+        if held is None:
+            return
+        try:
             held.apply(writes)
+        except Exception:
+            self.forget(partition)
+            self.dropped += 1
+            self.on_dropped(partition)
 
     def forget(self, partition: int) -> None:
         self._held.pop(partition, None)

@@ -155,6 +155,19 @@ STATE_CACHE_BYTES = Gauge(
     ["table"],
     registry=REGISTRY,
 )
+RANKED_WINDOWS = Gauge(
+    "continust_ranked_windows",
+    "Windows held ranked by value for top-N queries (built on a partition's first top-N), by table.",
+    ["table"],
+    registry=REGISTRY,
+)
+RANKS_DROPPED = Counter(
+    "continust_ranks_dropped_total",
+    "Partitions' ranked windows dropped because they could not take a committed write (the next "
+    "top-N builds them again), by table.",
+    ["table"],
+    registry=REGISTRY,
+)
 INGEST_RECORDS = Counter(
     "continust_ingest_records_total",
     "Records the HTTP ingest route wrote to a source's topic, by source.",

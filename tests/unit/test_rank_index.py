@@ -138,3 +138,17 @@ def test_ranks_follow_the_writes_applied_after_they_were_built() -> None:
     assert list(held.entries("n", True, None, None)) == [(3, "b", 0, 10)]
     ranks.forget(0)
     assert ranks.held(0) is None
+
+
+def test_ranks_that_cannot_take_a_write_are_forgotten_and_the_commit_goes_on() -> None:
+    aggregate = WindowedAggregate(SPECS["tumbling"], AGGREGATIONS, NAMES)
+    ranks = TableRanks(aggregate, by_end=False, size_ms=10)
+    committed = RankedStore(MemoryOrderedStore(), ranks)
+    store = WriteBackStore(committed)
+    ranks.build(0, committed)
+    store.put_window(0, "a", WindowState(0, 10, [1, 5, 5], version=1))
+    changes = store.changes()
+    changes[0] = [(key, b"not json" if key.startswith(b"W") else value) for key, value in changes[0]]
+    store.committed(changes)  # the store took the writes; the ranks could not decode one
+    assert ranks.held(0) is None and ranks.dropped == 1
+    assert list(committed.inner.scan(0, b"W", b"X"))  # written all the same
