@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from agents.worker_command import worker_argv
+from agents.cli.worker_command import worker_argv
 from bench.broker import BenchBroker
 from bench.contenders import free_port
 from bench.doc_sections import write_section

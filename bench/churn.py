@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents.worker_command import worker_argv
+from agents.cli.worker_command import worker_argv
 from bench.broker import BenchBroker
 from bench.consumption import GroupWatch
 from bench.contenders import free_port

@@ -64,7 +64,7 @@ from typing import Protocol
 
 import aiohttp
 
-from agents.worker_command import worker_argv
+from agents.cli.worker_command import worker_argv
 from bench.events import RANDOM_KEYS, USER_KEYS
 from bench.jobs.markers import read_results
 from bench.outputs import ContinustOutputs, QuixOutputs

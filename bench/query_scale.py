@@ -41,7 +41,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from agents.worker_command import worker_argv
+from agents.cli.worker_command import worker_argv
 from bench.broker import BenchBroker
 from bench.contenders import free_port
 from bench.doc_sections import write_section

@@ -46,7 +46,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from agents.worker_command import worker_argv
+from agents.cli.worker_command import worker_argv
 from bench.broker import BenchBroker
 from bench.consumption import GroupWatch
 from bench.contenders import free_port

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.worker_command import worker_argv
+from agents.cli.worker_command import worker_argv
 from streams.kafka.local_kafka import LocalKafka, PortTaken
 
 PORT = int(os.environ.get("CONTINUST_TEST_KAFKA_PORT", "19092"))

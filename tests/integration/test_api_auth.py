@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from agents.worker_command import worker_argv
+from agents.cli.worker_command import worker_argv
 from streams.api.api_auth import IMPLIES
 from streams.api.api_routes import SCOPES
 from tests.integration.api_worker import USERS, ApiWorker, call, token_of, write_pipeline

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
-from agents.cli import parser
+from agents.cli.commands import parser
 from streams.api.http_api import core_routes
 from tests.monitoring_files import ALERTS, COMPOSE, ROOT, alert_groups, compose, compose_mounts
 

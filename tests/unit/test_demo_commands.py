@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 from typing import Any, cast
 
-from agents.demo_commands import demo_commands
+from agents.cli.demo_commands import demo_commands
 from streams.api.http_api import core_routes
 from streams.plan.pipeline import load_pipeline
 from streams.telemetry.metrics import REGISTRY

@@ -4,7 +4,7 @@ import io
 import logging
 from pathlib import Path
 
-from agents.demo_log import copy_lines, follow_worker_log
+from agents.cli.demo_log import copy_lines, follow_worker_log
 from streams.telemetry.logfmt import LogfmtFormatter, logfmt
 
 LINES = [

@@ -14,7 +14,7 @@ from typing import Any, cast
 import kubernetes_validate
 import pytest
 
-from agents.cli import parser
+from agents.cli.commands import parser
 from streams.api.http_api import core_routes
 from streams.plan.pipeline import parse_pipeline
 from streams.settings import Settings

@@ -15,7 +15,7 @@ import faust
 import pytest
 from aiohttp.test_utils import TestServer
 
-from agents.cli import parser
+from agents.cli.commands import parser
 from agents.readiness import decide
 from streams.api.http_api import register_http_api
 from streams.cli.health_command import default_url

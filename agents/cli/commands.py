@@ -71,7 +71,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from agents.demo import run_demo
+    from agents.cli.demo import run_demo
 
     return run_demo(Path(args.config), web_port=args.port, rate=args.rate)
 

@@ -5,7 +5,7 @@ it started that too).
 
 The console shows the progress line, the examples and continust's own events (info and above);
 Faust's, aiokafka's and mode's logs only from warning up. The worker's full log goes to
-:data:`WORKER_LOG`, named on the console at start (:mod:`agents.demo_log`)."""
+:data:`WORKER_LOG`, named on the console at start (:mod:`agents.cli.demo_log`)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ import urllib.request
 from pathlib import Path
 from typing import IO, cast
 
-from agents.demo_commands import demo_commands
-from agents.demo_examples import EXAMPLES_AFTER_S, show_examples
-from agents.demo_log import follow_worker_log
-from agents.worker_command import worker_argv
+from agents.cli.demo_commands import demo_commands
+from agents.cli.demo_examples import EXAMPLES_AFTER_S, show_examples
+from agents.cli.demo_log import follow_worker_log
+from agents.cli.worker_command import worker_argv
 from streams.cli.console_filter import ConsoleFilter
 from streams.cli.event_generator import GeneratorOptions, generate, user_names
 from streams.kafka.local_kafka import LocalKafka
