@@ -58,6 +58,7 @@ from aiokafka.protocol.types import (
     TaggedFields,
 )
 from aiokafka.structs import OffsetAndMetadata
+from faust.assignor import PartitionAssignor
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.manager import TableManager
 from faust.transport.consumer import Consumer as FaustConsumer
@@ -891,6 +892,21 @@ def serve_web_with(app: faust.App, limits: ConnectionLimits) -> None:
     web_server._runner = ApiRunner(web_server.web_app, limits, access_log=None)
 
 
+def client_assignment(assignor: PartitionAssignor) -> object:
+    """The assignment Faust's partition assignor holds for this worker: a new object at each
+    assignment, so its identity tells whether the assignment changed.
+
+    Relies on: faust-streaming, ``faust.assignor.PartitionAssignor._assignment`` (a
+    ``ClientAssignment``), which ``on_assignment`` replaces, never mutates.
+    Needed for: answering which partitions this worker holds (a query asks several times per
+    partition) from the sets ``assigned_actives()``/``assigned_standbys()`` computed once per
+    assignment; both build a new set of new ``TP`` tuples at every call.
+    If it changes: ``AttributeError`` at the first query (renamed), or stale roles (mutated in
+    place): the source check of ``on_assignment`` fails first.
+    """
+    return cast(object, assignor._assignment)
+
+
 # -- the registry ---------------------------------------------------------------------------
 
 
@@ -949,6 +965,7 @@ _F_BUFFER = "faust.transport.producer:ProducerBuffer"
 _F_STORE = "faust.stores.rocksdb:Store"
 _F_RECOVERY = "faust.tables.recovery:Recovery"
 _F_TABLES = "faust.tables.manager:TableManager"
+_F_ASSIGNOR = "faust.assignor.partition_assignor:PartitionAssignor"
 _K_PRODUCER = "aiokafka.producer.producer:AIOKafkaProducer"
 _K_CONSUMER = "aiokafka.consumer.consumer:AIOKafkaConsumer"
 _K_SUBSCRIPTIONS = "aiokafka.consumer.subscription_state"
@@ -1114,6 +1131,10 @@ REGISTRY: tuple[SeamItem, ...] = (
     SeamItem("ApiServer", _A_SERVER, "limits", Kind.ABSENT),
     SeamItem("ApiRunner", _A_RUNNER, "_make_server", Kind.METHOD, ("self",)),
     SeamItem("ApiRunner", _A_RUNNER, "limits", Kind.ABSENT),
+    SeamItem("client_assignment", _F_ASSIGNOR, "_assignment", Kind.ATTRIBUTE),
+    SeamItem("client_assignment", _F_ASSIGNOR, "on_assignment", Kind.SOURCE, "63482c10174f442e"),
+    SeamItem("client_assignment", _F_ASSIGNOR, "assigned_actives", Kind.METHOD, ("self",)),
+    SeamItem("client_assignment", _F_ASSIGNOR, "assigned_standbys", Kind.METHOD, ("self",)),
     SeamItem("serve_web_with", _F_WEB, "_runner", Kind.ATTRIBUTE),
     SeamItem("serve_web_with", _F_WEB, "web_app", Kind.ATTRIBUTE),
     # public but undocumented library methods a class of another module overrides (the item is

@@ -28,14 +28,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
 from faust.assignor import PartitionAssignor
 from faust.types import TP
 
-from agents.faust_compat import consumer_thread, in_recovery, kafka_consumer, partition_state
+from agents.faust_compat import (
+    client_assignment,
+    consumer_thread,
+    in_recovery,
+    kafka_consumer,
+    partition_state,
+)
 from agents.restored_partitions import RestoredPartitions
 from agents.windowed import TableStage
 from streams.api.positions import WrittenAt
@@ -63,12 +69,24 @@ class PipelineReads:
     tables: Mapping[str, TableStage]
     #: the active partitions known whole during a rebalance; by default, whole only once settled
     restored: RestoredPartitions | None = None
+    _held_for: object = field(default=None, init=False, repr=False)
+    _held: tuple[set[TP], set[TP]] = field(default_factory=lambda: (set(), set()), init=False, repr=False)
 
     def _stage(self, table: str) -> TableStage:
         return self.tables[table]
 
     def _changelog(self, table: str, partition: int) -> TP:
         return TP(self._stage(table).windows.changelog_topic.get_topic_name(), partition)
+
+    def _held_sets(self) -> tuple[set[TP], set[TP]]:
+        """This worker's active and standby changelog partitions, computed once per assignment
+        (a query asks several times per partition)."""
+        assignor = self._assignor()
+        current = client_assignment(assignor)
+        if self._held_for is not current:
+            self._held = (set(assignor.assigned_actives()), set(assignor.assigned_standbys()))
+            self._held_for = current
+        return self._held
 
     def _assignor(self) -> PartitionAssignor:
         return cast(PartitionAssignor, self.app.assignor)
@@ -108,10 +126,10 @@ class PipelineReads:
 
     def role(self, table: str, partition: int) -> Role:
         tp = self._changelog(table, partition)
-        assignor = self._assignor()
-        if tp in assignor.assigned_actives():
+        actives, standbys = self._held_sets()
+        if tp in actives:
             return "active"
-        if tp in assignor.assigned_standbys():
+        if tp in standbys:
             return "standby"
         return None
 

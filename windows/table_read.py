@@ -230,7 +230,7 @@ class PartitionView:
             wanted.closed,
         )
         store, partition = self.store, self.partition
-        token = (id(store), store.version)
+        token = (id(store), store.change_token(partition))
         for value, key, start, end in ranked_keys(
             ranks,
             by,

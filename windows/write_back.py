@@ -28,7 +28,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from typing import Any
 
 from windows.keyed_state import KeyWindows, WindowState
@@ -134,10 +134,30 @@ class _EntryChanges:
         return bool(self.added or self.removed)
 
 
+class _ChangedWindows:
+    """The windows changed since the last commit: those that exist, sorted by (key, start,
+    end) with their states, and every changed window's span by key (deleted ones too), which
+    the committed store's copy must not show."""
+
+    __slots__ = ("hidden", "spans", "states")
+
+    def __init__(
+        self,
+        spans: list[tuple[str, int, int]] | None = None,
+        states: list[WindowState] | None = None,
+        hidden: dict[str, set[tuple[int, int]]] | None = None,
+    ) -> None:
+        self.spans = spans or []
+        self.states = states or []
+        self.hidden = hidden or {}
+
+
 class _Partition:
     """The cache of one partition."""
 
     __slots__ = (
+        "changed_at",
+        "changed_memo",
         "dirty",
         "index",
         "inputs",
@@ -153,6 +173,8 @@ class _Partition:
         # key -> (start, end) -> state (None: deleted / known absent)
         self.windows: dict[str, dict[tuple[int, int], WindowState | None]] = {}
         self.dirty: dict[tuple[str, int, int], None] = {}  # insertion order = first change order
+        self.changed_at = 0  # the store's version at the last window put or deleted here
+        self.changed_memo: tuple[int, _ChangedWindows] | None = None
         self.index = _EntryChanges()
         self.overdue = _EntryChanges()
         self.overdue_read = False  # the committed overdue entries were taken
@@ -161,6 +183,23 @@ class _Partition:
         self.meta: dict[bytes, Any] = {}
         self.meta_dirty: set[bytes] = set()
         self.inputs: PartitionClock | None = None  # encoded at the commit, as it is then
+
+    def changed_windows(self) -> _ChangedWindows:
+        """The windows changed since the last commit, sorted; kept until the next change."""
+        memo = self.changed_memo
+        if memo is None or memo[0] != self.changed_at:
+            spans = sorted(self.dirty)
+            hidden: dict[str, set[tuple[int, int]]] = {}
+            for key, start, end in spans:
+                hidden.setdefault(key, set()).add((start, end))
+            live = [(span, self.windows[span[0]][(span[1], span[2])]) for span in spans]
+            changed = _ChangedWindows(
+                [span for span, state in live if state is not None],
+                [state for _, state in live if state is not None],
+                hidden,
+            )
+            memo = self.changed_memo = (self.changed_at, changed)
+        return memo[1]
 
     @property
     def changed(self) -> bool:
@@ -187,6 +226,8 @@ class WriteBackStore:
         #: counts the changes of what reads see: each window put or deleted, each commit or
         #: forget (a reader may keep what it derived from :meth:`changed_windows` while it holds)
         self.version = 0
+        #: counts the commits and forgets (see :meth:`change_token`)
+        self.resets = 0
         self._partitions: dict[int, _Partition] = {}
 
     def _part(self, partition: int) -> _Partition:
@@ -244,6 +285,7 @@ class WriteBackStore:
         cached[span] = state
         part.dirty[(key, state.start, state.end)] = None
         self.version += 1
+        part.changed_at = self.version
 
     def delete_window(self, partition: int, key: str, window: Window) -> None:
         part = self._part(partition)
@@ -255,6 +297,7 @@ class WriteBackStore:
         cached[(window.start, window.end)] = None
         part.dirty[(key, window.start, window.end)] = None
         self.version += 1
+        part.changed_at = self.version
 
     # -- the time index -------------------------------------------------------------------
 
@@ -411,17 +454,25 @@ class WriteBackStore:
         if after is not None:
             low = max(low, key_range(after[0])[0])  # the after key's windows, then later keys
         part = self._partitions.get(partition)
-        cached = {} if part is None else part.windows
-        fresh = sorted(
-            (key, start, end, state)
-            for key, spans in cached.items()
-            if key.startswith(key_prefix)
-            for (start, end), state in spans.items()
-            if state is not None and (after is None or (key, start, end) > after)
-        )
-        committed = self._committed_windows(partition, low, high, after, cached)
+        changed = _ChangedWindows() if part is None else part.changed_windows()
+        spans, states = changed.spans, changed.states
+        at = bisect.bisect_left(spans, (key_prefix,))
+        if after is not None:
+            at = max(at, bisect.bisect_right(spans, after))
+        fresh = []
+        for i in range(at, len(spans)):
+            if not spans[i][0].startswith(key_prefix):
+                break
+            fresh.append((*spans[i], states[i]))
+        committed = self._committed_windows(partition, low, high, after, changed.hidden)
         for key, _start, _end, state in heapq.merge(committed, fresh, key=lambda item: item[:3]):
             yield key, state
+
+    def change_token(self, partition: int) -> tuple[int, int]:
+        """Changes when :meth:`changed_windows` of the partition may give something else: the
+        store's last commit or forget, and the partition's last window put or deleted."""
+        part = self._partitions.get(partition)
+        return self.resets, 0 if part is None else part.changed_at
 
     def changed_windows(self, partition: int) -> list[tuple[tuple[str, int, int], WindowState | None]]:
         """The windows changed since the last commit, as ``((key, start, end), state)`` in the
@@ -437,9 +488,10 @@ class WriteBackStore:
         low: bytes,
         high: bytes,
         after: tuple[str, int, int] | None,
-        cached: Mapping[str, Mapping[tuple[int, int], WindowState | None]],
+        hidden: Mapping[str, Container[tuple[int, int]]],
     ) -> Iterator[tuple[str, int, int, WindowState]]:
-        """The committed windows in ``[low, high)`` not in the cache, after ``after``, in
+        """The committed windows in ``[low, high)`` not ``hidden`` (changed since the last
+        commit: the cache holds them, or their deletion), after ``after``, in
         ``(key, start, end)`` order (a store ``by_end`` holds a key's windows by end: each key's
         are sorted here)."""
         by_end = self.by_end
@@ -448,7 +500,7 @@ class WriteBackStore:
             for raw_key, raw in self.inner.scan(partition, low, high)
         )
         for key, group in itertools.groupby(parsed, key=lambda item: item[0]):
-            spans = cached.get(key, {})
+            spans = hidden.get(key, ())
             found = [
                 (start, end, raw)
                 for _, start, end, raw in group
@@ -501,6 +553,7 @@ class WriteBackStore:
         self._partitions.clear()
         self.approx_bytes = 0
         self.version += 1
+        self.resets += 1
         return writes
 
     def flush(self) -> int:
@@ -511,6 +564,7 @@ class WriteBackStore:
     def forget(self, partition: int | None = None) -> None:
         """Drop the cached state (of one partition, or all) without writing it."""
         self.version += 1
+        self.resets += 1
         if partition is None:
             self._partitions.clear()
             self.approx_bytes = 0

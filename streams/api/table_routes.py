@@ -300,7 +300,10 @@ class TableRouteSet:
                 await self.reads.rank(table, partition)
             return ready
 
-        sources = list(await asyncio.gather(*(one(p) for p in partitions)))
+        if options.token is None and all(self.serves(table, p, options) is not None for p in partitions):
+            sources = [await one(p) for p in partitions]  # nothing to wait for: no task each
+        else:
+            sources = list(await asyncio.gather(*(one(p) for p in partitions)))
         replies = [source for source in sources if not isinstance(source, Ready)]
         failed = first_failure(replies)
         if failed is not None:

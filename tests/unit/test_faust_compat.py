@@ -135,6 +135,7 @@ async def build_probes(data_dir: Path) -> list[Any]:
     try:
         return [
             app,
+            app.assignor,
             app.consumer,
             app.producer,
             app.producer.buffer,
