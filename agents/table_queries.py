@@ -46,7 +46,7 @@ from agents.restored_partitions import RestoredPartitions
 from agents.windowed import TableStage
 from streams.api.positions import WrittenAt
 from streams.api.table_catalog import table_description
-from streams.api.table_reads import Role
+from streams.api.table_reads import Role, build_in_slices
 from streams.kafka.partitioning import key_partition
 from streams.telemetry.logfmt import logfmt
 from windows.rank_index import PartitionRanks
@@ -164,10 +164,8 @@ class PipelineReads:
 
     async def rank(self, table: str, partition: int) -> None:
         stage = self._stage(table)
-        while not self.restoring() and self.role(table, partition) == "active":
-            if stage.ranks.build_step(partition, stage.committed_store, RANK_SLICE_WINDOWS) is not None:
-                return
-            await asyncio.sleep(0)  # processing and other queries go on between slices
+        held = lambda: not self.restoring() and self.role(table, partition) == "active"  # noqa: E731
+        await build_in_slices(stage.ranks, partition, stage.committed_store, held, RANK_SLICE_WINDOWS)
 
     async def wait_processed(
         self, table: str, partition: int, condition: Callable[[], bool], timeout_s: float

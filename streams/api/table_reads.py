@@ -6,6 +6,7 @@ bounded counts), read from a request. A bad parameter raises
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -16,6 +17,8 @@ from streams.api.api_routes import BadQuery, bool_param, int_param
 from streams.api.positions import PositionToken, WrittenAt
 from streams.api.read_your_writes import read_token
 from streams.api.table_params import time_range
+from windows.ordered_store import OrderedStore
+from windows.rank_index import TableRanks
 from windows.table_read import PartitionView, WindowFilter
 
 #: how this worker holds a table partition
@@ -104,6 +107,18 @@ class TableReads(Protocol):
         token's ``entries``, by ``"topic:partition"``, asked of the cluster; those it could not
         learn are left out."""
         ...
+
+
+async def build_in_slices(
+    ranks: TableRanks, partition: int, store: OrderedStore, may_build: Callable[[], bool], windows: int
+) -> None:
+    """Build the partition's ranked windows from ``store``, ``windows`` at a time, yielding the
+    event loop between slices (processing and other queries go on), while ``may_build()``
+    holds (the partition still held whole); concurrent calls share one build."""
+    while may_build():
+        if ranks.build_step(partition, store, windows) is not None:
+            return
+        await asyncio.sleep(0)
 
 
 @dataclass(frozen=True)

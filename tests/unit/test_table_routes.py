@@ -20,7 +20,7 @@ from streams.api.api_forward import Peers
 from streams.api.http_api import register_http_api
 from streams.api.position_waits import WaitSlots
 from streams.api.positions import PositionToken, WrittenAt
-from streams.api.table_reads import Role
+from streams.api.table_reads import Role, build_in_slices
 from streams.api.table_routes import table_routes
 from streams.kafka.partitioning import key_partition
 from tests.integration.broker_io import free_port
@@ -110,10 +110,8 @@ class MemoryTable:
         return PartitionView(store, AGGREGATE, partition, ranks)
 
     async def rank(self, table: str, partition: int) -> None:
-        while not self.restores and self.roles.get(partition) == "active":  # as the worker's
-            if self.ranks.build_step(partition, self.committed, 5) is not None:
-                return
-            await asyncio.sleep(0)
+        held = lambda: not self.restores and self.roles.get(partition) == "active"  # noqa: E731
+        await build_in_slices(self.ranks, partition, self.committed, held, 5)  # as the worker does
 
     async def wait_processed(
         self, table: str, partition: int, condition: Callable[[], bool], timeout_s: float
