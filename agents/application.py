@@ -15,10 +15,10 @@ import faust
 from faust.assignor import PartitionAssignor
 from faust.auth import Credentials
 
+from agents.app_runtime import AppRuntime
 from agents.broker_watch import BrokerWatch
-from agents.commit_gate import batch_routes_for, gate_for
 from agents.faust_compat import PromptTableManager, serve_web_with
-from agents.liveness import liveness_for
+from agents.liveness import Liveness
 from agents.merge import SourceStage, repartition_topic
 from agents.readiness import readiness
 from agents.restored_partitions import RestoredPartitions
@@ -144,6 +144,7 @@ async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
 @dataclass
 class PipelineApp:
     app: faust.App
+    runtime: AppRuntime
     pipeline: Pipeline
     settings: Settings
     broker: BrokerWatch
@@ -169,7 +170,7 @@ class PipelineApp:
         wedged = None
         if self.state is not None:
             restoring = sum(self.state.recovery_remaining().values())
-            wedged = liveness_for(self.app).check(self.state.processing_lag(), restoring)
+            wedged = self.runtime.liveness.check(self.state.processing_lag(), restoring)
         if wedged is not None and status == "ok":
             status = "wedged"
         return {
@@ -348,18 +349,19 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
     )
     serve_web_with(app, settings.connection_limits)
     app.sensors.add(MetricsSensor())
-    liveness_for(app).wedged_after_ms = settings.wedged_after_ms
-    gate_for(app).memory_limits["state_cache"] = settings.state_cache_mb * MIB
-    for limit in gate_for(app).memory_limits:  # the fetch pauses, exported at 0 from the start
+    runtime = AppRuntime.attach(app, Liveness(settings.wedged_after_ms))
+    runtime.gate.memory_limits["state_cache"] = settings.state_cache_mb * MIB
+    for limit in runtime.gate.memory_limits:  # the fetch pauses, exported at 0 from the start
         BACKPRESSURE_PAUSES.labels(limit=limit)
         BACKPRESSURE_SECONDS.labels(limit=limit)
     exactly_once = settings.processing_guarantee == "exactly_once"
-    sink = Sink(app, exactly_once)
+    sink = Sink(runtime, exactly_once)
     broker = BrokerWatch(settings.bootstrap_servers, settings.broker_timeout_ms / 1000, settings.kafka)
-    built = PipelineApp(app=app, pipeline=pipeline, settings=settings, broker=broker)
+    built = PipelineApp(app=app, runtime=runtime, pipeline=pipeline, settings=settings, broker=broker)
     for spec in pipeline.sources:
         stage = SourceStage(
             app=app,
+            runtime=runtime,
             spec=spec,
             sink=sink,
             repartition=repartition_topic(settings.app_id, spec.name),
@@ -374,6 +376,7 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
     for table in pipeline.tables:
         tstage = TableStage(
             app=app,
+            runtime=runtime,
             spec=table,
             source=built.sources[table.source],
             sink=sink,
@@ -385,9 +388,9 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
     for name, source in built.sources.items():
         stages = [t for t in built.tables.values() if t.spec.source == name]
         if stages:
-            install_keyed_agent(app, source, stages, plan.source_partitions[name])
+            install_keyed_agent(runtime, source, stages, plan.source_partitions[name])
     built.state = WorkerState(
-        app, {name: stage.windows for name, stage in built.tables.items()}, lambda: set(batch_routes_for(app))
+        app, {name: stage.windows for name, stage in built.tables.items()}, lambda: set(runtime.batch_routes)
     )
     register_runtime(built.state)
     # over TLS, workers ask each other verifying the certificate against the configured CA

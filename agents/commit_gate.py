@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,7 +43,6 @@ from typing import Any
 from faust.types import TP
 
 from agents.faults import FAULTS, FaultPoint
-from agents.liveness import liveness_for
 from streams.telemetry.logfmt import logfmt
 from streams.telemetry.metrics import BACKPRESSURE_PAUSES, BACKPRESSURE_SECONDS, BATCH_RECORDS, BATCH_SECONDS
 
@@ -68,8 +66,12 @@ BatchHandler = Callable[[Batch], Awaitable[None]]
 
 
 class CommitGate:
-    def __init__(self) -> None:
+    """The gate of one worker; ``on_progress`` is called after every batch processed (the
+    worker's liveness, :meth:`agents.liveness.Liveness.progressed`)."""
+
+    def __init__(self, on_progress: Callable[[], None] = lambda: None) -> None:
         self._lock = asyncio.Lock()
+        self.on_progress = on_progress
         #: records handed to a handler since the worker started (repeats not counted)
         self.records_processed = 0
         #: limit name -> bytes; and what counts against it, summed (checked after every batch)
@@ -146,7 +148,7 @@ class CommitGate:
             consumer.ack_processed(batch.tp, [r.offset for r in records])
             BATCH_SECONDS.observe(time.perf_counter() - started)
             BATCH_RECORDS.observe(len(records))
-            liveness_for(app).progressed()
+            self.on_progress()
             self.records_processed += len(records)
             await FAULTS.pass_point(
                 FaultPoint.BATCH_PROCESSED, **where, records_processed=self.records_processed
@@ -157,37 +159,3 @@ class CommitGate:
         """Hold off event processing (for the duration of a commit)."""
         async with self._lock:
             yield
-
-
-def install_batch_handler(app: Any, channel: Any, handler: BatchHandler) -> None:
-    """Subscribe the app to the topics of ``channel`` and have the consumer hand their records to
-    ``handler`` a fetch at a time, per partition and in offset order, through the app's gate
-    (:meth:`agents.transport.Consumer.drain_messages`). No Faust stream or agent is involved:
-    Faust's per-event path (a channel put, a stream step and an ack per record) costs more than
-    the whole aggregation."""
-    app.topics.add(channel)
-    routes = batch_routes_for(app)
-    for topic in channel.topics:
-        routes[topic] = handler
-
-
-_ROUTES: weakref.WeakKeyDictionary[Any, dict[str, BatchHandler]] = weakref.WeakKeyDictionary()
-
-
-def batch_routes_for(app: Any) -> dict[str, BatchHandler]:
-    """Topic name -> the handler its records are delivered to in batches."""
-    routes = _ROUTES.get(app)
-    if routes is None:
-        routes = _ROUTES[app] = {}
-    return routes
-
-
-_GATES: weakref.WeakKeyDictionary[Any, CommitGate] = weakref.WeakKeyDictionary()
-
-
-def gate_for(app: Any) -> CommitGate:
-    """The one gate of a Faust app, shared by its agents and its consumer."""
-    gate = _GATES.get(app)
-    if gate is None:
-        gate = _GATES[app] = CommitGate()
-    return gate

@@ -45,7 +45,6 @@ the commit. Within a step, hooks run in the order they were added.
 from __future__ import annotations
 
 import enum
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -203,11 +202,3 @@ class CommitSequence:
         if outcome.committed:
             FAULTS.reached(FaultPoint.COMMIT_DONE, offsets=offsets_detail(outcome.moved))
         return outcome.committed
-
-
-_SEQUENCES: weakref.WeakKeyDictionary[Any, CommitSequence] = weakref.WeakKeyDictionary()
-
-
-def commit_sequence_for(app: Any) -> CommitSequence:
-    """The one commit sequence of a Faust app, shared by its stages and its consumer."""
-    return _SEQUENCES.setdefault(app, CommitSequence())

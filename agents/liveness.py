@@ -13,9 +13,6 @@ included); ``GET /health`` asks :meth:`Liveness.check` and answers 503 with its 
 
 from __future__ import annotations
 
-import weakref
-from typing import Any
-
 from agents.clock import WALL_CLOCK, Clock
 
 #: the default of ``[app] wedged_after``: 5 minutes
@@ -56,15 +53,3 @@ class Liveness:
             f"(wedged_after {self.wedged_after_ms / 1000:.0f}s) while {waiting}{lag_records} records "
             "wait to be read"
         )
-
-
-_LIVENESS: weakref.WeakKeyDictionary[Any, Liveness] = weakref.WeakKeyDictionary()
-
-
-def liveness_for(app: Any) -> Liveness:
-    """The one :class:`Liveness` of a Faust app (the default bound until the app's builder
-    sets ``wedged_after_ms``)."""
-    liveness = _LIVENESS.get(app)
-    if liveness is None:
-        liveness = _LIVENESS[app] = Liveness()
-    return liveness

@@ -27,8 +27,9 @@ import faust
 import orjson
 from faust.types import TP
 
-from agents.commit_gate import Batch, install_batch_handler
-from agents.commit_order import HeldBackWrites, OffsetMetadata, OutputFlush, commit_sequence_for
+from agents.app_runtime import AppRuntime
+from agents.commit_gate import Batch
+from agents.commit_order import HeldBackWrites, OffsetMetadata, OutputFlush
 from agents.faust_compat import in_recovery
 from agents.sink import Sink
 from streams.kafka.partitioning import key_partition
@@ -137,6 +138,7 @@ class SourceStage:
     the keyed stream's (the largest of them)."""
 
     app: faust.App
+    runtime: AppRuntime
     spec: SourceSpec
     sink: Sink
     repartition: str
@@ -160,8 +162,8 @@ class SourceStage:
 
     def install(self) -> None:
         channel = self.app.topic(*self.spec.topics, key_serializer="raw", value_serializer="raw")
-        install_batch_handler(self.app, channel, self.process_batch)
-        sequence = commit_sequence_for(self.app)
+        self.runtime.install_batch_handler(channel, self.process_batch)
+        sequence = self.runtime.sequence
         sequence.add(HeldBackWrites(self.report_progress))
         sequence.add(OutputFlush(self.sink.flush))
         sequence.add(OffsetMetadata(self.offset_metadata))

@@ -17,15 +17,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-import faust
 from faust.types import TP
 
-from agents.faust_compat import (
-    in_transaction,
-    plain_kafka_producer,
-    transaction_producer,
-    transactional_id_for,
-)
+from agents.app_runtime import AppRuntime
+from agents.faust_compat import in_transaction, plain_kafka_producer
 from agents.transport import TransactionManager
 
 Headers = list[tuple[str, bytes]]
@@ -34,8 +29,11 @@ Pending = dict[tuple[TP, str, int], list[tuple[bytes | None, bytes | None, Heade
 
 
 class Sink:
-    def __init__(self, app: faust.App, exactly_once: bool) -> None:
-        self.app = app
+    """The sink of the app of ``runtime``."""
+
+    def __init__(self, runtime: AppRuntime, exactly_once: bool) -> None:
+        self.runtime = runtime
+        self.app = runtime.app
         self.exactly_once = exactly_once
         self._pending: Pending = {}
 
@@ -90,9 +88,7 @@ class Sink:
         of a shutdown or a revocation, which starts none, and the producer's stop)."""
         if not self.exactly_once:
             return True
-        group = self.app.assignor.group_for_topic(source.topic)
-        tid = transactional_id_for(self.app.conf.id, group, source.partition)
-        producer = transaction_producer(cast(Any, self.app.producer), tid)
+        producer = self.runtime.producer_for(source)
         return producer is not None and in_transaction(producer)
 
     def _producer(self, source: TP) -> Any:
@@ -101,11 +97,10 @@ class Sink:
         faust_producer: Any = self.app.producer
         if not self.exactly_once:
             return plain_kafka_producer(faust_producer)
-        group = self.app.assignor.group_for_topic(source.topic)
-        tid = transactional_id_for(self.app.conf.id, group, source.partition)
+        tid = self.runtime.transactional_id(source)
         transactions = cast(TransactionManager, cast(Any, self.app.consumer).transactions)
         transactions.mark_written(tid)
-        producer = transaction_producer(faust_producer, tid)
+        producer = self.runtime.producer_for(source)
         if producer is None:
             raise RuntimeError(f"no transactional producer for {tid}: its partition is not assigned")
         return producer

@@ -49,8 +49,9 @@ from faust.types import TP
 from faust.types.tuples import FutureMessage, RecordMetadata
 from mode import ServiceT
 
-from agents.commit_gate import Batch, BatchHandler, batch_routes_for, gate_for
-from agents.commit_order import CommitOutcome, CommitRequest, commit_sequence_for
+from agents.app_runtime import runtime_of
+from agents.commit_gate import Batch, BatchHandler
+from agents.commit_order import CommitOutcome, CommitRequest
 from agents.faults import FAULTS, FaultPoint, offsets_detail
 from agents.faust_compat import (
     ConsumerHooks,
@@ -73,10 +74,8 @@ from agents.faust_compat import (
     to_message,
     transaction_lock,
     transaction_producer,
-    transactional_id_for,
     unacked_messages,
 )
-from agents.liveness import liveness_for
 from streams.telemetry.logfmt import logfmt
 from streams.telemetry.metrics import COMMIT_FAILURES, COMMIT_SECONDS
 from streams.telemetry.tracing import current_tracer
@@ -142,7 +141,7 @@ class Producer(faust_aiokafka.Producer):
         first failure is raised once all have finished. Each offset is committed with the
         metadata the stages give for its partition (:meth:`CommitSequence.metadata_for`)."""
         commit_one = super().commit_transactions
-        metadata_for = commit_sequence_for(self.app).metadata_for
+        metadata_for = runtime_of(self.app).sequence.metadata_for
 
         async def commit(tid: str, offsets: Mapping[TP, int]) -> None:
             producer = transaction_producer(self, tid)
@@ -194,8 +193,7 @@ class TransactionManager(FaustTransactionManager):
             # Faust's rule, for its own writes (table changelogs, always co-partitioned)
             partition = self.consumer.key_partition(topic, key, partition)
             if partition is not None:
-                group = self.app.assignor.group_for_topic(topic)
-                transactional_id = transactional_id_for(self.app.conf.id, group, partition)
+                transactional_id = runtime_of(self.app).transactional_id(TP(topic, partition))
         if transactional_id is not None:
             self.written_since_commit.add(transactional_id)
         return await self.producer.send(
@@ -213,10 +211,8 @@ class TransactionManager(FaustTransactionManager):
         self.input_since_commit.add(self.transactional_id_of(tp))
 
     def transactional_id_of(self, tp: TP) -> str:
-        """The transactional id of input partition ``tp`` (Faust's format, by topic group)."""
-        return transactional_id_for(
-            self.app.conf.id, self.app.assignor.group_for_topic(tp.topic), tp.partition
-        )
+        """The transactional id of input partition ``tp`` (:meth:`AppRuntime.transactional_id`)."""
+        return runtime_of(self.app).transactional_id(tp)
 
     @property
     def uncommitted_writes(self) -> bool:
@@ -289,11 +285,9 @@ class TransactionManager(FaustTransactionManager):
     async def begin_missing_transactions(self, offsets: Mapping[TP, int]) -> None:
         """On shutdown Faust commits once with ``start_new_transaction=False`` and then once more
         when its consumer stops; offsets still to commit then need a transaction to go in."""
-        faust_producer = cast(faust_aiokafka.Producer, self.producer)
-        assignor = self.app.assignor
+        runtime = runtime_of(self.app)
         for tp in offsets:
-            tid = transactional_id_for(self.app.conf.id, assignor.group_for_topic(tp.topic), tp.partition)
-            producer = transaction_producer(faust_producer, tid)
+            producer = runtime.producer_for(tp)
             if producer is not None and not in_transaction(producer):
                 await producer.begin_transaction()
 
@@ -428,7 +422,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         (:meth:`agents.commit_order.CommitSequence.metadata_for`); Faust commits an empty string."""
         consumer = kafka_consumer(self)
         assignment = self.assignment()
-        metadata_for = commit_sequence_for(self.consumer.app).metadata_for
+        metadata_for = runtime_of(self.consumer.app).sequence.metadata_for
         committable = {tp: offset for tp, offset in offsets.items() if tp in assignment}
         try:
             self.tp_last_committed_at.update(dict.fromkeys(committable, time.monotonic()))
@@ -595,7 +589,7 @@ class Consumer(ConsumerHooks):
 
     async def drain_messages(self, fetcher: ServiceT) -> None:
         """Faust's fetch loop, handing the records of batch-delivered topics
-        (:func:`agents.commit_gate.install_batch_handler`) to their handler a fetch at a time,
+        (:meth:`agents.app_runtime.AppRuntime.install_batch_handler`) to their handler a fetch at a time,
         per partition, as aiokafka returned them; records of other topics take Faust's
         per-message path.
 
@@ -603,7 +597,7 @@ class Consumer(ConsumerHooks):
         generation and flow checks, the highwater and a ``Message`` object per record) done
         once per partition and fetch; the gate checks generation and flow again under its lock
         (:meth:`agents.commit_gate.CommitGate.process_batch`)."""
-        routes = batch_routes_for(self.app)
+        routes = runtime_of(self.app).batch_routes
         if not routes:
             await super().drain_messages(fetcher)
             return
@@ -668,7 +662,8 @@ class Consumer(ConsumerHooks):
         read_offset[tp] = fetched[-1].offset
         handler = routes.get(tp.topic)
         if handler is not None:
-            await gate_for(self.app).process_batch(self.app, Batch(tp, generation, fetched, epoch), handler)
+            gate = runtime_of(self.app).gate
+            await gate.process_batch(self.app, Batch(tp, generation, fetched, epoch), handler)
             return
         for record in fetched:
             await self.wait_first(self.callback(to_message(self, tp, record)), self.suspend_flow.wait())
@@ -785,11 +780,12 @@ class Consumer(ConsumerHooks):
         progress for the worker's liveness (:mod:`agents.liveness`); each is a
         ``continust.commit`` span when tracing is on (:mod:`streams.telemetry.tracing`)."""
         request = CommitRequest(topics, start_new_transaction)
-        async with gate_for(self.app).closed():
+        runtime = runtime_of(self.app)
+        async with runtime.gate.closed():
             started = time.perf_counter()
             try:
                 with current_tracer().commit() as span:
-                    committed = await commit_sequence_for(self.app).run(self, request)
+                    committed = await runtime.sequence.run(self, request)
                     span.set_attribute("continust.committed", committed)
             except BaseException as exc:
                 if not isinstance(exc, asyncio.CancelledError):
@@ -797,7 +793,7 @@ class Consumer(ConsumerHooks):
                 raise
             COMMIT_SECONDS.observe(time.perf_counter() - started)
             if committed:
-                liveness_for(self.app).progressed()
+                runtime.liveness.progressed()
             return committed
 
     async def drain_send_buffer(self) -> None:

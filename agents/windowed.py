@@ -31,15 +31,15 @@ import faust
 import orjson
 from faust.types import TP
 
+from agents.app_runtime import AppRuntime
 from agents.clock import WALL_CLOCK, Clock
-from agents.commit_gate import Batch, gate_for, install_batch_handler
+from agents.commit_gate import Batch
 from agents.commit_order import (
     AfterCommit,
     CommitOutcome,
     HeldBackWrites,
     OutputFlush,
     StateFlush,
-    commit_sequence_for,
 )
 from agents.faults import FAULTS, FaultPoint, offsets_detail
 from agents.faust_compat import in_recovery
@@ -82,7 +82,7 @@ log = logging.getLogger("continust.table")
 
 
 def install_keyed_agent(
-    app: faust.App, source: SourceStage, stages: list[TableStage], partitions: int
+    runtime: AppRuntime, source: SourceStage, stages: list[TableStage], partitions: int
 ) -> None:
     """One agent per keyed stream, handing each event to every table of the source in turn.
 
@@ -94,6 +94,7 @@ def install_keyed_agent(
     Each batch is a ``continust.batch`` span when tracing is on (:mod:`streams.telemetry.tracing`).
     """
 
+    app = runtime.app
     names = ",".join(stage.spec.name for stage in stages)
 
     async def process_batch(batch: Batch) -> None:
@@ -113,12 +114,13 @@ def install_keyed_agent(
         channel = app.topic(
             source.repartition, key_serializer="raw", value_serializer="raw", partitions=partitions
         )
-    install_batch_handler(app, channel, process_batch)
+    runtime.install_batch_handler(channel, process_batch)
 
 
 @dataclass
 class TableStage:
     app: faust.App
+    runtime: AppRuntime
     spec: TableSpec
     source: SourceStage
     sink: Sink
@@ -205,12 +207,12 @@ class TableStage:
         """Register the stage's rebalance handler and idle timer; its events come from the one
         agent of its source (:func:`install_keyed_agent`)."""
         self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
-        sequence = commit_sequence_for(self.app)
+        sequence = self.runtime.sequence
         sequence.add(HeldBackWrites(self.write_held_back))
         sequence.add(OutputFlush(self.sink.flush))
         sequence.add(StateFlush(self.send_state_changes))
         sequence.add(AfterCommit(self.apply_committed_state))
-        gate_for(self.app).memory_use.setdefault("state_cache", []).append(self.cache_bytes)
+        self.runtime.gate.memory_use.setdefault("state_cache", []).append(self.cache_bytes)
         if self.idle_timeout is not None:
             interval = self.idle_timeout.check_interval_s
             self.app.timer(interval, name=f"continust.idle.{self.spec.name}")(self.advance_idle)
@@ -486,7 +488,7 @@ class TableStage:
             return
         topic = self.source.keyed_topics[0]
         assigned = sorted(tp for tp in self.app.assignor.assigned_actives() if tp.topic == topic)
-        async with gate_for(self.app).closed():
+        async with self.runtime.gate.closed():
             for tp in assigned:
                 windows = self.partition(tp.partition)
                 before = windows.stream_time

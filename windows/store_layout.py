@@ -33,6 +33,7 @@ is 8 bytes big-endian of the epoch milliseconds plus 2**63 (negative times sort 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 import orjson
@@ -99,6 +100,31 @@ def parse_window_key(raw: bytes, by_end: bool = False) -> tuple[str, int, int]:
     second = decode_time(raw[-_TIME_BYTES:])
     start, end = (second, first) if by_end else (first, second)
     return _decode_key(raw[1 : -2 * _TIME_BYTES]), start, end
+
+
+def parsed_windows(
+    records: Iterable[tuple[bytes, bytes]], by_end: bool = False
+) -> Iterator[tuple[str, int, int, bytes]]:
+    """``(key, start, end, value)`` of each ``W`` record of ``records`` (a range scan, in key
+    order), the key decoded once for each run of records of the same key."""
+    last_raw, key = b"", ""
+    width = 2 * _TIME_BYTES
+    for raw_key, value in records:
+        cut = len(raw_key) - width
+        key_raw = raw_key[1:cut]
+        if key_raw != last_raw:
+            last_raw, key = key_raw, _decode_key(key_raw)
+        first, second = _TWO_TIMES.unpack_from(raw_key, cut)
+        if by_end:
+            yield key, second - _BIAS, first - _BIAS, value
+        else:
+            yield key, first - _BIAS, second - _BIAS, value
+
+
+def key_after(key: str, start: int, end: int) -> bytes:
+    """The smallest key of a store ordered by ``(key, start, end)`` (not ``by_end``) that is
+    after the window's: a scan from it starts with the next window."""
+    return window_key(key, start, end) + b"\x00"
 
 
 def key_range(key: str, after: int | None = None) -> tuple[bytes, bytes]:

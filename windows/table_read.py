@@ -98,15 +98,27 @@ def windows_after(
 ) -> Iterator[dict[str, Any]]:
     """The windows of :func:`scan_page`, lazily: each is read and decoded only when taken (the
     store's cache must not change meanwhile)."""
-    for key, window, closed in _live(store, aggregate, partition, after, key_prefix, wanted):
-        yield {
-            "key": key,
-            "start": window.start,
-            "end": window.end,
-            "closed": closed,
-            "value": aggregate.value(window),
-            "version": window.version,
-        }
+    stream_time = store.get_stream_time(partition)
+    if stream_time is None:  # nothing expired or closed yet
+        closes_at = expires_at = None
+    else:  # a window closes once stream time reaches end + grace (is_closed, is_expired)
+        closes_at = stream_time - aggregate.window.grace_ms
+        expires_at = closes_at - aggregate.window.retention_ms
+    admits, value = wanted.admits, aggregate.value
+    for key, window in store.scan_windows(partition, after, key_prefix):  # _live, inlined
+        end = window.end
+        if expires_at is not None and end <= expires_at:
+            continue
+        closed = closes_at is not None and end <= closes_at
+        if admits(window.start, end, closed):
+            yield {
+                "key": key,
+                "start": window.start,
+                "end": end,
+                "closed": closed,
+                "value": value(window),
+                "version": window.version,
+            }
 
 
 def rank_key(entry: dict[str, Any], descending: bool) -> tuple[Any, str]:

@@ -51,9 +51,11 @@ from windows.store_layout import (
     encode_window,
     index_key,
     index_start,
+    key_after,
     key_range,
     parse_index_key,
     parse_window_key,
+    parsed_windows,
     prefix_range,
     window_key,
 )
@@ -452,7 +454,8 @@ class WriteBackStore:
         into the cache; the cache must not change while the iterator is in use."""
         low, high = prefix_range(key_prefix)
         if after is not None:
-            low = max(low, key_range(after[0])[0])  # the after key's windows, then later keys
+            # by_end: from the after key's first window (each key's are sorted by start here)
+            low = max(low, key_range(after[0])[0] if self.by_end else key_after(*after))
         part = self._partitions.get(partition)
         changed = _ChangedWindows() if part is None else part.changed_windows()
         spans, states = changed.spans, changed.states
@@ -465,6 +468,10 @@ class WriteBackStore:
                 break
             fresh.append((*spans[i], states[i]))
         committed = self._committed_windows(partition, low, high, after, changed.hidden)
+        if not fresh:
+            for key, _start, _end, state in committed:
+                yield key, state
+            return
         for key, _start, _end, state in heapq.merge(committed, fresh, key=lambda item: item[:3]):
             yield key, state
 
@@ -494,20 +501,21 @@ class WriteBackStore:
         commit: the cache holds them, or their deletion), after ``after``, in
         ``(key, start, end)`` order (a store ``by_end`` holds a key's windows by end: each key's
         are sorted here)."""
-        by_end = self.by_end
-        parsed = (
-            (*parse_window_key(raw_key, by_end), raw)
-            for raw_key, raw in self.inner.scan(partition, low, high)
-        )
-        for key, group in itertools.groupby(parsed, key=lambda item: item[0]):
+        records = parsed_windows(self.inner.scan(partition, low, high), self.by_end)
+        if not self.by_end:  # in (key, start, end) order already, from after ``after`` (``low``)
+            for key, start, end, raw in records:
+                if hidden and (start, end) in hidden.get(key, ()):
+                    continue
+                yield key, start, end, decode_window(start, end, raw)
+            return
+        for key, group in itertools.groupby(records, key=lambda item: item[0]):
             spans = hidden.get(key, ())
             found = [
                 (start, end, raw)
                 for _, start, end, raw in group
                 if (start, end) not in spans and (after is None or (key, start, end) > after)
             ]
-            if by_end:
-                found.sort(key=lambda item: item[:2])
+            found.sort(key=lambda item: item[:2])
             for start, end, raw in found:
                 yield key, start, end, decode_window(start, end, raw)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import logging
 import os
 import shutil
@@ -134,18 +135,27 @@ class LocalKafka:
     # -- jars -----------------------------------------------------------------------------
 
     def ensure_jars(self) -> None:
-        """Resolve the broker jars with Maven unless this pom's jars are already here."""
-        marker = self.lib_dir / ".resolved"
+        """Resolve the broker jars with Maven unless this pom's jars are already here. One
+        process at a time (an exclusive lock beside the folder): two test processes of one
+        checkout start brokers on the same jars at the same time."""
+        lib = self.lib_dir.resolve()  # a broker of a test links the suite's folder
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        with open(lib.parent / f".{lib.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._resolve_jars(lib)
+
+    def _resolve_jars(self, lib: Path) -> None:
+        marker = lib / ".resolved"
         pom_text = POM.read_text()
         if marker.exists() and marker.read_text() == pom_text:
             return
         mvn = shutil.which("mvn")
         if mvn is None:
             raise BrokerError("mvn is not on PATH: Maven is needed to fetch the Kafka broker jars")
-        if self.lib_dir.exists():
-            shutil.rmtree(self.lib_dir)
-        self.lib_dir.mkdir(parents=True)
-        log.info(logfmt("kafka.jars.resolve", pom=POM, into=self.lib_dir))
+        if lib.exists():
+            shutil.rmtree(lib)
+        lib.mkdir(parents=True)
+        log.info(logfmt("kafka.jars.resolve", pom=POM, into=lib))
         cmd = [
             mvn,
             "-B",
@@ -154,13 +164,13 @@ class LocalKafka:
             str(POM),
             "dependency:copy-dependencies",
             "-DincludeScope=runtime",
-            f"-DoutputDirectory={self.lib_dir}",
+            f"-DoutputDirectory={lib}",
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
             raise BrokerError("mvn could not resolve the Kafka jars:\n" + "\n".join(tail))
-        jars = sorted(self.lib_dir.glob("*.jar"))
+        jars = sorted(lib.glob("*.jar"))
         marker.write_text(pom_text)
         log.info(logfmt("kafka.jars.ready", jars=len(jars)))
 

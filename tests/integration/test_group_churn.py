@@ -263,7 +263,9 @@ def test_group_changes_under_steady_input_count_nothing_twice(
         check_churned(kafka, app_id, prefix, src, keyed, c)
     except AssertionError as exc:
         logs = sorted(tmp_path.glob("worker-*.log"))  # every worker's, restarts appended
-        raise AssertionError(f"{exc}\n{notable_lines(logs)}") from None
+        # the finding last too: a report that keeps only the end of the output still shows it
+        finding = " | ".join(str(exc).splitlines()[:4])[:1000]
+        raise AssertionError(f"{exc}\n{notable_lines(logs)}\n--- finding: {finding}") from None
 
 
 #: log lines worth reading when the group's result is wrong

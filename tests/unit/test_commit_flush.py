@@ -5,6 +5,7 @@ aiokafka sees as NotEnoughReplicasError retries (agents/transport.py, docs/exact
 import asyncio
 from typing import Any
 
+from agents.app_runtime import AppRuntime
 from agents.transport import Producer
 
 
@@ -33,13 +34,14 @@ class RecordingProducer:
 
 
 class FakeApp:
-    """Only a key for the app's commit sequence."""
+    """Only a key for the app's runtime (its commit sequence)."""
 
 
 def test_each_transaction_is_flushed_before_its_offsets_are_added() -> None:
     calls: list[tuple[str, str]] = []
     producer: Any = object.__new__(Producer)
     producer.app = FakeApp()
+    AppRuntime.attach(producer.app)
     # Faust's registry of transactional producers and their locks (faust_compat.transaction_producer)
     producer._transaction_producers = {tid: RecordingProducer(tid, calls) for tid in ("a", "b")}
     producer._trn_locks = {tid: asyncio.Lock() for tid in ("a", "b")}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
+from agents.app_runtime import AppRuntime
 from agents.clock import WALL_CLOCK
 from agents.idle_timeout import IdleTimeout
 from agents.windowed import TableStage
@@ -150,10 +151,18 @@ def test_the_table_stage_runs_its_idle_timeout_on_the_clock_it_is_given() -> Non
         idle_timeout_ms=TIMEOUT,
     )
     clock = FakeClock(WALL)
-    stage = TableStage(app=TablesOnly(), spec=spec, source=None, sink=None, partitions=1, clock=clock)
+    app = TablesOnly()
+    stage = TableStage(
+        app=app, runtime=AppRuntime(app), spec=spec, source=None, sink=None, partitions=1, clock=clock
+    )
     assert stage.idle_timeout is not None
     assert stage.idle_timeout.clock is clock and stage.idle_timeout.timeout_ms == TIMEOUT
     without = TableStage(
-        app=TablesOnly(), spec=replace(spec, idle_timeout_ms=None), source=None, sink=None, partitions=1
+        app=app,
+        runtime=stage.runtime,
+        spec=replace(spec, idle_timeout_ms=None),
+        source=None,
+        sink=None,
+        partitions=1,
     )
     assert without.idle_timeout is None and without.clock is WALL_CLOCK

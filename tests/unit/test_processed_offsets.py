@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 from faust.types import TP
 
+from agents.app_runtime import AppRuntime
 from agents.merge import KeyedEvent, ProgressReport, SourceStage
 from agents.progress_signal import ProgressSignal
 from agents.windowed import TableStage
@@ -44,8 +45,10 @@ class MemoryPartitions(MemoryOrderedStore):
 
 def stage_for(partitioned_by_key: bool) -> TableStage:
     spec = SourceSpec(name="events", topics=("a", "b"), key="user", partitioned_by_key=partitioned_by_key)
+    app = TablesOnly()
     source = SourceStage(
-        app=TablesOnly(),  # type: ignore[arg-type]
+        app=app,  # type: ignore[arg-type]
+        runtime=AppRuntime(app),
         spec=spec,
         sink=None,  # type: ignore[arg-type]
         repartition="events-repartition",
@@ -54,7 +57,14 @@ def stage_for(partitioned_by_key: bool) -> TableStage:
         partitions=2,
         topic_partitions={"a": 2, "b": 2},
     )
-    stage = TableStage(app=TablesOnly(), spec=SPEC, source=source, sink=None, partitions=2)  # type: ignore[arg-type]
+    stage = TableStage(
+        app=app,  # type: ignore[arg-type]
+        runtime=source.runtime,
+        spec=SPEC,
+        source=source,
+        sink=None,  # type: ignore[arg-type]
+        partitions=2,
+    )
     stage.rocksdb = MemoryPartitions()  # type: ignore[assignment]
     stage.committed_store = RankedStore(stage.rocksdb, stage.ranks)
     stage.store = WriteBackStore(stage.committed_store)

@@ -10,14 +10,21 @@ from types import SimpleNamespace
 import pytest
 from faust.types import TP
 
+from agents.app_runtime import AppRuntime
 from agents.transport import TransactionManager, UncoveredInput
+
+
+class App:
+    """A stand-in for the Faust app: its id, and topic group 0 for every topic."""
+
+    conf = SimpleNamespace(id="app")
+    assignor = SimpleNamespace(group_for_topic=lambda t: 0)
 
 
 def manager() -> SimpleNamespace:
     """The state the step reads, on a stand-in (topic group 0 for every topic)."""
-    app = SimpleNamespace(
-        conf=SimpleNamespace(id="app"), assignor=SimpleNamespace(group_for_topic=lambda t: 0)
-    )
+    app = App()
+    AppRuntime.attach(app)
     fake = SimpleNamespace(app=app, written_since_commit=set(), input_since_commit=set(), drained=0)
 
     async def drain_send_buffer() -> None:
