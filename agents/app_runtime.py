@@ -21,7 +21,7 @@ from faust.types import TP
 
 from agents.commit_gate import BatchHandler, CommitGate
 from agents.commit_order import CommitSequence
-from agents.faust_compat import transaction_producer, transactional_id_for
+from agents.faust_compat import in_recovery, transaction_producer, transactional_id_for
 from agents.liveness import Liveness
 
 
@@ -58,6 +58,13 @@ class AppRuntime:
         self.app.topics.add(channel)
         for topic in channel.topics:
             self.batch_routes[topic] = handler
+
+    def writes_paused(self) -> bool:
+        """Whether records written now would find no transaction: the app stops, rebalances
+        or recovers (the last commit of a stop or a revocation starts no new transaction).
+        What a stage writes on its own (progress reports, idle marks, idle closes) waits."""
+        app = self.app
+        return bool(app.should_stop or app.rebalancing or in_recovery(app))
 
     def transactional_id(self, tp: TP) -> str:
         """The transactional id of the producer of input partition ``tp`` (Faust's format, by

@@ -18,6 +18,7 @@ from faust.auth import Credentials
 from agents.app_runtime import AppRuntime
 from agents.broker_watch import BrokerWatch
 from agents.faust_compat import PromptTableManager, serve_web_with
+from agents.keyed_stream import KeyedStream, keyed_stream
 from agents.liveness import Liveness
 from agents.merge import SourceStage, repartition_topic
 from agents.readiness import readiness
@@ -35,6 +36,7 @@ from streams.api.http_ingest import IngestSource, ingest_route
 from streams.api.ingest_body import SourceRules
 from streams.api.ingest_producer import IngestProducer
 from streams.api.ingest_rate import IngestRateLimit
+from streams.api.query_budget import QueryBudget
 from streams.api.subscriptions import Followable, Subscriptions, subscription_routes
 from streams.api.table_routes import table_routes
 from streams.kafka.credentials_check import check_credentials
@@ -47,6 +49,9 @@ from streams.settings import Settings
 from streams.telemetry.metrics import BACKPRESSURE_PAUSES, BACKPRESSURE_SECONDS, register_runtime
 
 MIB = 1024 * 1024
+#: records left to read above which processing is behind, and queries keep to their share of
+#: the event loop (:mod:`streams.api.query_budget`)
+BEHIND_RECORDS = 1_000
 
 
 def changelog_topic(app_id: str, table: str) -> str:
@@ -149,6 +154,8 @@ class PipelineApp:
     settings: Settings
     broker: BrokerWatch
     sources: dict[str, SourceStage] = field(default_factory=dict)
+    #: what each source's tables read (:mod:`agents.keyed_stream`)
+    streams: dict[str, KeyedStream] = field(default_factory=dict)
     tables: dict[str, TableStage] = field(default_factory=dict)
     state: WorkerState | None = None
 
@@ -275,6 +282,17 @@ def api_peer_tls(settings: Settings, pipeline: Pipeline) -> ssl.SSLContext | Non
     return context
 
 
+def query_budget(built: PipelineApp) -> QueryBudget:
+    """Queries keep to their share of the event loop only while processing is behind: more
+    than :data:`BEHIND_RECORDS` records left to read over the partitions it processes."""
+    state = built.state
+
+    def contended() -> bool:
+        return state is None or state.processing_lag() > BEHIND_RECORDS
+
+    return QueryBudget(contended=contended)
+
+
 def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
     """The routes beyond the core ones (:func:`streams.api.http_api.core_routes`): ingest,
     subscriptions, and the query routes (which replace the core point query)."""
@@ -303,7 +321,7 @@ def api_routes(built: PipelineApp, peers: Peers) -> list[Route]:
         *subscription_routes(
             built, peers, subscriptions, followable, built.settings.bootstrap_servers, built.settings.kafka
         ),
-        *table_routes(PipelineReads(built.app, built.tables, restored), peers),
+        *table_routes(PipelineReads(built.app, built.tables, restored), peers, query_budget(built)),
     ]
 
 
@@ -370,25 +388,26 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
             partitions=plan.source_partitions[spec.name],
             topic_partitions={t: plan.topic_partitions[t] for t in spec.topics},
         )
-        if not spec.partitioned_by_key:
-            stage.install()
         built.sources[spec.name] = stage
+        built.streams[spec.name] = keyed_stream(stage)
+        built.streams[spec.name].install()
     for table in pipeline.tables:
         tstage = TableStage(
             app=app,
             runtime=runtime,
             spec=table,
             source=built.sources[table.source],
+            stream=built.streams[table.source],
             sink=sink,
             partitions=plan.source_partitions[table.source],
             store_options=store_options(settings, pipeline, plan),
         )
         tstage.install()
         built.tables[table.name] = tstage
-    for name, source in built.sources.items():
+    for name, stream in built.streams.items():
         stages = [t for t in built.tables.values() if t.spec.source == name]
         if stages:
-            install_keyed_agent(runtime, source, stages, plan.source_partitions[name])
+            install_keyed_agent(runtime, stream, sink, stages, plan.source_partitions[name])
     built.state = WorkerState(
         app, {name: stage.windows for name, stage in built.tables.items()}, lambda: set(runtime.batch_routes)
     )

@@ -9,8 +9,9 @@ ms; the input record's ``traceparent`` header, when it has one, is copied. Both 
 (repartitioned record or dead letter) are in the transaction of the input partition.
 
 With ``partitioned_by_key`` the source's topics are the keyed stream: the tables read them
-directly, and :meth:`SourceStage.keyed_events` validates their records, sending a record that
-is not on its key's partition to the dead-letter topic (``wrong_partition``).
+directly (:class:`agents.keyed_stream.KeyedTopics`, which validates their records with
+:meth:`SourceStage.decoded`), and nothing here is installed. What the tables read of either
+kind is :class:`agents.keyed_stream.KeyedStream`.
 
 Invalid records go to the dead-letter topic with their reason, and are counted and logged.
 """
@@ -30,10 +31,9 @@ from faust.types import TP
 from agents.app_runtime import AppRuntime
 from agents.commit_gate import Batch
 from agents.commit_order import HeldBackWrites, OffsetMetadata, OutputFlush
-from agents.faust_compat import in_recovery
 from agents.sink import Sink
 from streams.kafka.partitioning import key_partition
-from streams.plan.causation import TRACEPARENT, Cause, event_id, event_id_of_value, traceparent_of
+from streams.plan.causation import TRACEPARENT, Cause, event_id_of_value, traceparent_of
 from streams.plan.dead_letters import DeadLetter
 from streams.plan.envelope import Envelope, decode_event
 from streams.plan.errors import InvalidEvent
@@ -41,7 +41,7 @@ from streams.plan.pipeline import SourceSpec
 from streams.telemetry.logfmt import logfmt
 from streams.telemetry.metrics import EVENTS_IN, EVENTS_INVALID
 from streams.telemetry.tracing import current_tracer
-from windows.partition import TRACKED, Tracked
+from windows.partition import Tracked
 
 log = logging.getLogger("continust.merge")
 
@@ -154,13 +154,14 @@ class SourceStage:
             TP(topic, p) for topic in self.spec.topics for p in range(self.topic_partitions[topic])
         ]
         self._index = {tp: i for i, tp in enumerate(self.inputs)}
-        self._topic_index = {topic: j for j, topic in enumerate(self.spec.topics)}
         # repartitioned: per assigned source partition, its progress (the largest event time of a
         # valid record read from it), and what the last progress record said
         self._progress: dict[TP, int | None] = {}
         self._reported: dict[TP, tuple[int | None, bool]] = {}
 
     def install(self) -> None:
+        """Read the source's topics and repartition them, reporting each source partition's
+        progress at every commit (installed by :class:`agents.keyed_stream.RepartitionedStream`)."""
         channel = self.app.topic(*self.spec.topics, key_serializer="raw", value_serializer="raw")
         self.runtime.install_batch_handler(channel, self.process_batch)
         sequence = self.runtime.sequence
@@ -174,27 +175,7 @@ class SourceStage:
         self._progress.clear()
         self._reported.clear()
 
-    @property
-    def keyed_topics(self) -> tuple[str, ...]:
-        """The topics of the keyed stream its tables read: the source's own topics when they are
-        partitioned by key, else its repartition topic. Partition ``p`` of each is partition
-        ``p`` of the keyed stream."""
-        return self.spec.topics if self.spec.partitioned_by_key else (self.repartition,)
-
-    @property
-    def inputs_per_partition(self) -> int:
-        """How many input partitions feed one partition of the keyed stream: every source
-        partition (repartitioned), or partition ``p`` of each topic (partitioned by key)."""
-        return len(self.spec.topics) if self.spec.partitioned_by_key else len(self.inputs)
-
-    def input_name(self, partition: int, source: int) -> str:
-        """``topic:partition`` of input ``source`` of keyed-stream partition ``partition``."""
-        if self.spec.partitioned_by_key:
-            return f"{self.spec.topics[source]}:{partition}"
-        tp = self.inputs[source]
-        return f"{tp.topic}:{tp.partition}"
-
-    def _decoded(self, batch: Batch) -> Iterator[tuple[Any, Envelope]]:
+    def decoded(self, batch: Batch) -> Iterator[tuple[Any, Envelope]]:
         """The valid records of a batch of the source's topics with their envelopes; the others
         are rejected."""
         records, tp = batch.records, batch.tp
@@ -232,7 +213,7 @@ class SourceStage:
     def offset_metadata(self, tp: TP) -> str | None:
         """Committed with a source partition's offset: its progress at that offset, so that a
         worker taking the partition over judges the following events as this one would."""
-        if tp not in self._progress or tp not in self._index or self.spec.partitioned_by_key:
+        if tp not in self._progress or tp not in self._index:
             return None
         progress = self._progress[tp]
         return f"{PROGRESS_METADATA}{'-' if progress is None else progress}"
@@ -254,7 +235,7 @@ class SourceStage:
         first = tp not in self._reported
         if first:
             await self._report_assigned_active(tp)
-        for record, envelope in self._decoded(batch):
+        for record, envelope in self.decoded(batch):
             key = envelope.key.encode()
             timestamp_ms = envelope.timestamp_ms
             origin = f"{index} {record.offset} {'-' if progress is None else progress}".encode()
@@ -280,11 +261,9 @@ class SourceStage:
         progress of each assigned source partition that moved since its last report, and whether
         it is idle (nothing left to read and nothing fetched for ``idle_after``). Tables take
         their clock from these reports. The sink is flushed in step 2."""
-        if self.spec.partitioned_by_key:
-            return
         app: Any = self.app
-        if app.should_stop or app.rebalancing or in_recovery(app):
-            return  # the last commit of a stop or a revocation starts no transaction to write in
+        if self.runtime.writes_paused():
+            return
         consumer = app.consumer
         now = time.monotonic()
         idle_after_s = self.spec.idle_after_ms / 1000
@@ -325,62 +304,6 @@ class SourceStage:
         for partition in range(self.partitions):
             self.sink.add(tp, self.repartition, None, b"", partition, headers)
         self._reported[tp] = (progress, idle)
-
-    def keyed_events(self, batch: Batch) -> list[KeyedEvent | ProgressReport]:
-        """The events of a batch of the keyed stream (:attr:`keyed_topics`), and the progress
-        reports among them, in offset order; invalid records are rejected."""
-        tp = batch.tp
-        if not self.spec.partitioned_by_key:
-            items: list[KeyedEvent | ProgressReport] = []
-            inputs = len(self.inputs)
-            for record in batch.records:
-                try:
-                    items.append(read_repartitioned(record, inputs))
-                except InvalidEvent as exc:
-                    self.reject(tp, record, exc)
-            return items
-        partitions, events = self.partitions, cast(list[KeyedEvent | ProgressReport], [])
-        source, inputs = self._topic_index[tp.topic], len(self.spec.topics)
-        for record, envelope in self._decoded(batch):
-            owner = key_partition(envelope.key.encode(), partitions)
-            if owner != tp.partition:
-                problem = (
-                    f"key {envelope.key!r} belongs to partition {owner} of {partitions}, "
-                    f"the record is on partition {tp.partition}"
-                )
-                self.reject(tp, record, InvalidEvent("wrong_partition", problem))
-                continue
-            events.append(
-                KeyedEvent(
-                    record,
-                    envelope.key,
-                    envelope.timestamp_ms,
-                    envelope.payload,
-                    source,
-                    record.offset * inputs + source,
-                    TRACKED,
-                )
-            )
-        return events
-
-    def cause_of(self, partition: int, event: KeyedEvent) -> Cause:
-        """The input record behind an event of keyed-stream partition ``partition``: the source
-        topic partition and offset it was read at (for a repartitioned event, from its origin
-        header, not the repartition record's own), its id (the source's ``id`` field) and its
-        valid ``traceparent``."""
-        record, spec = event.record, self.spec
-        headers = record.headers
-        if spec.partitioned_by_key:
-            topic, offset = spec.topics[event.source], record.offset
-            traceparent = traceparent_of(headers) if headers else None
-        else:
-            tp = self.inputs[event.source]
-            topic, partition, offset = tp.topic, tp.partition, event.arrival // len(self.inputs)
-            # the repartitioned record has its three headers, and the input's traceparent after
-            # them when it had one (:meth:`process_batch`)
-            traceparent = traceparent_of(headers) if len(headers) > 3 else None
-        ident = None if spec.id_field is None else event_id(event.payload, spec.id_field)
-        return (topic, partition, offset, ident, traceparent)
 
     def reject(
         self, tp: TP, record: Any, exc: InvalidEvent, table: str = "", cause: Cause | None = None

@@ -195,7 +195,7 @@ class PipelineReads:
 
     async def lag(self, table: str, partition: int) -> int | None:
         stage = self._stage(table)
-        tps = [TP(topic, partition) for topic in stage.source.keyed_topics]
+        tps = [TP(topic, partition) for topic in stage.stream.topics]
         if any(tp not in stage.keyed_read for tp in tps):
             return None
         ends = await self._end_offsets(tps)

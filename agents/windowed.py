@@ -44,6 +44,7 @@ from agents.commit_order import (
 from agents.faults import FAULTS, FaultPoint, offsets_detail
 from agents.faust_compat import in_recovery
 from agents.idle_timeout import IdleTimeout
+from agents.keyed_stream import KeyedStream
 from agents.merge import KeyedEvent, ProgressReport, SourceStage, input_time_ms
 from agents.progress_signal import ProgressSignal
 from agents.sink import Sink
@@ -82,7 +83,7 @@ log = logging.getLogger("continust.table")
 
 
 def install_keyed_agent(
-    runtime: AppRuntime, source: SourceStage, stages: list[TableStage], partitions: int
+    runtime: AppRuntime, stream: KeyedStream, sink: Sink, stages: list[TableStage], partitions: int
 ) -> None:
     """One agent per keyed stream, handing each event to every table of the source in turn.
 
@@ -94,27 +95,20 @@ def install_keyed_agent(
     Each batch is a ``continust.batch`` span when tracing is on (:mod:`streams.telemetry.tracing`).
     """
 
-    app = runtime.app
     names = ",".join(stage.spec.name for stage in stages)
 
     async def process_batch(batch: Batch) -> None:
         tp = batch.tp
         with current_tracer().batch(names, tp.topic, tp.partition, batch.records):
-            items = source.keyed_events(batch)
+            items = stream.events(batch)
             read_through = batch.records[-1].offset if batch.records else None
             for stage in stages:
                 stage.process_events(tp, items, read_through)
-            await source.sink.flush()
+            await sink.flush()
         for stage in stages:
             stage.observe_latency()
 
-    if source.spec.partitioned_by_key:  # the source's own topics, which exist already
-        channel = app.topic(*source.keyed_topics, key_serializer="raw", value_serializer="raw")
-    else:
-        channel = app.topic(
-            source.repartition, key_serializer="raw", value_serializer="raw", partitions=partitions
-        )
-    runtime.install_batch_handler(channel, process_batch)
+    runtime.install_batch_handler(stream.channel(runtime.app, partitions), process_batch)
 
 
 @dataclass
@@ -122,7 +116,10 @@ class TableStage:
     app: faust.App
     runtime: AppRuntime
     spec: TableSpec
+    #: the source: its spec, and its dead letters (:meth:`SourceStage.reject`)
     source: SourceStage
+    #: what the table reads of the source
+    stream: KeyedStream
     sink: Sink
     partitions: int
     clock: Clock = WALL_CLOCK
@@ -225,7 +222,7 @@ class TableStage:
         if not self._sent:
             return
         changelog = self.windows.changelog_topic.get_topic_name()
-        keyed_topic = self.source.keyed_topics[0]
+        keyed_topic = self.stream.topics[0]
         for partition, writes in self._sent.items():
             source = TP(keyed_topic, partition)
             for key, value in writes:
@@ -278,8 +275,8 @@ class TableStage:
         the clock), and queue in the sink the windows changed since the last commit
         (``emit = "update"``); export each partition's clock as these leave it. The sink is
         flushed in step 2, the changed state written to RocksDB and the changelogs in step 3."""
-        topic = self.source.keyed_topics[0]
-        if self.source.spec.partitioned_by_key and self.source.inputs_per_partition > 1:
+        topic = self.stream.topics[0]
+        if self.stream.tables_mark_idle and self.stream.inputs_per_partition > 1:
             self._mark_idle_inputs()
         for partition in sorted(self._partitions):
             for emission in self._partitions[partition].emit_updates():
@@ -290,11 +287,11 @@ class TableStage:
         """An input topic partition with nothing left to read and nothing fetched for the
         source's ``idle_after`` stops holding its table partition's clock back."""
         app: Any = self.app
-        if app.should_stop or app.rebalancing or in_recovery(app):
-            return  # the last commit of a stop or a revocation starts no transaction to write in
+        if self.runtime.writes_paused():
+            return
         consumer, now = app.consumer, time.monotonic()
         idle_after_s = self.source.spec.idle_after_ms / 1000
-        topics = self.source.spec.topics
+        topics = self.stream.topics  # the inputs' own topics: tables_mark_idle
         for partition, windows in sorted(self._partitions.items()):
             if not self.sink.writable(TP(topics[0], partition)):
                 continue
@@ -321,7 +318,7 @@ class TableStage:
                 labels = {
                     "table": name,
                     "partition": label,
-                    "input": self.source.input_name(partition, source),
+                    "input": self.stream.input_name(partition, source),
                 }
                 if state is not None and state.progress is not None:
                     INPUT_PROGRESS.labels(**labels).set(state.progress)
@@ -333,12 +330,12 @@ class TableStage:
         if windows is None:
             self.rocksdb.db_for(partition)  # opened before it is processed
             windows = PartitionWindows(
-                self.aggregate, self.store, partition, inputs=self.source.inputs_per_partition
+                self.aggregate, self.store, partition, inputs=self.stream.inputs_per_partition
             )
             self._partitions[partition] = windows
             if self.idle_timeout is not None:
                 self.idle_timeout.received(partition, windows.stream_time)
-            if self.source.spec.partitioned_by_key:
+            if self.stream.tables_mark_idle:
                 # this stage judges the idleness of the topic partitions it reads itself: a
                 # partition taken over may have a backlog now, so each holds the clock again
                 # until it is quiet for idle_after (a repartitioned source's stage reports it)
@@ -370,7 +367,7 @@ class TableStage:
         on_input_event, emit = windows.on_input_event, self.emit
         # the input record behind each event, saved with the windows it changes and named in
         # their output records' headers (not needed without an output topic)
-        cause_of = self.source.cause_of if self.spec.output is not None else None
+        cause_of = self.stream.cause_of if self.spec.output is not None else None
         partition, cause = tp.partition, None
         inputs = False
         arrivals: dict[int, int] = {}
@@ -387,7 +384,7 @@ class TableStage:
                     result = on_input_event(source, key, payload, timestamp_ms, arrival, own, cause)
                 except InvalidField as exc:
                     problem = InvalidEvent("invalid_field", str(exc))
-                    origin = self.source.cause_of(partition, item)
+                    origin = self.stream.cause_of(partition, item)
                     self.source.reject(tp, record, problem, table=self.spec.name, cause=origin)
                     continue
                 if result.late:
@@ -428,18 +425,10 @@ class TableStage:
 
     def _processed(self, tp: TP, arrivals: dict[int, int], read_through: int | None) -> None:
         """Raise the partition's processed offsets (saved with its state, so they survive a
-        restart or a move) to the inputs' offsets of a batch: per input, the last event's
-        (``arrival`` is the input offset times the inputs per partition plus the input,
-        :class:`~agents.merge.KeyedEvent`); for a source partitioned by key, the batch's own
-        topic partition up to ``read_through``."""
-        source, partition = self.source, tp.partition
-        if source.spec.partitioned_by_key:
-            moved = {} if read_through is None else {f"{tp.topic}:{partition}": read_through}
-        else:
-            per = source.inputs_per_partition
-            moved = {
-                source.input_name(partition, index): arrival // per for index, arrival in arrivals.items()
-            }
+        restart or a move) to the inputs' offsets a batch processed through
+        (:meth:`agents.keyed_stream.KeyedStream.processed`)."""
+        partition = tp.partition
+        moved = self.stream.processed(tp, arrivals, read_through)
         if not moved:
             return
         offsets = self.store.get_offsets(partition)
@@ -483,10 +472,9 @@ class TableStage:
         """Move the stream time of every assigned partition that has been quiet for the idle
         timeout (see :class:`agents.idle_timeout.IdleTimeout`)."""
         idle_timeout = self.idle_timeout
-        app: Any = self.app
-        if idle_timeout is None or app.should_stop or app.rebalancing or in_recovery(app):
+        if idle_timeout is None or self.runtime.writes_paused():
             return
-        topic = self.source.keyed_topics[0]
+        topic = self.stream.topics[0]
         assigned = sorted(tp for tp in self.app.assignor.assigned_actives() if tp.topic == topic)
         async with self.runtime.gate.closed():
             for tp in assigned:

@@ -462,16 +462,16 @@ class WriteBackStore:
         at = bisect.bisect_left(spans, (key_prefix,))
         if after is not None:
             at = max(at, bisect.bisect_right(spans, after))
-        fresh = []
-        for i in range(at, len(spans)):
-            if not spans[i][0].startswith(key_prefix):
-                break
-            fresh.append((*spans[i], states[i]))
         committed = self._committed_windows(partition, low, high, after, changed.hidden)
-        if not fresh:
+        if at == len(spans) or not spans[at][0].startswith(key_prefix):  # nothing changed there
             for key, _start, _end, state in committed:
                 yield key, state
             return
+        # lazily: a page takes only the changes up to where it ends
+        fresh = itertools.takewhile(
+            lambda item: item[0].startswith(key_prefix),
+            ((*spans[i], states[i]) for i in range(at, len(spans))),
+        )
         for key, _start, _end, state in heapq.merge(committed, fresh, key=lambda item: item[:3]):
             yield key, state
 

@@ -6,6 +6,12 @@ keeping up with its input. :class:`QueryBudget` bounds it: reads of table state 
 at most ``share`` of each ``window_s`` of wall time; a read that finds the window's share spent
 waits for the next window. Under more query load than the share serves, answers take longer and
 processing keeps its pace.
+
+The budget takes only time processing would use: ``contended()`` (asked once per window) says
+whether processing has work waiting (the worker: more records left to read than a fetch
+returns). While it has none, reads run past the share and answers are not held back: the loop
+would otherwise sit idle. Once processing falls behind, the next window holds queries to the
+share again.
 """
 
 from __future__ import annotations
@@ -25,8 +31,11 @@ class QueryBudget:
     window_s: float = 0.1
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    #: whether processing has work waiting; asked at the start of each window
+    contended: Callable[[], bool] = lambda: True
     _window_start: float = field(default=float("-inf"), init=False)
     _spent: float = field(default=0.0, init=False)
+    _contended: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.share <= 1:
@@ -35,12 +44,14 @@ class QueryBudget:
             raise ValueError(f"window_s must be positive, got {self.window_s}")
 
     async def run(self, read: Callable[[], T]) -> T:
-        """``read()`` once the current window has budget left, its time counted against it."""
+        """``read()`` once the current window has budget left (or processing has nothing
+        waiting), its time counted against it."""
         while True:
             now = self.clock()
             if now - self._window_start >= self.window_s:
                 self._window_start, self._spent = now, 0.0
-            if self._spent < self.share * self.window_s:
+                self._contended = self.contended()
+            if not self._contended or self._spent < self.share * self.window_s:
                 break
             await self.sleep(self._window_start + self.window_s - now)
         started = self.clock()

@@ -54,3 +54,19 @@ def test_the_gate_reports_each_processed_batch_as_progress_and_no_dropped_one() 
     stale = Batch(TP("a", 0), 0, [Record(2)])  # an older generation: dropped
     asyncio.run(runtime.gate.process_batch(app, stale, handler))
     assert consumer.acked == [0, 1] and runtime.liveness.progress_at_ms == 5_000
+
+
+@pytest.mark.parametrize(
+    ("should_stop", "rebalancing", "in_recovery", "paused"),
+    [
+        (False, False, False, False),
+        (True, False, False, True),
+        (False, True, False, True),
+        (False, False, True, True),
+    ],
+)
+def test_writes_pause_while_the_app_stops_rebalances_or_recovers(
+    should_stop: bool, rebalancing: bool, in_recovery: bool, paused: bool
+) -> None:
+    app = SimpleNamespace(should_stop=should_stop, rebalancing=rebalancing, in_recovery=in_recovery)
+    assert AppRuntime(app).writes_paused() is paused

@@ -153,7 +153,14 @@ def test_the_table_stage_runs_its_idle_timeout_on_the_clock_it_is_given() -> Non
     clock = FakeClock(WALL)
     app = TablesOnly()
     stage = TableStage(
-        app=app, runtime=AppRuntime(app), spec=spec, source=None, sink=None, partitions=1, clock=clock
+        app=app,
+        runtime=AppRuntime(app),
+        spec=spec,
+        source=None,
+        stream=None,
+        sink=None,
+        partitions=1,
+        clock=clock,
     )
     assert stage.idle_timeout is not None
     assert stage.idle_timeout.clock is clock and stage.idle_timeout.timeout_ms == TIMEOUT
@@ -162,6 +169,7 @@ def test_the_table_stage_runs_its_idle_timeout_on_the_clock_it_is_given() -> Non
         runtime=stage.runtime,
         spec=replace(spec, idle_timeout_ms=None),
         source=None,
+        stream=None,
         sink=None,
         partitions=1,
     )

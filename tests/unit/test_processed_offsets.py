@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from faust.types import TP
 
 from agents.app_runtime import AppRuntime
+from agents.keyed_stream import keyed_stream
 from agents.merge import KeyedEvent, ProgressReport, SourceStage
 from agents.progress_signal import ProgressSignal
 from agents.windowed import TableStage
@@ -62,6 +63,7 @@ def stage_for(partitioned_by_key: bool) -> TableStage:
         runtime=source.runtime,
         spec=SPEC,
         source=source,
+        stream=keyed_stream(source),
         sink=None,  # type: ignore[arg-type]
         partitions=2,
     )

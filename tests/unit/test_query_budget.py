@@ -57,6 +57,37 @@ def test_reads_within_the_share_never_wait() -> None:
     assert time.slept == []
 
 
+def test_reads_run_past_the_share_only_while_processing_has_nothing_waiting() -> None:
+    """Asked once per window: uncontended windows hold no read back, whatever their reads
+    cost; a contended one holds them to the share again."""
+    time = FakeTime()
+    waiting = [False, False, True, True]  # processing's answer at the start of each window
+    asked: list[float] = []
+
+    def contended() -> bool:
+        asked.append(round(time.now, 6))
+        return waiting[len(asked) - 1]
+
+    budget = QueryBudget(share=0.5, window_s=0.1, clock=time.clock, sleep=time.sleep, contended=contended)
+    started: list[float] = []
+
+    def read() -> None:  # each read takes 40 ms
+        started.append(round(time.now, 6))
+        time.now += 0.04
+
+    async def reads() -> None:
+        for _ in range(8):
+            await budget.run(read)
+
+    asyncio.run(reads())
+    # windows at 0 and 0.12 are uncontended: three reads each, 120 ms of a 100 ms window;
+    # from 0.24 the share holds: two reads (80 ms >= 50 ms) and a wait for the next window
+    assert started == [0.0, 0.04, 0.08, 0.12, 0.16, 0.2, 0.24, 0.28]
+    assert asked == [0.0, 0.12, 0.24] and time.slept == []
+    asyncio.run(budget.run(read))
+    assert asked == [0.0, 0.12, 0.24, 0.34] and time.slept == [0.02]
+
+
 def test_a_failing_read_counts_its_time_and_raises() -> None:
     time = FakeTime()
     budget = QueryBudget(share=0.5, window_s=0.1, clock=time.clock, sleep=time.sleep)
