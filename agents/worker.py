@@ -31,6 +31,7 @@ from agents.faust_compat import (
     read_offsets,
     unacked_messages,
 )
+from agents.gc_pauses import watch_gc_pauses
 from agents.local_state import LocalState
 from agents.shutdown_bound import ShutdownBound
 from agents.transport import TransactionManager
@@ -179,6 +180,7 @@ def run_worker(pipeline: Pipeline, settings: Settings, loglevel: str = "info") -
     tracer = open_tracer(
         tracing_settings(pipeline.telemetry, os.environ, settings.app_id, pipeline.path), pipeline.path
     )
+    watch_gc_pauses()
     built = prepare(pipeline, settings)
     local_state = LocalState(data_dir=settings.data_dir, table_dir=Path(built.app.conf.tabledir))
     local_state.open()

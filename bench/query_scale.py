@@ -271,6 +271,7 @@ def run(args: argparse.Namespace, bootstrap: str, where: Path) -> tuple[list[Lat
         )
         live.start()
         time.sleep(5)  # the live input reaches its rate
+        gc_before = _full_collections(port)
         for kind in KINDS:
             processed = metric_total(port, "continust_events_total") or 0
             queue = context.Queue()
@@ -292,6 +293,12 @@ def run(args: argparse.Namespace, bootstrap: str, where: Path) -> tuple[list[Lat
                 errors=errors,
             )
             results.append(result)
+        gc_after = _full_collections(port)
+        build.update(
+            full_gcs=gc_after[0] - gc_before[0],
+            full_gc_s=gc_after[1] - gc_before[1],
+            long_gcs=gc_after[2] - gc_before[2],
+        )
     finally:
         if live is not None:
             live.terminate()
@@ -303,6 +310,16 @@ def run(args: argparse.Namespace, bootstrap: str, where: Path) -> tuple[list[Lat
             worker.kill()
             worker.wait()
     return results, build
+
+
+def _full_collections(port: int) -> tuple[float, float, float]:
+    """The worker's collections of generation 2 so far: how many, their seconds, and how many
+    took 100 ms or more (``continust_gc_pause_seconds``)."""
+    where = 'generation="2"'
+    count = metric_total(port, "continust_gc_pause_seconds_count", where) or 0
+    seconds = metric_total(port, "continust_gc_pause_seconds_sum", where) or 0
+    under = metric_total(port, "continust_gc_pause_seconds_bucket", where + ',le="0.1"') or 0
+    return count, seconds, count - under
 
 
 def section_body(
@@ -325,7 +342,12 @@ def section_body(
         f"every partition's ranked windows, one read of the partition each; it and a top-N of one window "
         "equalled the backlog's, checked before the live input started. The worker's resident memory "
         f"was {build['rss_before'] / 2**20:,.0f} MiB before it and {build['rss_after'] / 2**20:,.0f} MiB "
-        "after.\n"
+        "after.\n\n"
+        f"While the clients asked ({len(results) * args.seconds:g} s), the worker ran "
+        f"{build['full_gcs']:,.0f} full collections of Python's cycle collector (generation 2, "
+        f"`continust_gc_pause_seconds`), {build['full_gc_s'] * 1000:,.0f} ms in all, "
+        f"{build['long_gcs']:,.0f} of them 100 ms or longer: the event loop stands still meanwhile, "
+        "and the queries' p99 meets these pauses.\n"
     )
 
 

@@ -20,8 +20,9 @@ CONCURRENCY = 16
 """Table requests in flight at once."""
 
 
-def metric_total(port: int, name: str) -> float | None:
-    """The sum of metric ``name`` over its labels (0 when it has no series yet); None while the
+def metric_total(port: int, name: str, where: str = "") -> float | None:
+    """The sum of metric ``name`` over its labels (those of the series whose line holds
+    ``where``, e.g. ``generation="2"``; 0 when it has no such series yet); None while the
     worker does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
@@ -29,7 +30,11 @@ def metric_total(port: int, name: str) -> float | None:
     except OSError:
         return None
     prefix = name + "{"
-    return sum(float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith(prefix) or x.startswith(name + " "))
+    return sum(
+        float(x.rsplit(" ", 1)[1])
+        for x in lines
+        if (x.startswith(prefix) or x.startswith(name + " ")) and where in x
+    )
 
 
 def key_windows(body: dict[str, Any], count: str = "n", total: str = "total") -> Results:

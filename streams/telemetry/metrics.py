@@ -218,6 +218,14 @@ COMMIT_SECONDS = Histogram(
     registry=REGISTRY,
     buckets=SECONDS_BUCKETS,
 )
+GC_PAUSE_SECONDS = Histogram(
+    "continust_gc_pause_seconds",
+    "Seconds the worker stood still for each collection of Python's cycle collector, by "
+    "generation (2: the whole heap; its pauses grow with the objects the worker holds).",
+    ["generation"],
+    registry=REGISTRY,
+    buckets=SECONDS_BUCKETS,
+)
 COMMIT_FAILURES = Counter(
     "continust_commit_failures_total",
     "Commits that failed: a commit that raised (a transaction or an offset commit), and an "
