@@ -38,7 +38,11 @@ class RecordingSink:
         self.added.append((source, topic, key, value, partition, headers or []))
 
 
-def source_stage(partitioned_by_key: bool) -> tuple[SourceStage, RecordingSink]:
+def source_stage(
+    partitioned_by_key: bool, partitions: int = PARTITIONS, app: Any = None
+) -> tuple[SourceStage, RecordingSink]:
+    """A source stage of topics ``a`` and ``b`` of ``partitions`` each, its dead letters and
+    repartitioned records going to a recording sink; ``app``: what stands for the Faust app."""
     spec = SourceSpec(
         name="events",
         topics=("a", "b"),
@@ -48,7 +52,7 @@ def source_stage(partitioned_by_key: bool) -> tuple[SourceStage, RecordingSink]:
         id_field="id",
     )
     sink = RecordingSink()
-    app = SimpleNamespace()
+    app = SimpleNamespace() if app is None else app
     stage = SourceStage(
         app=app,  # type: ignore[arg-type]
         runtime=AppRuntime(app),
@@ -57,8 +61,8 @@ def source_stage(partitioned_by_key: bool) -> tuple[SourceStage, RecordingSink]:
         repartition="app-events-repartition",
         dead_letters="app-dead-letters",
         max_future_ms=86_400_000,
-        partitions=PARTITIONS,
-        topic_partitions={"a": PARTITIONS, "b": PARTITIONS},
+        partitions=partitions,
+        topic_partitions={"a": partitions, "b": partitions},
     )
     return stage, sink
 

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 
 from faust.types import TP
 
-from agents.app_runtime import AppRuntime
 from agents.keyed_stream import keyed_stream
-from agents.merge import KeyedEvent, ProgressReport, SourceStage
+from agents.merge import KeyedEvent, ProgressReport
 from agents.progress_signal import ProgressSignal
 from agents.windowed import TableStage
-from streams.plan.pipeline import SourceSpec, TableSpec
+from streams.plan.pipeline import TableSpec
+from tests.unit.test_keyed_stream import source_stage
 from windows.aggregates import parse_aggregation
 from windows.ordered_store import MemoryOrderedStore
 from windows.rank_index import RankedStore
@@ -45,19 +45,8 @@ class MemoryPartitions(MemoryOrderedStore):
 
 
 def stage_for(partitioned_by_key: bool) -> TableStage:
-    spec = SourceSpec(name="events", topics=("a", "b"), key="user", partitioned_by_key=partitioned_by_key)
     app = TablesOnly()
-    source = SourceStage(
-        app=app,  # type: ignore[arg-type]
-        runtime=AppRuntime(app),
-        spec=spec,
-        sink=None,  # type: ignore[arg-type]
-        repartition="events-repartition",
-        dead_letters="dead",
-        max_future_ms=0,
-        partitions=2,
-        topic_partitions={"a": 2, "b": 2},
-    )
+    source, _ = source_stage(partitioned_by_key, partitions=2, app=app)
     stage = TableStage(
         app=app,  # type: ignore[arg-type]
         runtime=source.runtime,

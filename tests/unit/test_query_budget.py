@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
+from agents.application import BEHIND_RECORDS, query_budget
 from streams.api.query_budget import QueryBudget
 
 
@@ -106,3 +108,16 @@ def test_a_failing_read_counts_its_time_and_raises() -> None:
 def test_a_budget_must_be_a_share_of_a_positive_window(share: float, window: float) -> None:
     with pytest.raises(ValueError):
         QueryBudget(share=share, window_s=window)
+
+
+@pytest.mark.parametrize(("lag", "contended"), [(None, True), (0, False), (1_000, False), (1_001, True)])
+def test_the_worker_holds_queries_to_their_share_only_while_processing_is_behind(
+    lag: int | None, contended: bool
+) -> None:
+    """The worker's budget (:func:`agents.application.query_budget`): contended once more than
+    ``BEHIND_RECORDS`` records are left to read; a worker whose state is not built yet counts
+    as behind."""
+    assert BEHIND_RECORDS == 1_000
+    state = None if lag is None else SimpleNamespace(processing_lag=lambda: lag)
+    budget = query_budget(SimpleNamespace(state=state))  # type: ignore[arg-type]
+    assert budget.contended() is contended
