@@ -17,7 +17,7 @@ from faust.auth import Credentials
 
 from agents.app_runtime import AppRuntime
 from agents.broker_watch import BrokerWatch
-from agents.faust_compat import PromptTableManager, serve_web_with
+from agents.faust_compat import PromptTableManager, open_broker_connection, serve_web_with
 from agents.keyed_stream import KeyedStream, keyed_stream
 from agents.liveness import Liveness
 from agents.merge import SourceStage, repartition_topic
@@ -76,7 +76,7 @@ async def plan_topics(pipeline: Pipeline, settings: Settings) -> TopicPlan:
     """Check that every input topic exists and every existing output topic is co-partitioned
     with its table; create the topics the engine owns."""
     inputs = {t for s in pipeline.sources for t in s.topics}
-    await check_credentials(settings.bootstrap_servers, settings.kafka)
+    await check_credentials(settings.bootstrap_servers, settings.kafka, open_broker_connection)
     counts = await partition_counts(settings.bootstrap_servers, inputs, settings.kafka)
     missing = sorted(inputs - set(counts))
     if missing:

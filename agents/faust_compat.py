@@ -40,6 +40,7 @@ import faust
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
+from aiokafka.conn import create_conn
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.commit import (
     OffsetFetchRequest,
@@ -62,6 +63,7 @@ from faust.assignor import PartitionAssignor
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.manager import TableManager
 from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.consumer import TransactionManager as TransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP, ConsumerMessage, Message
@@ -410,6 +412,31 @@ def kafka_consumer(thread: faust_aiokafka.AIOKafkaConsumerThread) -> Any:
     If it changes: ``AttributeError`` at the first commit or rebalance.
     """
     return thread._ensure_consumer()
+
+
+# -- the classes agents.transport extends: faust.transport.drivers.aiokafka ----------------------
+
+# ``faust_aiokafka`` (Faust's Kafka driver module: its ``Transport``, ``Producer``, ``Consumer``
+# and ``AIOKafkaConsumerThread``) and ``TransactionManager`` (Faust's), imported above, are the classes
+# :mod:`agents.transport` subclasses, imported from here: only the seam imports Faust's driver
+# modules, and each member the subclasses override or call is in :data:`REGISTRY`.
+
+
+# -- a connection of its own: aiokafka.conn -------------------------------------------------------
+
+
+async def open_broker_connection(host: str, port: int, timeout_ms: int, options: Mapping[str, Any]) -> Any:
+    """A connection to the one broker at ``host:port``, with its TLS handshake and SASL login
+    done (``options``: aiokafka's client security options), closed with ``close()``; raises
+    what the connection or the login raised.
+
+    Relies on: aiokafka, ``aiokafka.conn.create_conn(host, port, *, request_timeout_ms, ...)``.
+    Needed for: telling a refused login or certificate apart from an unreachable broker before
+    the worker starts (:mod:`streams.kafka.credentials_check`). aiokafka's clients retry every
+    bootstrap server and report only that none answered.
+    If it changes: ``TypeError`` or ``ImportError`` at the worker's start, before it joins.
+    """
+    return await create_conn(host, port, request_timeout_ms=timeout_ms, **options)
 
 
 def in_recovery(app: faust.App) -> bool:
@@ -946,7 +973,7 @@ class SeamItem:
 
     @property
     def test_id(self) -> str:
-        owner = self.owner.rsplit(":", 1)[1]
+        owner = self.owner.rsplit(":", 1)[-1]  # a module-level member: the module
         source = ":source" if self.kind is Kind.SOURCE else ""
         return f"{self.name}:{owner}.{self.member or 'SCHEMA'}{source}"
 
@@ -982,6 +1009,28 @@ REGISTRY: tuple[SeamItem, ...] = (
         "{group_id}-{tpg.group}-{tpg.partition}",
     ),
     SeamItem("transaction_producer", _F_AIO_PRODUCER, "_transaction_producers", Kind.ATTRIBUTE),
+    SeamItem(
+        "open_broker_connection",
+        "aiokafka.conn",
+        "create_conn",
+        Kind.METHOD,
+        (
+            "host",
+            "port",
+            "client_id",
+            "request_timeout_ms",
+            "ssl_context",
+            "security_protocol",
+            "max_idle_ms",
+            "on_close",
+            "sasl_mechanism",
+            "sasl_plain_username",
+            "sasl_plain_password",
+            "sasl_kerberos_service_name",
+            "sasl_kerberos_domain_name",
+            "sasl_oauth_token_provider",
+        ),
+    ),
     SeamItem("transaction_lock", _F_AIO_PRODUCER, "_trn_locks", Kind.ATTRIBUTE),
     SeamItem("in_transaction", _K_PRODUCER, "_txn_manager", Kind.ATTRIBUTE),
     SeamItem(

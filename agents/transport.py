@@ -43,8 +43,6 @@ from typing import Any, cast
 import aiokafka.errors as Errors
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.exceptions import ConsumerNotStarted
-from faust.transport.consumer import TransactionManager as FaustTransactionManager
-from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import FutureMessage, RecordMetadata
 from mode import ServiceT
@@ -62,6 +60,7 @@ from agents.faust_compat import (
     committed_offsets,
     consumer_thread,
     count_acked,
+    faust_aiokafka,
     forget_coordinator,
     in_transaction,
     install_send_buffer,
@@ -76,6 +75,7 @@ from agents.faust_compat import (
     transaction_producer,
     unacked_messages,
 )
+from agents.faust_compat import TransactionManager as FaustTransactionManager
 from streams.telemetry.logfmt import logfmt
 from streams.telemetry.metrics import COMMIT_FAILURES, COMMIT_SECONDS
 from streams.telemetry.tracing import current_tracer

@@ -3,7 +3,9 @@
 aiokafka's clients report a refused SASL login or a failed TLS handshake only as "Unable to
 bootstrap", and Faust retries that forever, so a worker with a wrong password would loop.
 :func:`check_credentials` opens one connection to each bootstrap server the way every client of
-the worker will (:meth:`streams.kafka.kafka_security.KafkaSecurity.client_options`) and tells a refusal
+the worker will (:meth:`streams.kafka.kafka_security.KafkaSecurity.client_options`), through the
+connection opener it is handed (:data:`BrokerConnect`; the worker's is
+:func:`agents.faust_compat.open_broker_connection`), and tells a refusal
 apart from an unreachable server: it raises :class:`CredentialsRefused` when no server accepted
 the connection and at least one refused the credentials or the TLS handshake; a server that
 does not answer at all is left to the worker's own handling of an unreachable cluster
@@ -14,15 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import aiokafka.errors as Errors
-from aiokafka.conn import create_conn
 
 from streams.kafka.kafka_security import KafkaSecurity
 
 #: the exit code of a worker whose credentials or certificates the cluster refused
 EXIT_CREDENTIALS_REFUSED = 4
 CHECK_TIMEOUT_S = 10.0
+
+#: opens a connection to one broker (host, port, request timeout in ms, aiokafka's client
+#: security options), its TLS handshake and SASL login done; the connection has ``close()``
+BrokerConnect = Callable[[str, int, int, Mapping[str, Any]], Awaitable[Any]]
 DEFAULT_PORT = 9092
 
 #: what a refused login or TLS handshake raises (anything else: the server is not reachable)
@@ -76,7 +83,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 async def check_credentials(
-    bootstrap: str, security: KafkaSecurity, timeout_s: float = CHECK_TIMEOUT_S
+    bootstrap: str, security: KafkaSecurity, connect: BrokerConnect, timeout_s: float = CHECK_TIMEOUT_S
 ) -> None:
     """Return when a bootstrap server accepted a connection (TLS handshake and SASL login
     included), or when none answered for another reason; raise :class:`CredentialsRefused`
@@ -86,9 +93,7 @@ async def check_credentials(
     refusal: tuple[str, BaseException] | None = None
     for host, port in bootstrap_hosts(bootstrap):
         try:
-            conn = await asyncio.wait_for(
-                create_conn(host, port, request_timeout_ms=int(timeout_s * 1000), **options), timeout_s
-            )
+            conn = await asyncio.wait_for(connect(host, port, int(timeout_s * 1000), options), timeout_s)
         except (TimeoutError, OSError, Errors.KafkaError) as exc:
             refused = refusal_in(exc)
             if refused is not None and refusal is None:

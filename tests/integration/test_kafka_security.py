@@ -13,6 +13,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from agents.faust_compat import open_broker_connection
 from streams.kafka.credentials_check import EXIT_CREDENTIALS_REFUSED, CredentialsRefused, check_credentials
 from streams.kafka.kafka_security import KafkaSecurity
 from streams.kafka.local_kafka import LocalKafka
@@ -86,12 +87,12 @@ def check_the_other_logins(certs: Certificates, bootstrap: str, tls: str, topic:
     with_cert = KafkaSecurity("SSL", certs.ca, certs.client_cert, certs.client_key)
     assert run(partition_counts(tls, [topic], with_cert)) == {topic: 1}
     with pytest.raises(CredentialsRefused, match=r"(?i)refused SSL: .*certificate"):
-        run(check_credentials(tls, KafkaSecurity("SSL", certs.ca)))
+        run(check_credentials(tls, KafkaSecurity("SSL", certs.ca), open_broker_connection))
     wrong = KafkaSecurity(
         "SASL_SSL", certs.ca, sasl_mechanism="PLAIN", sasl_username=carol, sasl_password="x"
     )
     with pytest.raises(CredentialsRefused, match="refused PLAIN user 'carol'"):
-        run(check_credentials(bootstrap, wrong))
+        run(check_credentials(bootstrap, wrong, open_broker_connection))
 
 
 def test_a_worker_logs_in_with_scram_over_tls_and_a_wrong_password_ends_a_worker(

@@ -54,7 +54,7 @@ UNREACHABLE = "127.0.0.1:9"  # nothing is started: no probe connects
 def resolve(owner: str) -> Any:
     module_name, _, qualname = owner.partition(":")
     found: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
+    for part in filter(None, qualname.split(".")):  # "module" alone: a module-level member
         found = getattr(found, part)
     return found
 
@@ -524,6 +524,59 @@ def test_the_scan_covers_every_module_of_every_package() -> None:
     assert {"streams/kafka/topic_admin.py", "windows/write_back.py", "bench/query_scale.py"} <= names
     every = {p.relative_to(ROOT).as_posix() for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
     assert every - names == {"agents/faust_compat.py", "bench/__main__.py", "agents/cli/__main__.py"}
+
+
+#: the library modules a module other than the seam may import from: the documented API
+PUBLIC_LIBRARY_MODULES = {
+    "faust",
+    "faust.types",
+    "faust.types.tuples",
+    "faust.types.enums",
+    "faust.exceptions",
+    "faust.auth",
+    "faust.assignor",
+    "mode",
+    "aiokafka",
+    "aiokafka.errors",
+    "aiokafka.structs",
+    "aiokafka.admin",
+    "aiokafka.admin.config_resource",
+    "aiokafka.partitioner",
+    "aiohttp",
+    "aiohttp.web",
+}
+
+
+def library_imports(source: str) -> list[tuple[int, str]]:
+    """(line, module) of every import of a library module in ``source``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found += [(node.lineno, n) for n in names if n.split(".", 1)[0] in LIBRARIES | {"aiohttp"}]
+    return found
+
+
+def test_no_module_but_the_seam_imports_a_library_module_outside_its_documented_api() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {module}"
+        for path, _ in agents_modules()
+        for line, module in library_imports(path.read_text())
+        if module not in PUBLIC_LIBRARY_MODULES
+    ]
+    assert not found, "library internals imported outside agents/faust_compat.py:\n" + "\n".join(found)
+
+
+def test_the_import_scan_finds_an_internal_module() -> None:
+    source = (
+        "import aiokafka.conn\nfrom faust.transport.drivers import aiokafka as d\nfrom aiokafka import x\n"
+    )
+    found = library_imports(source)
+    assert found == [(1, "aiokafka.conn"), (2, "faust.transport.drivers"), (3, "aiokafka")]
 
 
 #: every pattern the runtime used before the seam, as it was written
