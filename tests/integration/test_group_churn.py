@@ -138,21 +138,43 @@ def owned(workers: list[Any], keyed: str, what: str) -> None:
 Emission = tuple[Any, ...]
 
 
-def outputs_difference(got: list[Emission], offsets: list[int], expected: list[Emission]) -> str:
+def outputs_difference(
+    got: list[Emission], offsets: list[int], expected: list[Emission], emitted_by: list[int]
+) -> str:
     """What separates a partition's output records (at ``offsets`` of the output topic) from the
-    model's, in one line: how many are missing and extra, the first of each, and where the two
-    first part."""
+    model's (each made by the keyed stream's record at ``emitted_by``), in one line: how many
+    are missing and extra, the first of each, the keyed offsets that made the missing ones, and
+    where the two first part."""
     missing = Counter(map(repr, expected)) - Counter(map(repr, got))
     extra = Counter(map(repr, got)) - Counter(map(repr, expected))
     same = min(len(got), len(expected))
     pairs = enumerate(zip(got[:same], expected[:same], strict=True))
     first = next((i for i, (g, e) in pairs if g != e), same)
     at = f"output offset {offsets[first]}" if first < len(offsets) else "the end of the output"
+    left = Counter(missing)
+    made_by = []
+    for emission, by in zip(expected, emitted_by, strict=True):
+        if left[repr(emission)] > 0:
+            left[repr(emission)] -= 1
+            made_by.append(by)
     return (
         f"{len(got)} records, model {len(expected)}; parting at record {first} ({at}); "
-        f"{missing.total()} missing, first {list(missing)[:2]}; "
+        f"{missing.total()} missing, made by keyed offsets {offset_ranges(made_by)}, "
+        f"first {list(missing)[:1]}; "
         f"{extra.total()} extra, first {list(extra)[:2]}"
     )
+
+
+def offset_ranges(offsets: list[int], most: int = 6) -> str:
+    """Sorted ``offsets`` as runs: ``"3-7,12"``, at most ``most`` runs."""
+    runs: list[list[int]] = []
+    for offset in sorted(set(offsets)):
+        if runs and offset <= runs[-1][1] + 1:
+            runs[-1][1] = offset
+        else:
+            runs.append([offset, offset])
+    text = ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs[:most])
+    return text + (f" and {len(runs) - most} more runs" if len(runs) > most else "")
 
 
 def check_churned(bootstrap: str, app_id: str, prefix: str, src: str, keyed: str, worker: Any) -> None:
@@ -175,7 +197,7 @@ def check_churned(bootstrap: str, app_id: str, prefix: str, src: str, keyed: str
                     offsets = [r.offset for r in records.get(p, [])]
                     findings.append(
                         f"table {table} partition {p}: outputs differ from the model: "
-                        + outputs_difference(got.get(p, []), offsets, expected)
+                        + outputs_difference(got.get(p, []), offsets, expected, refs[(table, p)][4])
                     )
                 for key, start, end, version, *_ in got.get(p, []):
                     last_version[(table, key, start, end)] = version
@@ -225,7 +247,8 @@ def check_churned(bootstrap: str, app_id: str, prefix: str, src: str, keyed: str
                 for w in body["windows"]:
                     if w["version"] != last_version.get((table, user, w["start"], w["end"]), w["version"]):
                         findings.append(f"table {table} key {user} {w['start']}: version {w['version']}")
-    assert not findings, f"{len(findings)} differences from the model:\n" + "\n".join(findings)
+    where = "; ".join(finding.split(":", 1)[0] for finding in findings[:12])
+    assert not findings, f"{len(findings)} differences from the model ({where}):\n" + "\n".join(findings)
 
 
 CHURN = [

@@ -184,12 +184,13 @@ def keyed_items(bootstrap: str, keyed: str, source_topic: str) -> dict[int, list
 
 def references(
     bootstrap: str, keyed: str, source_topic: str, count_from: dict[int, int]
-) -> dict[tuple[str, int], tuple[Reference, list[Any], int, list[tuple[str, int, Any]]]]:
+) -> dict[tuple[str, int], tuple[Reference, list[Any], int, list[tuple[str, int, Any]], list[int]]]:
     """Per (table, partition): the model after the keyed stream, its emissions in order, how
     many events at or after offset ``count_from[partition]`` of the keyed stream it found late,
-    and the events it did not find late, in order, as (key, event time, the source record they
-    were read from as a :data:`streams.plan.causation.Cause`). A repartitioned partition is fed by
-    every source partition."""
+    the events it did not find late, in order, as (key, event time, the source record they
+    were read from as a :data:`streams.plan.causation.Cause`), and for each emission the offset
+    of the keyed stream's record that made it. A repartitioned partition is fed by every source
+    partition."""
     stream = keyed_items(bootstrap, keyed, source_topic)
     inputs = 1 if keyed == source_topic else PARTITIONS
     answer = {}
@@ -201,21 +202,25 @@ def references(
             )
             model = ReferenceInputs(ref, inputs)
             emissions: list[Any] = []
+            emitted_by: list[int] = []
             late = 0
             kept: list[tuple[str, int, Any]] = []
             for item in items:
                 if item[0] == "progress":
-                    emissions.extend(model.report(*item[1:4]))
+                    reported = model.report(*item[1:4])
+                    emissions.extend(reported)
+                    emitted_by.extend([item[4]] * len(reported))
                     continue
                 _, key, payload, ts, arrival, source, own, offset = item
                 status, was_late, out = model.event(source, own, key, payload, ts, arrival)
                 assert status == "ok"
                 late += was_late and offset >= count_from.get(partition, 0)
                 emissions.extend(out)
+                emitted_by.extend([offset] * len(out))
                 if not was_late:  # a repartitioned event's arrival is its source offset * inputs + input
                     read_at = (source, arrival // inputs) if inputs > 1 else (partition, offset)
                     kept.append((key, ts, (source_topic, *read_at, None, None)))
-            answer[(table, partition)] = (ref, emissions, late, kept)
+            answer[(table, partition)] = (ref, emissions, late, kept, emitted_by)
     return answer
 
 
