@@ -18,7 +18,7 @@ from faust.auth import Credentials
 from agents.app_runtime import AppRuntime
 from agents.broker_watch import BrokerWatch
 from agents.faust_compat import PromptTableManager, open_broker_connection, serve_web_with
-from agents.keyed_stream import KeyedStream, keyed_stream
+from agents.keyed_stream import KeyedStream
 from agents.liveness import Liveness
 from agents.merge import SourceStage, repartition_topic
 from agents.readiness import readiness
@@ -26,8 +26,9 @@ from agents.restored_partitions import RestoredPartitions
 from agents.runtime_state import WorkerState
 from agents.sensor import MetricsSensor
 from agents.sink import Sink
+from agents.stage_wiring import StageOptions, build_stages
 from agents.table_queries import PipelineReads
-from agents.windowed import TableStage, install_keyed_agent
+from agents.windowed import TableStage
 from streams.api.api_auth import OPEN, TokenFileError, TokenSet, load_tokens
 from streams.api.api_forward import Peers
 from streams.api.api_routes import Route
@@ -376,38 +377,20 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
     sink = Sink(runtime, exactly_once)
     broker = BrokerWatch(settings.bootstrap_servers, settings.broker_timeout_ms / 1000, settings.kafka)
     built = PipelineApp(app=app, runtime=runtime, pipeline=pipeline, settings=settings, broker=broker)
-    for spec in pipeline.sources:
-        stage = SourceStage(
-            app=app,
-            runtime=runtime,
-            spec=spec,
-            sink=sink,
-            repartition=repartition_topic(settings.app_id, spec.name),
-            dead_letters=dead_letter_topic(settings.app_id, spec.dead_letter_topic),
+    stages = build_stages(
+        app,
+        runtime,
+        sink,
+        pipeline,
+        StageOptions(
+            app_id=settings.app_id,
             max_future_ms=settings.max_future_ms,
-            partitions=plan.source_partitions[spec.name],
-            topic_partitions={t: plan.topic_partitions[t] for t in spec.topics},
-        )
-        built.sources[spec.name] = stage
-        built.streams[spec.name] = keyed_stream(stage)
-        built.streams[spec.name].install()
-    for table in pipeline.tables:
-        tstage = TableStage(
-            app=app,
-            runtime=runtime,
-            spec=table,
-            source=built.sources[table.source],
-            stream=built.streams[table.source],
-            sink=sink,
-            partitions=plan.source_partitions[table.source],
+            source_partitions=plan.source_partitions,
+            topic_partitions=plan.topic_partitions,
             store_options=store_options(settings, pipeline, plan),
-        )
-        tstage.install()
-        built.tables[table.name] = tstage
-    for name, stream in built.streams.items():
-        stages = [t for t in built.tables.values() if t.spec.source == name]
-        if stages:
-            install_keyed_agent(runtime, stream, sink, stages, plan.source_partitions[name])
+        ),
+    )
+    built.sources, built.streams, built.tables = stages.sources, stages.streams, stages.tables
     built.state = WorkerState(
         app, {name: stage.windows for name, stage in built.tables.items()}, lambda: set(runtime.batch_routes)
     )

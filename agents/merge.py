@@ -31,7 +31,7 @@ from faust.types import TP
 from agents.app_runtime import AppRuntime
 from agents.commit_gate import Batch
 from agents.commit_order import HeldBackWrites, OffsetMetadata, OutputFlush
-from agents.sink import Sink
+from agents.sink import RecordSink
 from streams.kafka.partitioning import key_partition
 from streams.plan.causation import TRACEPARENT, Cause, event_id_of_value, traceparent_of
 from streams.plan.dead_letters import DeadLetter
@@ -140,7 +140,7 @@ class SourceStage:
     app: faust.App
     runtime: AppRuntime
     spec: SourceSpec
-    sink: Sink
+    sink: RecordSink
     repartition: str
     dead_letters: str
     max_future_ms: int

@@ -15,7 +15,7 @@ and flush under the commit gate, so no record waits in the sink across a commit 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from faust.types import TP
 
@@ -26,6 +26,34 @@ from agents.transport import TransactionManager
 Headers = list[tuple[str, bytes]]
 # (input partition, topic, partition) -> records in the order they were added
 Pending = dict[tuple[TP, str, int], list[tuple[bytes | None, bytes | None, Headers]]]
+
+
+class RecordSink(Protocol):
+    """Where the stages write their records: :class:`Sink` in the worker, the stage test
+    driver's log in tests (:mod:`agents.stage_driver`)."""
+
+    exactly_once: bool
+
+    def add(
+        self,
+        source: TP,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int,
+        headers: Headers | None = None,
+    ) -> None:
+        """Queue one record derived from input partition ``source``."""
+        ...
+
+    async def flush(self, delivered: bool = False) -> dict[tuple[str, int], int]:
+        """Hand every queued record over; with ``delivered``, the offset of the last record
+        written to each topic partition."""
+        ...
+
+    def writable(self, source: TP) -> bool:
+        """Whether records derived from ``source`` can be written now."""
+        ...
 
 
 class Sink:

@@ -76,7 +76,7 @@ class PipelineReads:
         return self.tables[table]
 
     def _changelog(self, table: str, partition: int) -> TP:
-        return TP(self._stage(table).windows.changelog_topic.get_topic_name(), partition)
+        return TP(self._stage(table).changelog_topic, partition)
 
     def _held_sets(self) -> tuple[set[TP], set[TP]]:
         """This worker's active and standby changelog partitions, computed once per assignment

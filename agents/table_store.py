@@ -19,12 +19,28 @@ changelog from there on (``read_committed``), only the records committed since.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from rocksdict import ReadOptions, WriteBatch
 
 from agents.faust_compat import FAUST_OFFSET_KEY, changelog_offset_key, open_partition_db, partition_db
-from windows.ordered_store import Write
+from windows.ordered_store import MemoryOrderedStore, OrderedStore, Write
+
+
+class TablePartitions(OrderedStore, Protocol):
+    """The committed state of a table's partitions: an ordered store whose partitions a stage
+    opens before it processes them (``db_for``)."""
+
+    def db_for(self, partition: int) -> Any:
+        """Open the partition's database (for writes); what it returns is the store's own."""
+        ...
+
+
+class MemoryTablePartitions(MemoryOrderedStore):
+    """:class:`TablePartitions` in memory: every partition is open."""
+
+    def db_for(self, partition: int) -> None:
+        return None
 
 
 class RocksDBPartitions:

@@ -47,8 +47,8 @@ from agents.idle_timeout import IdleTimeout
 from agents.keyed_stream import KeyedStream
 from agents.merge import KeyedEvent, ProgressReport, SourceStage, input_time_ms
 from agents.progress_signal import ProgressSignal
-from agents.sink import Sink
-from agents.table_store import RocksDBPartitions
+from agents.sink import RecordSink
+from agents.table_store import RocksDBPartitions, TablePartitions
 from streams.plan.causation import cause_headers
 from streams.plan.dead_letters import late_event_headers
 from streams.plan.errors import InvalidEvent
@@ -83,7 +83,7 @@ log = logging.getLogger("continust.table")
 
 
 def install_keyed_agent(
-    runtime: AppRuntime, stream: KeyedStream, sink: Sink, stages: list[TableStage], partitions: int
+    runtime: AppRuntime, stream: KeyedStream, sink: RecordSink, stages: list[TableStage], partitions: int
 ) -> None:
     """One agent per keyed stream, handing each event to every table of the source in turn.
 
@@ -120,31 +120,24 @@ class TableStage:
     source: SourceStage
     #: what the table reads of the source
     stream: KeyedStream
-    sink: Sink
+    sink: RecordSink
     partitions: int
     clock: Clock = WALL_CLOCK
     #: Faust's RocksDB options for each partition's database (:func:`store_options`)
     store_options: dict[str, int] | None = None
+    #: the committed state, and the name of its changelog topic; ``None``: a Faust table of the
+    #: app, on RocksDB, restored and kept as standby by Faust (the worker). The stage test
+    #: driver (:mod:`agents.stage_driver`) hands in a store of its own.
+    committed: TablePartitions | None = None
+    changelog: str | None = None
 
     def __post_init__(self) -> None:
-        # bytes: the store encodes keys and values itself, and Faust's recovery must not
-        # decode them (a table's changelog serializer comes from its key and value types, and is
-        # JSON unless the type is bytes)
-        raw: dict[str, Any] = {
-            "partitions": self.partitions,
-            "store": "rocksdb://",
-            "key_type": bytes,
-            "value_type": bytes,
-            "schema": faust.Schema(key_serializer="raw", value_serializer="raw"),
-            "on_changelog_event": self._on_changelog_event,
-            # a standby applies each changelog record as it reads it, so the committed state a
-            # standby read answers from (``stale_ok``) is as fresh as the changelog; Faust would
-            # otherwise hold up to 1000 records per partition in memory, unapplied
-            "standby_buffer_size": 1,
-        }
-        if self.store_options:
-            raw["options"] = dict(self.store_options)
-        self.windows: Any = self.app.Table(self.spec.name, **raw)
+        self.windows: Any = None
+        if self.committed is None:
+            self.windows = self._faust_table()
+            self.rocksdb: TablePartitions = RocksDBPartitions.on_faust_table(self.windows)
+        else:
+            self.rocksdb = self.committed
         self.aggregate = self.spec.aggregate
         window = self.spec.window
         sessions = isinstance(window, SessionWindows)
@@ -159,7 +152,6 @@ class TableStage:
             on_dropped=lambda partition: dropped.inc(),
         )
         RANKED_WINDOWS.labels(table=self.spec.name).set_function(self.ranks.windows)
-        self.rocksdb = RocksDBPartitions.on_faust_table(self.windows)
         self.committed_store = RankedStore(self.rocksdb, self.ranks)
         self.store = WriteBackStore(
             self.committed_store,
@@ -185,6 +177,34 @@ class TableStage:
         #: the input record time (epoch ms) of each output record queued by the events of the
         #: batch being processed, observed once the sink has handed them to the producer
         self._caused: list[int] = []
+
+    def _faust_table(self) -> Any:
+        """The Faust table whose RocksDB and changelog hold the committed state."""
+        # bytes: the store encodes keys and values itself, and Faust's recovery must not
+        # decode them (a table's changelog serializer comes from its key and value types, and is
+        # JSON unless the type is bytes)
+        raw: dict[str, Any] = {
+            "partitions": self.partitions,
+            "store": "rocksdb://",
+            "key_type": bytes,
+            "value_type": bytes,
+            "schema": faust.Schema(key_serializer="raw", value_serializer="raw"),
+            "on_changelog_event": self._on_changelog_event,
+            # a standby applies each changelog record as it reads it, so the committed state a
+            # standby read answers from (``stale_ok``) is as fresh as the changelog; Faust would
+            # otherwise hold up to 1000 records per partition in memory, unapplied
+            "standby_buffer_size": 1,
+        }
+        if self.store_options:
+            raw["options"] = dict(self.store_options)
+        return self.app.Table(self.spec.name, **raw)
+
+    @property
+    def changelog_topic(self) -> str:
+        """The topic the committed state's changelog records go to."""
+        if self.windows is not None:
+            return str(self.windows.changelog_topic.get_topic_name())
+        return self.changelog or f"{self.spec.name}-changelog"
 
     async def _on_changelog_event(self, event: Any) -> None:
         """Faust read a changelog record of this stage's table (restoring, or as a standby): it
@@ -221,7 +241,7 @@ class TableStage:
         self._sent, self._sent_offsets = self.store.changes(), {}
         if not self._sent:
             return
-        changelog = self.windows.changelog_topic.get_topic_name()
+        changelog = self.changelog_topic
         keyed_topic = self.stream.topics[0]
         for partition, writes in self._sent.items():
             source = TP(keyed_topic, partition)

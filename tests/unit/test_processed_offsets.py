@@ -13,12 +13,11 @@ from faust.types import TP
 from agents.keyed_stream import keyed_stream
 from agents.merge import KeyedEvent, ProgressReport
 from agents.progress_signal import ProgressSignal
+from agents.table_store import MemoryTablePartitions
 from agents.windowed import TableStage
 from streams.plan.pipeline import TableSpec
 from tests.unit.test_keyed_stream import source_stage
 from windows.aggregates import parse_aggregation
-from windows.ordered_store import MemoryOrderedStore
-from windows.rank_index import RankedStore
 from windows.spec import TumblingWindows
 from windows.write_back import WriteBackStore
 
@@ -32,34 +31,18 @@ SPEC = TableSpec(
 )
 
 
-class TablesOnly:
-    """Enough of a Faust app to build the stages: their tables are never read through it."""
-
-    def Table(self, name: str, **options: object) -> object:
-        return object()
-
-
-class MemoryPartitions(MemoryOrderedStore):
-    def db_for(self, partition: int) -> None:
-        return None
-
-
 def stage_for(partitioned_by_key: bool) -> TableStage:
-    app = TablesOnly()
-    source, _ = source_stage(partitioned_by_key, partitions=2, app=app)
-    stage = TableStage(
-        app=app,  # type: ignore[arg-type]
+    source, _ = source_stage(partitioned_by_key, partitions=2)
+    return TableStage(
+        app=source.app,
         runtime=source.runtime,
         spec=SPEC,
         source=source,
         stream=keyed_stream(source),
         sink=None,  # type: ignore[arg-type]
         partitions=2,
+        committed=MemoryTablePartitions(),
     )
-    stage.rocksdb = MemoryPartitions()  # type: ignore[assignment]
-    stage.committed_store = RankedStore(stage.rocksdb, stage.ranks)
-    stage.store = WriteBackStore(stage.committed_store)
-    return stage
 
 
 def event(source: int, offset: int, ts: int, inputs: int, own: int | None = None) -> KeyedEvent:
