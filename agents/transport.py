@@ -38,6 +38,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Mapping
+from types import MappingProxyType
 from typing import Any, cast
 
 import aiokafka.errors as Errors
@@ -76,6 +77,7 @@ from agents.faust_compat import (
     unacked_messages,
 )
 from agents.faust_compat import TransactionManager as FaustTransactionManager
+from agents.rewinds import PartitionRewinds
 from streams.telemetry.logfmt import logfmt
 from streams.telemetry.metrics import COMMIT_FAILURES, COMMIT_SECONDS
 from streams.telemetry.tracing import current_tracer
@@ -347,6 +349,10 @@ async def fetch_committed_entries(
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    #: what the last rewind to the committed offsets sought: each partition assigned then, with
+    #: its committed offset (0: none, read from its beginning)
+    last_rewound: Mapping[TP, int] = MappingProxyType({})
+
     def verify_event_path(self, now: float, tp: TP) -> None:
         """Faust's livelock check reads each assigned partition's fetch position, which aiokafka
         asserts is known; a partition assigned moments ago whose position is still being
@@ -386,6 +392,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
                 uncommitted.append(tp)
             else:
                 consumer.seek(tp, offset)
+        self.last_rewound = {tp: committed.get(tp) or 0 for tp in assigned}
         if uncommitted:
             await consumer.seek_to_beginning(*uncommitted)
         return {tp: committed.get(tp) for tp in assigned}
@@ -459,17 +466,11 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class Consumer(ConsumerHooks):
     def __post_init__(self) -> None:
         super().__post_init__()
-        #: per partition, the highest offset an agent processed since the partition was assigned
-        self.processed_offsets: dict[TP, int] = {}
+        #: the rewind bookkeeping of the assignment: where each partition may be processed from,
+        #: the seek epoch, the partitions waiting to be sought back (:mod:`agents.rewinds`)
+        self.rewinds = PartitionRewinds()
         #: per partition, when a fetch last returned records for it (or it was first asked about)
         self.fetched_at: dict[TP, float] = {}
-        #: how many rewinds the consumer made: a fetch that began before the latest one is stale
-        self.seek_epoch = 0
-        #: partitions whose fetched records the gate dropped: none is processed until rewound
-        self.rewind_needed: set[TP] = set()
-        #: per assigned partition, the stable committed offset it was rewound to in this
-        #: assignment (:meth:`perform_seek`): nothing of it is processed before, or below it
-        self.positioned: dict[TP, int] = {}
         #: partitions whose records the last fetch returned and the gate has not dealt with yet:
         #: not idle, whatever the fetch position says (one fetch's batches can take longer than
         #: ``idle_after`` to process, each waiting for the gate, under load)
@@ -479,8 +480,8 @@ class Consumer(ConsumerHooks):
         """Whether nothing is left to read of ``tp`` (see :meth:`ConsumerThread.caught_up`), nor
         to process: records a fetch returned count as read for the fetch position, and wait in
         the fetch loop until the gate has dealt with them (:attr:`unhandled`), or were dropped
-        and wait for their rewind (:attr:`rewind_needed`)."""
-        if tp in self.unhandled or tp in self.rewind_needed:
+        and wait for their rewind (:meth:`rewind_pending`)."""
+        if tp in self.unhandled or self.rewinds.pending(tp):
             return False
         return cast(ConsumerThread, consumer_thread(self)).caught_up(tp)
 
@@ -497,7 +498,7 @@ class Consumer(ConsumerHooks):
     def is_repeat(self, message: Any) -> bool:
         """Whether an agent already processed the record of ``message`` since its partition was
         assigned (records of a partition are processed in offset order)."""
-        return bool(message.offset <= self.processed_offsets.get(message.tp, -1))
+        return bool(message.offset <= self.rewinds.processed.get(message.tp, -1))
 
     def ack(self, message: Any) -> bool:
         """Count ``message`` as processed only if an agent took it from its stream, once.
@@ -526,51 +527,48 @@ class Consumer(ConsumerHooks):
             return False
         acked = bool(super().ack(message))
         if acked:
-            self.processed_offsets[message.tp] = message.offset
+            self.rewinds.processed[message.tp] = message.offset
         return acked
+
+    @property
+    def seek_epoch(self) -> int:
+        """The rewind epoch (:attr:`agents.rewinds.PartitionRewinds.seek_epoch`): a batch from a
+        fetch that began in an older one is dropped by the gate."""
+        return self.rewinds.seek_epoch
 
     def mark_rewind(self, tp: TP) -> None:
         """The gate dropped fetched records of ``tp`` unprocessed: nothing more of it may be
         processed before the fetch loop rewinds it (:meth:`rewind_dropped`)."""
-        self.rewind_needed.add(tp)
+        self.rewinds.mark(tp)
 
     def rewind_pending(self, tp: TP) -> bool:
-        return tp in self.rewind_needed
-
-    def rewind_target(self, tp: TP) -> int | None:
-        """Where a partition whose fetched records were dropped reads again: the record after
-        the last one processed in this assignment, else the offset it was rewound to at the
-        assignment (``None`` before that rewind, which reads from the committed offset)."""
-        processed = self.processed_offsets.get(tp)
-        return processed + 1 if processed is not None else self.positioned.get(tp)
+        return self.rewinds.pending(tp)
 
     async def rewind_dropped(self) -> None:
-        """Seek each partition marked by :meth:`mark_rewind` back to :meth:`rewind_target`, so
-        that the records the gate dropped are read and processed, in order, before any later
-        one. A partition no longer assigned is forgotten; one not yet rewound in this
-        assignment waits for :meth:`perform_seek`."""
+        """Seek each partition marked by :meth:`mark_rewind` back to its target
+        (:meth:`agents.rewinds.PartitionRewinds.target`), so that the records the gate dropped
+        are read and processed, in order, before any later one. A partition no longer assigned
+        is forgotten; one not yet rewound in this assignment waits for :meth:`perform_seek`."""
         assigned = self.assignment()
-        for tp in sorted(self.rewind_needed):
-            if tp not in assigned:
-                self.rewind_needed.discard(tp)
-                continue
-            target = self.rewind_target(tp)
+        rewinds = self.rewinds
+        rewinds.forget(tp for tp in sorted(rewinds.rewind_needed) if tp not in assigned)
+        for tp in sorted(rewinds.rewind_needed):
+            target = rewinds.target(tp)
             if target is None:
                 continue
-            self.seek_epoch += 1
+            rewinds.sought_back(tp)  # a new epoch before the seek: a fetch now is from after it
             await self.seek(tp, target)
-            self.rewind_needed.discard(tp)
             self.fetched_at[tp] = time.monotonic()  # quiet (idle) only from the rewind on
             log.info(logfmt("consumer.rewind_dropped", tp=f"{tp.topic}:{tp.partition}", offset=target))
 
     def resume_offset(self, tp: TP) -> int | None:
         """The offset ``tp`` was rewound to in this assignment (its last committed offset, read
         stably), or ``None`` before the rewind: no record of ``tp`` may be processed then."""
-        return self.positioned.get(tp)
+        return self.rewinds.positioned.get(tp)
 
     def processed_offset(self, tp: TP) -> int:
         """The highest offset of ``tp`` an agent processed since it was assigned (-1: none)."""
-        return self.processed_offsets.get(tp, -1)
+        return self.rewinds.processed.get(tp, -1)
 
     def ack_processed(self, tp: TP, offsets: list[int]) -> None:
         """Acknowledge records of one partition that a stage processed, in offset order (the
@@ -583,7 +581,7 @@ class Consumer(ConsumerHooks):
         acked_index(self)[tp].update(offsets)
         acked_offsets(self)[tp].extend(offsets)
         count_acked(self, len(offsets))
-        self.processed_offsets[tp] = offsets[-1]
+        self.rewinds.processed[tp] = offsets[-1]
         if self.in_transaction:
             cast(TransactionManager, self.transactions).mark_input(tp)
 
@@ -606,7 +604,7 @@ class Consumer(ConsumerHooks):
                 await asyncio.sleep(0)
                 if self.should_stop:
                     break
-                if self.rewind_needed:
+                if self.rewinds.rewind_needed:
                     await self.rewind_dropped()
                 epoch = self.seek_epoch  # before the fetch: a rewind during it makes it stale
                 records, active = await next_records(self, 1.0)
@@ -704,11 +702,9 @@ class Consumer(ConsumerHooks):
                 log.exception(logfmt("rebalance.commit_failed", error=repr(exc)))
                 await self.crash(exc)
                 raise
+        self.rewinds.forget(revoked)
         for tp in revoked:
-            self.processed_offsets.pop(tp, None)
             self.fetched_at.pop(tp, None)
-            self.positioned.pop(tp, None)
-            self.rewind_needed.discard(tp)
         if self.in_transaction:
             transactions = cast(TransactionManager, self.transactions)
             for tp in revoked:
@@ -725,25 +721,29 @@ class Consumer(ConsumerHooks):
         past what was processed: those records' outputs are in the partition's open
         transaction, and their acknowledgements commit with it.
 
-        The committed offsets are read stably (:func:`fetch_committed`), and each partition's
-        is remembered (:meth:`resume_offset`): the gate processes nothing of a partition
-        before its rewind, nor any record below that offset. Records fetched before the rewind
-        were dropped, so each partition's quiet time (:meth:`quiet_for`) starts again at it:
-        a partition whose backlog was fetched, dropped and not yet fetched again is not idle."""
-        self.seek_epoch += 1  # what a fetch in progress returns is from before the rewind
+        The committed offsets are read stably (:func:`fetch_committed`), and each partition the
+        rewind sought is remembered with its offset (:meth:`resume_offset`): the gate processes
+        nothing of a partition before its rewind, nor any record below that offset. The fetch
+        loop runs while the rewind waits for the broker, so its end starts a new seek epoch and
+        keeps the partitions the gate marked meanwhile marked (:mod:`agents.rewinds`): their
+        fetch position moved past records it dropped. Records fetched before the rewind were
+        dropped, so each partition's quiet time (:meth:`quiet_for`) starts again at it: a
+        partition whose backlog was fetched, dropped and not yet fetched again is not idle."""
+        rewinds = self.rewinds
+        rewinds.seek_began()  # what a fetch in progress returns is from before the rewind
         await super().perform_seek()
-        self.rewind_needed.clear()  # every partition reads again from its committed offset
+        assigned = self.assignment()
+        sought = cast(ConsumerThread, consumer_thread(self)).last_rewound
+        rewinds.seek_ended({tp: offset for tp, offset in sought.items() if tp in assigned})
         read_offset = read_offsets(self)
-        for tp, offset in self.processed_offsets.items():
+        for tp, offset in rewinds.processed.items():
             read = read_offset.get(tp)
             if read is None or read <= offset:
                 read_offset[tp] = offset + 1
-        committed = committed_offsets(self)
-        self.positioned = {tp: committed.get(tp) or 0 for tp in self.assignment()}
         # what was fetched before the rewind is read again: a partition is quiet (idle) only
         # once nothing came for idle_after since the rewind, not since a fetch it dropped
         now = time.monotonic()
-        for tp in self.positioned:
+        for tp in rewinds.positioned:
             self.fetched_at[tp] = now
 
     def new_offset(self, tp: TP) -> int | None:

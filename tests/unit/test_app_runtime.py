@@ -45,13 +45,15 @@ def test_the_transactional_id_is_fausts_by_topic_group() -> None:
 def test_the_gate_reports_each_processed_batch_as_progress_and_no_dropped_one() -> None:
     clock = SimpleNamespace(now_ms=lambda: clock.ms, ms=1_000)
     runtime = AppRuntime(SimpleNamespace(), Liveness(60_000, clock))  # type: ignore[arg-type]
-    consumer = PartitionConsumer(committed=0, position=0, positioned=0)
+    consumer = PartitionConsumer(committed=0, position=0)
+    consumer.rewinds.seek_ended({TP("a", 0): 0})  # rewound to its committed offset
     app: Any = app_of(consumer)
     clock.ms = 5_000
-    asyncio.run(runtime.gate.process_batch(app, Batch(TP("a", 0), 1, [Record(0), Record(1)]), handler))
+    fresh = Batch(TP("a", 0), 1, [Record(0), Record(1)], consumer.seek_epoch)
+    asyncio.run(runtime.gate.process_batch(app, fresh, handler))
     assert consumer.acked == [0, 1] and runtime.liveness.progress_at_ms == 5_000
     clock.ms = 9_000
-    stale = Batch(TP("a", 0), 0, [Record(2)])  # an older generation: dropped
+    stale = Batch(TP("a", 0), 0, [Record(2)], consumer.seek_epoch)  # an older generation: dropped
     asyncio.run(runtime.gate.process_batch(app, stale, handler))
     assert consumer.acked == [0, 1] and runtime.liveness.progress_at_ms == 5_000
 

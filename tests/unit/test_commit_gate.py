@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.commit_gate import Batch, CommitGate
+from agents.rewinds import PartitionRewinds
 
 TP0 = TP("src", 0)
 LOG_END = 60
@@ -32,33 +33,39 @@ class Record:
 @dataclass
 class PartitionConsumer:
     """One partition's consumer as the gate and the fetch loop use it (the model of
-    :class:`agents.transport.Consumer`): rewinds move the fetch position and count an epoch."""
+    :class:`agents.transport.Consumer`): its fetch position, with the consumer's own rewind
+    bookkeeping (:class:`agents.rewinds.PartitionRewinds`). A rewind to the committed offset
+    (``perform_seek``) runs in three parts, between which the fetch loop goes on: it begins (a
+    new epoch), the consumer thread seeks, it ends (once the thread has also waited for the
+    broker)."""
 
     committed: int = 0
     position: int = 0
-    seek_epoch: int = 0
-    positioned: int | None = None
-    processed: int | None = None
-    rewind_needed: bool = False
+    rewinds: PartitionRewinds = field(default_factory=PartitionRewinds)
     flow_active: bool = True
     acked: list[int] = field(default_factory=list)
+    sought: dict[TP, int] = field(default_factory=dict)
 
     # the gate's interface
+    @property
+    def seek_epoch(self) -> int:
+        return self.rewinds.seek_epoch
+
     def rewind_pending(self, tp: TP) -> bool:
-        return self.rewind_needed
+        return self.rewinds.pending(tp)
 
     def mark_rewind(self, tp: TP) -> None:
-        self.rewind_needed = True
+        self.rewinds.mark(tp)
 
     def resume_offset(self, tp: TP) -> int | None:
-        return self.positioned
+        return self.rewinds.positioned.get(tp)
 
     def processed_offset(self, tp: TP) -> int:
-        return -1 if self.processed is None else self.processed
+        return self.rewinds.processed.get(tp, -1)
 
     def ack_processed(self, tp: TP, offsets: list[int]) -> None:
         self.acked.extend(offsets)
-        self.processed = offsets[-1]
+        self.rewinds.processed[tp] = offsets[-1]
 
     # the fetch loop's side
     def fetch(self, count: int) -> tuple[int, list[Record]]:
@@ -67,19 +74,30 @@ class PartitionConsumer:
         self.position += len(records)
         return self.seek_epoch, records
 
+    def seek_begins(self) -> None:
+        self.rewinds.seek_began()
+
+    def seek_in_thread(self) -> None:
+        self.position = self.committed
+        self.sought = {TP0: self.committed}
+
+    def seek_ends(self) -> None:
+        self.rewinds.seek_ended(self.sought)
+
     def recovery_rewind(self) -> None:
-        """``perform_seek``: every partition back to its committed offset."""
-        self.seek_epoch += 1
-        self.position = self.positioned = self.committed
-        self.rewind_needed = False
+        """``perform_seek`` with nothing in between its parts."""
+        self.seek_begins()
+        self.seek_in_thread()
+        self.seek_ends()
 
     def rewind_dropped(self) -> None:
-        if not self.rewind_needed or self.positioned is None:
+        """The fetch loop's rewind of a marked partition, before its next fetch."""
+        rewinds = self.rewinds
+        target = rewinds.target(TP0)
+        if not rewinds.pending(TP0) or target is None:
             return
-        target = self.processed + 1 if self.processed is not None else self.positioned
-        self.seek_epoch += 1
+        rewinds.sought_back(TP0)
         self.position = target
-        self.rewind_needed = False
 
 
 class App:
@@ -113,7 +131,7 @@ def test_a_batch_fetched_before_a_rewind_and_processed_after_it_acknowledges_not
     gate, app = CommitGate(), app_of(consumer)
     first = consumer.fetch(5)  # 10..14: the partition is not rewound in this assignment yet
     through_gate(gate, app, *first)
-    assert consumer.acked == [] and consumer.rewind_needed
+    assert consumer.acked == [] and consumer.rewind_pending(TP0)
     second = consumer.fetch(5)  # 15..19, fetched before the rewind ...
     consumer.recovery_rewind()  # ... which lands while it waits at the gate
     through_gate(gate, app, *second)
@@ -125,25 +143,52 @@ def test_a_batch_fetched_before_a_rewind_and_processed_after_it_acknowledges_not
     assert consumer.acked == list(range(10, LOG_END))
 
 
+def test_records_dropped_while_a_rewind_waits_for_the_broker_are_read_again_after_it() -> None:
+    """The rewind's thread has sought the partition and waits for the broker (the offsets of
+    partitions without a committed one); meanwhile a fetch returns the records from the
+    committed offset on, and the gate drops them (not rewound yet in this assignment): the
+    fetch position is past them. The rewind ends: the next fetch must not be acknowledged past
+    the dropped records."""
+    consumer = PartitionConsumer(committed=10, position=10)
+    gate, app = CommitGate(), app_of(consumer)
+    consumer.seek_begins()
+    consumer.seek_in_thread()
+    through_gate(gate, app, *consumer.fetch(5))  # 10..14, dropped: not rewound yet
+    consumer.rewind_dropped()  # nowhere to go yet: the rewind has not ended
+    assert consumer.position == 15 and consumer.acked == []
+    consumer.seek_ends()
+    consumer.rewind_dropped()
+    through_gate(gate, app, *consumer.fetch(5))
+    assert consumer.acked == list(range(10, 15)), "read again from the committed offset"
+
+
 # one step of the fetch loop and the rebalances around it: fetch n records and hand them to the
-# gate, with a recovery rewind (0, 1) landing before the fetch or while the batch waits
-STEPS = st.lists(st.tuples(st.integers(1, 9), st.sampled_from(["none", "before", "waiting"])), max_size=40)
+# gate, with a rewind to the committed offset whose three parts (Begin, Thread seek, End) land
+# anywhere around the fetch (F) and the gate (G), in order, or no rewind
+PARTS = ["BTEFG", "BTFEG", "BTFGE", "BFTEG", "BFTGE", "BFGTE", "FBTEG", "FBTGE", "FBGTE", "FGBTE", "FG"]
+STEPS = st.lists(st.tuples(st.integers(1, 9), st.sampled_from(PARTS)), max_size=40)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(committed=st.integers(0, 20), steps=STEPS)
 def test_whatever_the_rewinds_the_acknowledged_offsets_run_from_the_committed_one_without_a_gap(
     committed: int, steps: list[tuple[int, str]]
 ) -> None:
     consumer = PartitionConsumer(committed=committed, position=committed)
     gate, app = CommitGate(), app_of(consumer)
-    for count, rewind in steps:
+    for count, order in steps:
         consumer.rewind_dropped()
-        if rewind == "before":
-            consumer.recovery_rewind()
-        epoch, records = consumer.fetch(count)
-        if rewind == "waiting":
-            consumer.recovery_rewind()
-        through_gate(gate, app, epoch, records)
+        fetched: tuple[int, list[Record]] = (0, [])
+        for part in order:
+            if part == "B":
+                consumer.seek_begins()
+            elif part == "T":
+                consumer.seek_in_thread()
+            elif part == "E":
+                consumer.seek_ends()
+            elif part == "F":
+                fetched = consumer.fetch(count)
+            else:
+                through_gate(gate, app, *fetched)
         acked = consumer.acked
         assert acked == list(range(committed, committed + len(acked))), (committed, steps, acked)
