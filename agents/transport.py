@@ -229,11 +229,24 @@ class TransactionManager(FaustTransactionManager):
         """Commit ``offsets`` in their partitions' transactions (step 5 of
         :mod:`agents.commit_order`, called by Faust's ``force_commit``). The commit sequence
         drained the send buffer just before (step 4); draining again here covers what Faust sent
-        since (its attached records), so no offset commits ahead of a record still buffered."""
+        since (its attached records), so no offset commits ahead of a record still buffered.
+
+        Faust's own ``commit`` catches ``ProducerFenced``, crashes the app and answers that it
+        committed: the commit sequence then went on to step 7 and wrote the fenced (aborted)
+        transaction's state to RocksDB, with a changelog offset past it, so a restart from
+        that disk held state no committed offset covers. Here the producer's error is raised:
+        the commit fails, step 7 never runs, and the worker stops."""
         await self.drain_send_buffer()
         await self.begin_missing_transactions(offsets)
         FAULTS.reached(FaultPoint.COMMIT_IN_TRANSACTION, offsets=offsets_detail(offsets))
-        committed = await super().commit(offsets, start_new_transaction=start_new_transaction)
+        by_transaction: dict[str, dict[TP, int]] = {}
+        for tp, offset in offsets.items():
+            by_transaction.setdefault(self.transactional_id_of(tp), {})[tp] = offset
+        if by_transaction:
+            await cast(Producer, self.producer).commit_transactions(
+                by_transaction, self.app.conf.id, start_new_transaction=start_new_transaction
+            )
+        committed = True
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 logfmt(
