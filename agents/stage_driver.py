@@ -182,7 +182,7 @@ class DriverSink:
         return last if delivered else {}
 
     def writable(self, source: TP) -> bool:
-        return not self.driver.stopped
+        return True  # the driver holds every partition, in a transaction, between its steps
 
 
 class _DriverConsumer:
@@ -276,7 +276,6 @@ class StageDriver:
         self._transactions: dict[TP, int] = {}
         self._ids = itertools.count(1)
         self.quiet_inputs: set[TP] = set()
-        self.stopped = False
         self.stages = self._start()
 
     # -- the worker's stages ------------------------------------------------------------------

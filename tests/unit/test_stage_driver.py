@@ -272,3 +272,85 @@ def test_an_uninterrupted_run_is_the_reference_model() -> None:
             if emit != "update":
                 assert produced[name].get(partition, []) == expected, (name, partition)
         assert any(produced[name].values()), f"{name} emitted"
+
+
+class ManualClock:
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def now_ms(self) -> int:
+        return self.ms
+
+
+def one_table(partitioned_by_key: bool, idle_timeout: str | None = None) -> Pipeline:
+    table: dict[str, Any] = {
+        "name": "counts",
+        "source": "events",
+        "window": {"type": "tumbling", "size": "10s", "grace": "0s", "retention": "1h"},
+        "aggregate": {"n": "count()"},
+        "emit": "final",
+        "output": "out",
+    }
+    if idle_timeout is not None:
+        table["idle_timeout"] = idle_timeout
+    source = {"name": "events", "topics": ["src"], "key": "user", "timestamp": "ts"}
+    return parse_pipeline(
+        {
+            "app": {"id": "drv"},
+            "source": [{**source, "partitioned_by_key": partitioned_by_key}],
+            "table": [table],
+        }
+    )
+
+
+def finals(driver: StageDriver) -> list[tuple[str, int, int]]:
+    return sorted(
+        (value["key"], value["start"], value["value"]["n"])
+        for records in driver.committed_records("out").values()
+        for value in (orjson.loads(r.value) for r in records)
+    )
+
+
+def test_a_quiet_input_stops_holding_the_clock_of_a_repartitioned_table() -> None:
+    """Every event goes to source partition 0; partition 1 holds every table partition's clock
+    until the driver says it is quiet, as the worker does once it has read it all and nothing
+    arrived for ``idle_after``."""
+    driver = StageDriver(one_table(partitioned_by_key=False), PARTITIONS)
+    for ts in (1_000, 2_000, 12_000, 25_000):
+        driver.send("src", 0, [(b"ann", orjson.dumps({"user": "ann", "ts": ts}), [], 0)])
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        await driver.run()
+        held = finals(driver)
+        driver.quiet("src", 1)
+        await driver.run()
+        return held, finals(driver)
+
+    held, released = asyncio.run(scenario())
+    assert held == [], "partition 1 has reported nothing: stream time has not moved"
+    assert released == [("ann", 0, 2), ("ann", 10_000, 1)]
+
+
+def test_the_idle_timeout_runs_on_the_clock_the_driver_is_handed() -> None:
+    clock = ManualClock(1_000_000)
+    driver = StageDriver(one_table(partitioned_by_key=True, idle_timeout="30s"), PARTITIONS, clock=clock)
+    driver.send(
+        "src",
+        key_partition(b"ann", PARTITIONS),
+        [(b"ann", orjson.dumps({"user": "ann", "ts": 1_000}), [], 0)],
+    )
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        await driver.run()
+        clock.ms += 29_000
+        await driver.run_timers()
+        await driver.commit()
+        early = finals(driver)
+        clock.ms += 20_000
+        await driver.run_timers()
+        await driver.commit()
+        return early, finals(driver)
+
+    early, late = asyncio.run(scenario())
+    assert early == [], "quiet for less than the idle timeout"
+    assert late == [("ann", 0, 1)], "stream time followed the clock past the window's end"
