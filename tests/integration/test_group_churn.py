@@ -63,7 +63,7 @@ from tests.unit.test_window_properties import ref_value
 RATE = 300
 TICKS = 10
 #: the most events a churn publishes (about 200 s of input)
-MAX_EVENTS = 60_000
+MAX_EVENTS = 48_000
 
 
 class SteadyProducer:
