@@ -62,7 +62,7 @@ from tests.unit.test_window_properties import ref_value
 #: events published per second while the group changes, and in how many sends a second
 RATE = 300
 TICKS = 10
-#: the most events a churn publishes (about 200 s of input)
+#: the most events a churn publishes (about 160 s of input)
 MAX_EVENTS = 48_000
 
 
