@@ -81,6 +81,8 @@ class TopicLog:
 
     def __init__(self) -> None:
         self._entries: dict[tuple[str, int], list[_Entry]] = {}
+        #: per open transaction, the records it wrote
+        self._open: dict[int, list[_Entry]] = {}
 
     def append(
         self,
@@ -95,7 +97,10 @@ class TopicLog:
         """Append one record; returns its offset."""
         entries = self._entries.setdefault((topic, partition), [])
         record = DriverRecord(topic, partition, len(entries), timestamp, key, value, list(headers))
-        entries.append(_Entry(record, transaction))
+        entry = _Entry(record, transaction)
+        entries.append(entry)
+        if transaction is not None:
+            self._open.setdefault(transaction, []).append(entry)
         return record.offset
 
     def end(self, topic: str, partition: int) -> int:
@@ -124,11 +129,9 @@ class TopicLog:
 
     def finish(self, transaction: int, commit: bool) -> None:
         """Commit or abort every record of ``transaction``."""
-        for entries in self._entries.values():
-            for entry in entries:
-                if entry.transaction == transaction:
-                    entry.transaction = None
-                    entry.aborted = not commit
+        for entry in self._open.pop(transaction, []):
+            entry.transaction = None
+            entry.aborted = not commit
 
     def partitions(self, topic: str) -> list[int]:
         """The partitions of ``topic`` written so far."""
