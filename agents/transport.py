@@ -243,9 +243,14 @@ class TransactionManager(FaustTransactionManager):
         for tp, offset in offsets.items():
             by_transaction.setdefault(self.transactional_id_of(tp), {})[tp] = offset
         if by_transaction:
-            await cast(Producer, self.producer).commit_transactions(
-                by_transaction, self.app.conf.id, start_new_transaction=start_new_transaction
-            )
+            try:
+                await cast(Producer, self.producer).commit_transactions(
+                    by_transaction, self.app.conf.id, start_new_transaction=start_new_transaction
+                )
+            except Errors.ProducerFenced as exc:
+                log.error(logfmt("transaction.fenced", error=repr(exc)))
+                await self.app.crash(exc)  # as Faust does, whichever path asked for the commit
+                raise
         committed = True
         if log.isEnabledFor(logging.DEBUG):
             log.debug(

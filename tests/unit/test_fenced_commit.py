@@ -20,10 +20,16 @@ from agents.transport import TransactionManager
 
 
 class App:
-    """A stand-in for the Faust app: its id, and topic group 0 for every topic."""
+    """A stand-in for the Faust app: its id, topic group 0 for every topic, its crashes."""
 
     conf = SimpleNamespace(id="app")
     assignor = SimpleNamespace(group_for_topic=lambda t: 0)
+
+    def __init__(self) -> None:
+        self.crashed: list[BaseException] = []
+
+    async def crash(self, exc: BaseException) -> None:
+        self.crashed.append(exc)
 
 
 class Producer:
@@ -66,6 +72,7 @@ async def test_a_fenced_transaction_fails_the_commit() -> None:
     with pytest.raises(ProducerFenced):
         await TransactionManager.commit(fake, {TP("src", 1): 10})
     assert fake.written_since_commit == {"app-0-1"}, "nothing counts as committed"
+    assert [type(e) for e in fake.app.crashed] == [ProducerFenced], "the worker stops"
 
 
 async def test_a_fenced_commit_never_reaches_the_state_apply() -> None:
