@@ -47,7 +47,7 @@ from bench.contenders import free_port
 from bench.doc_sections import write_section
 from bench.query_load import Latency, latency_table, progress
 from bench.topics import create_topic
-from bench.worker_api import metric_total
+from bench.worker_api import metric_total, metric_totals
 from streams.api.scan_cursor import ScanCursor
 from streams.kafka.kafka_security import KafkaSecurity
 
@@ -316,9 +316,15 @@ def _full_collections(port: int) -> tuple[float, float, float]:
     """The worker's collections of generation 2 so far: how many, their seconds, and how many
     took 100 ms or more (``continust_gc_pause_seconds``)."""
     where = 'generation="2"'
-    count = metric_total(port, "continust_gc_pause_seconds_count", where) or 0
-    seconds = metric_total(port, "continust_gc_pause_seconds_sum", where) or 0
-    under = metric_total(port, "continust_gc_pause_seconds_bucket", where + ',le="0.1"') or 0
+    totals = metric_totals(
+        port,
+        [
+            ("continust_gc_pause_seconds_count", where),
+            ("continust_gc_pause_seconds_sum", where),
+            ("continust_gc_pause_seconds_bucket", where + ',le="0.1"'),
+        ],
+    )
+    count, seconds, under = totals or (0.0, 0.0, 0.0)
     return count, seconds, count - under
 
 

@@ -24,11 +24,23 @@ def metric_total(port: int, name: str, where: str = "") -> float | None:
     """The sum of metric ``name`` over its labels (those of the series whose line holds
     ``where``, e.g. ``generation="2"``; 0 when it has no such series yet); None while the
     worker does not answer."""
+    totals = metric_totals(port, [(name, where)])
+    return None if totals is None else totals[0]
+
+
+def metric_totals(port: int, wanted: list[tuple[str, str]]) -> list[float] | None:
+    """:func:`metric_total` of each ``(name, where)`` of ``wanted``, all from one scrape of
+    ``/metrics``, so that they are consistent with each other (a histogram's count and its
+    buckets); None while the worker does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
             lines = r.read().decode().splitlines()
     except OSError:
         return None
+    return [_total(lines, name, where) for name, where in wanted]
+
+
+def _total(lines: list[str], name: str, where: str) -> float:
     prefix = name + "{"
     return sum(
         float(x.rsplit(" ", 1)[1])

@@ -448,3 +448,41 @@ def test_restart_report_rows():
         "1.0 MiB",
     )
     assert restart_rows([replace(result, recovery=None)])[0][4:7] == ("-", "-", "-")
+
+
+def test_full_collections_come_from_one_scrape_so_long_ones_never_count_below_zero():
+    """Each scrape of this server reports one more collection, under 100 ms: read from separate
+    scrapes, the bucket would run ahead of the count and the long ones come out as -1."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from bench.query_scale import _full_collections
+
+    scrapes = itertools.count(1)
+
+    class Metrics(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            n = next(scrapes)
+            body = (
+                f'continust_gc_pause_seconds_bucket{{generation="2",le="0.1"}} {n}\n'
+                f'continust_gc_pause_seconds_bucket{{generation="2",le="+Inf"}} {n + 2}\n'
+                f'continust_gc_pause_seconds_count{{generation="2"}} {n + 2}\n'
+                f'continust_gc_pause_seconds_sum{{generation="2"}} {0.5 + n * 0.01}\n'
+                f'continust_gc_pause_seconds_count{{generation="0"}} 99\n'
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        count, seconds, long_ones = _full_collections(server.server_address[1])
+    finally:
+        server.shutdown()
+    assert (count, long_ones) == (3, 2)
+    assert math.isclose(seconds, 0.51)
