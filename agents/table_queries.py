@@ -154,7 +154,7 @@ class PipelineReads:
             store = WriteBackStore(
                 stage.committed_store, by_end=isinstance(stage.spec.window, SessionWindows)
             )
-        return PartitionView(store, stage.aggregate, partition, self._ranks(table, partition))
+        return PartitionView(store, stage.aggregate, partition, lambda: self._ranks(table, partition))
 
     def _ranks(self, table: str, partition: int) -> PartitionRanks | None:
         """The partition's ranked windows, if built (:meth:`rank`), while it is active here."""

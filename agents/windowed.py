@@ -65,6 +65,7 @@ from streams.telemetry.metrics import (
     OUTPUTS,
     RANKED_WINDOWS,
     RANKS_DROPPED,
+    RANKS_RELEASED,
     STATE_CACHE_BYTES,
     STATE_CHANGELOG_OFFSET,
     STREAM_TIME,
@@ -142,14 +143,17 @@ class TableStage:
         window = self.spec.window
         sessions = isinstance(window, SessionWindows)
         #: the active partitions' committed windows by rank, for top-N queries (built on the
-        #: first one, kept current by every write applied to RocksDB, forgotten whenever Faust
-        #: may write RocksDB itself: a changelog record read, a rebalance)
+        #: first one, taking the writes applied to RocksDB when a top-N next reads them,
+        #: forgotten whenever Faust may write RocksDB itself: a changelog record read, a
+        #: rebalance)
         dropped = RANKS_DROPPED.labels(table=self.spec.name)
+        released = RANKS_RELEASED.labels(table=self.spec.name)
         self.ranks = TableRanks(
             self.aggregate,
             sessions,
             None if isinstance(window, SessionWindows) else window.size_ms,
             on_dropped=lambda partition: dropped.inc(),
+            on_released=lambda partition: released.inc(),
         )
         RANKED_WINDOWS.labels(table=self.spec.name).set_function(self.ranks.windows)
         self.committed_store = RankedStore(self.rocksdb, self.ranks)

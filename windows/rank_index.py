@@ -6,7 +6,12 @@ number (:func:`is_number`) as an entry ``(value, key, start, end)`` in a sorted 
 aggregation, and, for tables of fixed-size windows (tumbling, sliding), in one sorted list per
 window start as well. It is built by reading the partition's committed windows, in slices
 (:meth:`TableRanks.build_step`), and kept current by the writes applied to the committed store
-meanwhile and afterwards (:class:`RankedStore`): once built it equals the committed state.
+meanwhile and afterwards (:class:`RankedStore`): once built, whenever it is read
+(:meth:`TableRanks.held`), it equals the committed state. The writes are queued at the commit and
+taken into the lists when a top-N next reads the partition, so a commit costs no more for the
+ranks than a copy of its window writes, and a partition nobody asks a top-N of costs nothing:
+once more writes are queued than half its windows (at least :data:`MIN_QUEUED_WRITES`), its
+ranks are released, and the next top-N builds them again.
 The owner's changes of the commit in progress are merged in at query time
 (:func:`ranked_keys`' ``changed``), so reads see what the point query sees.
 
@@ -46,6 +51,9 @@ Span = tuple[str, int, int]
 Changed = tuple[Span, WindowState | None]
 #: at most this many window starts' lists are merged for one query
 MAX_MERGED_STARTS = 64
+#: a partition's ranks are released once more window writes than this (or than half its windows,
+#: if more) wait for a top-N to read them
+MIN_QUEUED_WRITES = 10_000
 
 
 def is_number(value: Any) -> bool:
@@ -282,66 +290,96 @@ class TableRanks:
         by_end: bool,
         size_ms: int | None,
         on_dropped: Callable[[int], None] = lambda partition: None,
+        min_queued: int = MIN_QUEUED_WRITES,
+        on_released: Callable[[int], None] = lambda partition: None,
     ) -> None:
         self.aggregate = aggregate
+        #: the writes that may always wait for a partition's ranks (see :meth:`applied`)
+        self.min_queued = min_queued
         self.by_end = by_end
         self.size_ms = size_ms
-        #: told the partition whose ranks :meth:`applied` dropped
+        #: told the partition whose ranks :meth:`held` dropped, or :meth:`applied` released
         self.on_dropped = on_dropped
+        self.on_released = on_released
         self._held: dict[int, PartitionRanks] = {}
         #: partitions being built: the ranks so far, and the store key the next slice reads from
         self._building: dict[int, tuple[PartitionRanks, bytes]] = {}
-        #: ranks forgotten because they could not take a write (see :meth:`applied`)
+        #: per partition built or being built: the window writes applied to the store since its
+        #: ranks last took them, in order
+        self._queued: dict[int, list[Write]] = {}
+        #: ranks forgotten because they could not take a write (see :meth:`held`)
         self.dropped = 0
+        #: ranks released because more writes waited for them than :attr:`min_queued` or half
+        #: their windows (see :meth:`applied`)
+        self.released = 0
 
     def applied(self, partition: int, writes: Sequence[Write]) -> None:
-        """Writes applied to the partition's committed store: taken by its ranks, built or
-        being built (a window the build has not read yet is read again later, as it is then).
-        Never raises: this runs in the commit path, after the store took the writes, and the
-        ranks only serve queries; ranks that cannot take them are forgotten (the next top-N
-        builds them again) and counted in :attr:`dropped`."""
-        held = self._held.get(partition)
-        if held is None and partition in self._building:
-            held = self._building[partition][0]
-        if held is None:
+        """Writes applied to the partition's committed store: queued for its ranks, built or
+        being built, which take them when next read (:meth:`held`; a window the build has not
+        read yet is read later as it is then, and its queued writes bring it to the same).
+        Never raises: this runs in the commit path, after the store took the writes. Releases
+        the ranks once the queue holds more writes than :data:`MIN_QUEUED_WRITES` and than
+        half the windows they hold: building them again costs no more than catching up."""
+        queued = self._queued.get(partition)
+        if queued is None:
             return
-        try:
-            held.apply(writes)
-        except Exception:
+        queued.extend(write for write in writes if write[0][:1] == DATA)
+        held = self._held.get(partition)
+        if held is None:
+            held = self._building[partition][0]
+        if len(queued) > max(self.min_queued, len(held) // 2):
             self.forget(partition)
-            self.dropped += 1
-            self.on_dropped(partition)
+            self.released += 1
+            self.on_released(partition)
 
     def forget(self, partition: int) -> None:
         self._held.pop(partition, None)
         self._building.pop(partition, None)
+        self._queued.pop(partition, None)
 
     def forget_all(self) -> None:
         self._held.clear()
         self._building.clear()
+        self._queued.clear()
 
     def held(self, partition: int) -> PartitionRanks | None:
-        """The partition's ranks, if built."""
-        return self._held.get(partition)
+        """The partition's ranks, if built, having taken the writes queued for them: equal to
+        the committed store. Ranks that cannot take a write (one that does not decode) are
+        forgotten, counted in :attr:`dropped` and told to ``on_dropped``; ``None`` then, and the
+        next top-N builds them again."""
+        held = self._held.get(partition)
+        if held is None:
+            return None
+        queued = self._queued[partition]
+        if queued:
+            self._queued[partition] = []
+            try:
+                held.apply(queued)
+            except Exception:
+                self.forget(partition)
+                self.dropped += 1
+                self.on_dropped(partition)
+                return None
+        return held
 
     def build_step(self, partition: int, store: OrderedStore, windows: int) -> PartitionRanks | None:
         """One slice of the partition's build: up to ``windows`` more committed windows read
         from ``store``; the ranks once complete (at once if they are), else ``None``. Between
         slices the caller may apply writes (:meth:`applied`): each slice reads on from the key
         after the last one read, as the store is then, so the result equals the store."""
-        held = self._held.get(partition)
-        if held is not None:
-            return held
+        if partition in self._held:
+            return self.held(partition)
         ranks, low = self._building.get(partition) or (
             PartitionRanks(self.aggregate, self.by_end, self.size_ms),
             data_range()[0],
         )
+        self._queued.setdefault(partition, [])
         records = list(islice(store.scan(partition, low, data_range()[1]), windows))
         ranks.load(records)
         if len(records) < windows:
             self._building.pop(partition, None)
             self._held[partition] = ranks
-            return ranks
+            return self.held(partition)
         self._building[partition] = (ranks, records[-1][0] + b"\x00")
         return None
 

@@ -17,8 +17,9 @@ without them reads the whole partition.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import islice
 from typing import Any
 
@@ -165,9 +166,15 @@ class PartitionView:
     store: WriteBackStore
     aggregate: WindowedAggregate
     partition: int
-    #: the partition's committed windows by rank (top-N reads them, when present; else a
-    #: top-N reads the whole partition)
-    ranks: PartitionRanks | None = None
+    #: the partition's committed windows by rank, asked for when a top-N first reads them
+    #: (:attr:`ranks`): bringing them up to the last commit is work only a top-N needs
+    rank_source: Callable[[], PartitionRanks | None] = lambda: None
+
+    @cached_property
+    def ranks(self) -> PartitionRanks | None:
+        """The partition's committed windows by rank (``None``: a top-N reads the whole
+        partition), asked of :attr:`rank_source` once per view."""
+        return self.rank_source()
 
     def position(self) -> dict[str, Any]:
         """``{"stream_time": ms | None, "inputs": {"topic:partition": offset}}``: the

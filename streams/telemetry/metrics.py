@@ -168,6 +168,14 @@ RANKS_DROPPED = Counter(
     ["table"],
     registry=REGISTRY,
 )
+RANKS_RELEASED = Counter(
+    "continust_ranks_released_total",
+    "Partitions' ranked windows released because more committed writes waited for them than half "
+    "their windows (at least 10,000) while no top-N read them; the next top-N builds them again. "
+    "By table.",
+    ["table"],
+    registry=REGISTRY,
+)
 INGEST_RECORDS = Counter(
     "continust_ingest_records_total",
     "Records the HTTP ingest route wrote to a source's topic, by source.",

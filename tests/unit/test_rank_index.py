@@ -39,8 +39,11 @@ change = st.one_of(
     ),
     st.tuples(st.sampled_from(KEYS), st.integers(0, 6)),
 )
-#: changes, a commit, or a slice of the ranks' build reading that many windows
-step = st.one_of(st.lists(change, min_size=1, max_size=8), st.just("commit"), st.integers(1, 4))
+#: changes, a commit, a slice of the ranks' build reading that many windows, or a top-N reading
+#: the ranks (which takes the writes queued for them)
+step = st.one_of(
+    st.lists(change, min_size=1, max_size=8), st.just("commit"), st.integers(1, 4), st.just("read")
+)
 query = st.fixed_dictionaries(
     {
         "by": st.sampled_from(NAMES),
@@ -74,19 +77,23 @@ def apply_change(store: WriteBackStore, kind: str, item: tuple[Any, ...]) -> Non
     steps=st.lists(step, min_size=1, max_size=10),
     stream_time=st.one_of(st.none(), st.integers(0, 120)),
     queries=st.lists(query, min_size=1, max_size=4),
+    min_queued=st.sampled_from([1, 4, 10_000]),  # ranks released at a commit, or kept
 )
 def test_ranked_top_equals_reading_the_whole_partition(
-    kind: str, steps: list[Any], stream_time: int | None, queries: list[dict[str, Any]]
+    kind: str, steps: list[Any], stream_time: int | None, queries: list[dict[str, Any]], min_queued: int
 ) -> None:
     spec = SPECS[kind]
     aggregate = WindowedAggregate(spec, AGGREGATIONS, NAMES)
     by_end = kind == "session"
-    ranks = TableRanks(aggregate, by_end, None if kind == "session" else spec.size_ms)  # type: ignore[attr-defined]
+    size_ms = None if kind == "session" else spec.size_ms  # type: ignore[attr-defined]
+    ranks = TableRanks(aggregate, by_end, size_ms, min_queued=min_queued)
     committed = RankedStore(MemoryOrderedStore(), ranks)
     store = WriteBackStore(committed, by_end=by_end)
     for item in steps:
         if item == "commit":
             store.flush()
+        elif item == "read":
+            ranks.held(0)
         elif isinstance(item, int):
             ranks.build_step(0, committed, item)
         else:
@@ -94,7 +101,8 @@ def test_ranked_top_equals_reading_the_whole_partition(
                 apply_change(store, kind, one)
     if stream_time is not None:
         store.set_stream_time(0, stream_time)
-    ranked = PartitionView(store, aggregate, 0, ranks.build(0, committed))
+    built = ranks.build(0, committed)
+    ranked = PartitionView(store, aggregate, 0, lambda: built)
     for later in ([], [("a", 0, 3, 1.5, None), ("bb", 1)]):  # the changes merged are read again
         for one in later:
             apply_change(store, kind, one)
@@ -138,9 +146,44 @@ def test_ranks_follow_the_writes_applied_after_they_were_built() -> None:
     store.put_window(0, "b", WindowState(0, 10, [3, 1, 1], version=1))
     store.delete_window(0, "a", Window(0, 10))
     store.flush()
+    # the commit only queued its writes: the lists take them when a top-N reads them
+    assert list(held.entries("n", True, None, None)) == [(1, "a", 0, 10)]
+    assert ranks.held(0) is held
     assert list(held.entries("n", True, None, None)) == [(3, "b", 0, 10)]
     ranks.forget(0)
     assert ranks.held(0) is None
+
+
+def test_ranks_nobody_reads_are_released_once_the_writes_waiting_outgrow_them() -> None:
+    aggregate = WindowedAggregate(SPECS["tumbling"], AGGREGATIONS, NAMES)
+    ranks = TableRanks(aggregate, by_end=False, size_ms=10, min_queued=3)
+    committed = RankedStore(MemoryOrderedStore(), ranks)
+    store = WriteBackStore(committed)
+
+    def commit_three(count: int) -> None:  # three window writes
+        for number, key in enumerate(KEYS[:3]):
+            store.put_window(0, key, WindowState(number * 10, number * 10 + 10, [count, 1, 1], version=1))
+        store.flush()
+
+    for number, key in enumerate(KEYS):
+        store.put_window(0, key, WindowState(number * 10, number * 10 + 10, [1, 1, 1], version=1))
+    store.flush()
+    ranks.build(0, committed)  # 6 windows: up to max(3, 6 // 2) writes may wait
+    commit_three(2)
+    assert ranks.held(0) is not None  # a top-N read them: nothing waits
+    commit_three(3)
+    assert ranks.released == 0 and ranks.windows() == 6
+    commit_three(4)  # 6 waiting, unread
+    assert ranks.released == 1 and ranks.held(0) is None and ranks.windows() == 0
+    rebuilt = ranks.build(0, committed)
+    assert [e[:2] for e in rebuilt.entries("n", True, None, None)] == [
+        (4, "a"),
+        (4, "b"),
+        (4, "bb"),
+        (1, "c"),
+        (1, "d\x00"),
+        (1, "é"),
+    ]
 
 
 def test_ranks_that_cannot_take_a_write_are_forgotten_and_the_commit_goes_on() -> None:

@@ -106,8 +106,10 @@ class MemoryTable:
 
     def view(self, table: str, partition: int, committed: bool) -> PartitionView:
         store = WriteBackStore(self.committed) if committed else self.store
-        ranks = self.ranks.held(partition) if self.roles.get(partition) == "active" else None
-        return PartitionView(store, AGGREGATE, partition, ranks)
+        active = self.roles.get(partition) == "active"
+        return PartitionView(
+            store, AGGREGATE, partition, lambda: self.ranks.held(partition) if active else None
+        )
 
     async def rank(self, table: str, partition: int) -> None:
         held = lambda: not self.restores and self.roles.get(partition) == "active"  # noqa: E731
