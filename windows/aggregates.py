@@ -4,7 +4,8 @@ Each aggregation has a JSON-serialisable *state* and four pure operations:
 ``initialize() -> state``, ``add(state, value, timestamp_ms, arrival) -> state``,
 ``merge(a, b) -> state`` (used when session windows merge) and ``result(state) -> value``.
 
-Fields are read from the event payload by :meth:`Aggregation.extract`; a missing field, or a
+Fields are read from the event payload by :meth:`Aggregation.extract` (a nested one by a dotted
+path: :mod:`windows.field_path`); a missing field, or a
 value that is not a number (booleans are not numbers), raises :class:`InvalidField` before any
 state changes, so an invalid event never half-updates a window.
 
@@ -21,6 +22,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from windows.field_path import field_value
 
 Number = int | float
 
@@ -51,7 +54,7 @@ class Aggregation(Protocol):
 
 def _numeric(payload: Mapping[str, Any], field: str) -> Number:
     try:
-        value = payload[field]
+        value = field_value(payload, field)
     except KeyError:
         raise InvalidField(f"missing field {field!r}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -22,6 +22,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from windows.field_path import field_value
+
 CAUSE_TOPIC = "continust-cause-topic"
 CAUSE_PARTITION = "continust-cause-partition"
 CAUSE_OFFSET = "continust-cause-offset"
@@ -88,11 +90,15 @@ def traceparent_of(headers: Iterable[tuple[str, bytes]] | None) -> str | None:
 
 
 def event_id(payload: Mapping[str, Any], field: str | None) -> str | None:
-    """The event's id: the payload's ``field`` as text (a string as is, any other value as its
-    JSON), ``None`` when no field is named or the payload lacks it or holds null."""
+    """The event's id: the payload's ``field`` (nested by a dotted path) as text (a string as
+    is, any other value as its JSON), ``None`` when no field is named or the payload lacks it or
+    holds null."""
     if field is None:
         return None
-    value = payload.get(field)
+    try:
+        value = field_value(payload, field)
+    except KeyError:
+        return None
     if value is None:
         return None
     if isinstance(value, str):

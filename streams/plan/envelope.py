@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from streams.plan.errors import InvalidEvent
+from windows.field_path import field_value
 
 
 class Envelope(NamedTuple):  # a tuple: built once per event, cheaper than a dataclass
@@ -50,9 +51,12 @@ def decode_event(
 
 
 def event_key(payload: dict[str, Any], field: str) -> str:
-    if field not in payload:
-        raise InvalidEvent("missing_key", f"no field {field!r}")
-    key = payload[field]
+    """The payload's ``field`` (a nested one by a dotted path: :mod:`windows.field_path`) as the
+    event's key: a non-empty string, or an integer as its decimal text."""
+    try:
+        key = field_value(payload, field)
+    except KeyError:
+        raise InvalidEvent("missing_key", f"no field {field!r}") from None
     if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
         raise InvalidEvent(
             "bad_key", f"field {field!r} must be a non-empty string or an integer, got {key!r}"
@@ -61,9 +65,12 @@ def event_key(payload: dict[str, Any], field: str) -> str:
 
 
 def event_time(payload: dict[str, Any], field: str) -> int:
-    if field not in payload:
-        raise InvalidEvent("missing_timestamp", f"no field {field!r}")
-    raw = payload[field]
+    """The payload's ``field`` (a nested one by a dotted path) as epoch ms: an integer as is, an
+    ISO-8601 string (UTC when it names no zone) converted."""
+    try:
+        raw = field_value(payload, field)
+    except KeyError:
+        raise InvalidEvent("missing_timestamp", f"no field {field!r}") from None
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
     if isinstance(raw, str):
