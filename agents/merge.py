@@ -323,6 +323,7 @@ class SourceStage:
             partition=tp.partition,
             offset=record.offset,
             cause=cause,
+            extra=tuple(exc.headers()),
         )
         EVENTS_INVALID.labels(source=self.spec.name, table=table, reason=exc.reason).inc()
         log.warning(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -52,6 +53,7 @@ from agents.table_store import RocksDBPartitions, TablePartitions
 from streams.plan.causation import cause_headers
 from streams.plan.dead_letters import late_event_headers
 from streams.plan.errors import InvalidEvent
+from streams.plan.operators import Chain, UserFunctionFailed
 from streams.plan.pipeline import TableSpec
 from streams.telemetry.logfmt import logfmt
 from streams.telemetry.metrics import (
@@ -62,6 +64,8 @@ from streams.telemetry.metrics import (
     INPUT_IDLE,
     INPUT_PROGRESS,
     OPEN_WINDOWS,
+    OPERATOR_ERRORS,
+    OPERATOR_EVENTS,
     OUTPUTS,
     RANKED_WINDOWS,
     RANKS_DROPPED,
@@ -148,6 +152,8 @@ class TableStage:
         #: rebalance)
         dropped = RANKS_DROPPED.labels(table=self.spec.name)
         released = RANKS_RELEASED.labels(table=self.spec.name)
+        #: the table's user functions, applied to each event before windows
+        self.chain = Chain(self.spec.operators)
         self.ranks = TableRanks(
             self.aggregate,
             sessions,
@@ -395,6 +401,7 @@ class TableStage:
         partition, cause = tp.partition, None
         inputs = False
         arrivals: dict[int, int] = {}
+        chain = self.chain
         for item in items:
             if isinstance(item, ProgressReport):
                 emissions = windows.on_input_progress(item.source, item.progress, item.idle)
@@ -404,6 +411,10 @@ class TableStage:
                 arrivals[source] = arrival
                 if cause_of is not None:
                     cause = cause_of(partition, item)
+                if chain:
+                    for emission in self._through_chain(tp, windows, item, cause):
+                        emit(tp, emission)
+                    continue
                 try:
                     result = on_input_event(source, key, payload, timestamp_ms, arrival, own, cause)
                 except InvalidField as exc:
@@ -429,7 +440,53 @@ class TableStage:
             self.keyed_read[tp] = read_through
         self._processed(tp, arrivals, read_through)
         self._open_windows.set(self.open_windows())
+        if chain:
+            self._count_chain()
         self.progress.notify()
+
+    def _through_chain(
+        self, tp: TP, windows: PartitionWindows, item: KeyedEvent, cause: Any
+    ) -> Sequence[Emission]:
+        """Apply one event through the table's chain of user functions
+        (:mod:`streams.plan.operators`): each payload it gives is an event of the record's key
+        and time; none moves the input's progress only; a step that fails, or a payload the
+        aggregations cannot read, dead-letters the record before any window takes any of it."""
+        record, key, timestamp_ms, payload, source, arrival, own = item
+        try:
+            payloads = self.chain.run(payload)
+            if len(payloads) > 1:  # all valid before the first is applied: never half a record
+                for one in payloads:
+                    for aggregation in self.spec.aggregations:
+                        aggregation.extract(one)
+        except (UserFunctionFailed, InvalidField) as exc:
+            problem = exc if isinstance(exc, InvalidEvent) else InvalidEvent("invalid_field", str(exc))
+            origin = self.stream.cause_of(tp.partition, item)
+            self.source.reject(tp, record, problem, table=self.spec.name, cause=origin)
+            return ()
+        if not payloads:
+            return windows.on_input_passed(source, timestamp_ms)
+        emissions: list[Emission] = []
+        late = None
+        for one in payloads:
+            result = windows.on_input_event(source, key, one, timestamp_ms, arrival, own, cause)
+            if result.late and late is None:
+                late = result.stream_time
+            emissions.extend(result.emissions)
+        if late is not None:
+            self._late_event(tp, record, key, timestamp_ms, late)
+        if emissions and self.spec.output is not None:
+            self._caused.extend([input_time_ms(record)] * len(emissions))
+        return emissions
+
+    def _count_chain(self) -> None:
+        """The chain's per-step counts since the last batch, into ``/metrics``."""
+        name = self.spec.name
+        for label, taken, given, failed in self.chain.take_counts():
+            if taken:
+                OPERATOR_EVENTS.labels(table=name, operator=label, direction="in").inc(taken)
+                OPERATOR_EVENTS.labels(table=name, operator=label, direction="out").inc(given)
+            if failed:
+                OPERATOR_ERRORS.labels(table=name, operator=label).inc(failed)
 
     def open_windows(self) -> int:
         """Windows not closed yet over the partitions loaded here (never below 0)."""

@@ -208,6 +208,21 @@ class PartitionWindows:
                 # the next move of stream time
                 store.overdue_add(partition, entry)
 
+    def on_input_passed(self, source: int, timestamp_ms: int) -> tuple[Emission, ...]:
+        """A valid event of input ``source`` that no window takes (the table's chain of user
+        functions dropped it): it moves its input's progress, and stream time with it, exactly
+        as :meth:`on_input_event` would, so a table that keeps few of its source's events still
+        closes windows on time."""
+        clock = self.clock
+        state = clock.inputs.get(source)
+        if not (state is None or state.progress is None or timestamp_ms > state.progress or state.idle):
+            return ()
+        clock.on_event(source, timestamp_ms)
+        emissions = self.advance_clock()
+        if clock.expected > 1:
+            self.store.set_inputs(self.partition, clock)
+        return emissions
+
     def on_input_progress(self, source: int, progress: int | None, idle: bool) -> tuple[Emission, ...]:
         """Input ``source`` reports its progress and idleness; stream time moves to the clock
         the inputs then allow."""

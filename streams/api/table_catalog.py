@@ -1,6 +1,6 @@
 """What the catalog says of a table, from its pipeline spec alone (every worker says the same):
-its source and topics, window (times in ms), aggregations as written, emit mode, output topic
-and partition count."""
+its source and topics, the chain of user functions applied before windows, window (times in ms),
+aggregations as written, emit mode, output topic and partition count."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def table_description(spec: TableSpec, source: SourceSpec, partitions: int) -> d
         "name": spec.name,
         "source": source.name,
         "topics": list(source.topics),
+        "operators": [{"kind": op.kind, "function": op.name} for op in spec.operators],
         "window": window_description(spec),
         "aggregations": {
             name: f"{agg.name}({agg.field or ''})"
@@ -54,11 +55,33 @@ WINDOW_SPEC_SCHEMA: dict[str, Any] = {
 }
 TABLE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["name", "source", "topics", "window", "aggregations", "emit", "output", "partitions"],
+    "required": [
+        "name",
+        "source",
+        "topics",
+        "operators",
+        "window",
+        "aggregations",
+        "emit",
+        "output",
+        "partitions",
+    ],
     "properties": {
         "name": {"type": "string"},
         "source": {"type": "string"},
         "topics": {"type": "array", "items": {"type": "string"}},
+        "operators": {
+            "type": "array",
+            "description": "the chain of user functions applied to the source's events, in order",
+            "items": {
+                "type": "object",
+                "required": ["kind", "function"],
+                "properties": {
+                    "kind": {"type": "string", "enum": ["filter", "map", "flat_map"]},
+                    "function": {"type": "string", "description": "module:function"},
+                },
+            },
+        },
         "window": WINDOW_SPEC_SCHEMA,
         "aggregations": {
             "type": "object",

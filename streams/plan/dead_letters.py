@@ -53,6 +53,8 @@ class DeadLetter:
     offset: int
     table: str = ""
     cause: Cause | None = None
+    #: more headers saying why (:meth:`streams.plan.errors.InvalidEvent.headers`)
+    extra: tuple[tuple[str, bytes], ...] = ()
 
     def headers(self) -> list[tuple[str, bytes]]:
         cause = self.cause or (self.topic, self.partition, self.offset, None, None)
@@ -65,4 +67,5 @@ class DeadLetter:
             (PARTITION, str(self.partition).encode()),
             (OFFSET, str(self.offset).encode()),
             *cause_headers(cause),
+            *self.extra,
         ]

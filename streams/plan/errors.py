@@ -23,3 +23,7 @@ class InvalidEvent(ValueError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}")
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """Headers the record's dead letter carries besides the reason and the detail."""
+        return []

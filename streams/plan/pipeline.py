@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from streams.plan.durations import parse_duration
 from streams.plan.errors import PipelineError
+from streams.plan.operators import OPERATOR_KINDS, Operator, callable_name, resolve_function
 from windows.aggregates import Aggregation, parse_aggregation
 from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, WindowSpec
 from windows.table import EMITS, WindowedAggregate
@@ -127,7 +128,9 @@ class TableSpec:
     """A windowed table: ``emit = "update"`` writes to ``output`` one record per window changed
     since the last commit, with its latest value; ``"change"`` one record per change as it
     happens; ``"final"`` one record per window when it closes. ``idle_timeout_ms``, when set, lets
-    a partition's stream time follow the wall clock once it has received nothing for that long."""
+    a partition's stream time follow the wall clock once it has received nothing for that long.
+    ``operators``: the table's chain of user functions, applied in order to each event of the
+    source before its windows take it (:mod:`streams.plan.operators`)."""
 
     name: str
     source: str
@@ -137,6 +140,8 @@ class TableSpec:
     emit: str = "update"
     output: str | None = None
     idle_timeout_ms: int | None = None
+    #: the steps applied to the source's events before windows (:mod:`streams.plan.operators`)
+    operators: tuple[Operator, ...] = ()
 
     @property
     def aggregate(self) -> WindowedAggregate:
@@ -465,7 +470,7 @@ def _source(path: Path, index: int, data: Any) -> SourceSpec:
 def _table(path: Path, index: int, data: Any, sources: list[str]) -> TableSpec:
     name = data.get("name") if isinstance(data, Mapping) else None
     r = _Reader(path, f"table {name!r}" if name else f"[[table]] #{index + 1}", data)
-    r.check_keys(("name", "source", "window", "aggregate", "emit", "output", "idle_timeout"))
+    r.check_keys(("name", "source", "window", "aggregate", "emit", "output", "idle_timeout", "operators"))
     table_name = str(r.text("name", name_like=True))
     source = str(r.text("source"))
     if source not in sources:
@@ -495,7 +500,36 @@ def _table(path: Path, index: int, data: Any, sources: list[str]) -> TableSpec:
         emit=emit,
         output=r.text("output", required=False, name_like=True),
         idle_timeout_ms=idle_timeout,
+        operators=_operators(r, path),
     )
+
+
+def _operators(r: _Reader, path: Path) -> tuple[Operator, ...]:
+    """The table's ``operators``: a list of one-key tables, ``{ filter = "module:function" }``,
+    ``map`` or ``flat_map`` likewise (or a callable in place of the name, from the Python
+    front end); each function is imported now, so a wrong name stops the worker at start."""
+    steps = r.data.get("operators", [])
+    if not isinstance(steps, list):
+        r.fail(f'`operators` must be a list like [{{ filter = "module:function" }}], got {steps!r}')
+    near = path.parent if path.suffix else None
+    kinds = ", ".join(OPERATOR_KINDS)
+    found = []
+    for number, step in enumerate(steps, start=1):
+        if not isinstance(step, Mapping) or len(step) != 1:
+            r.fail(f"`operators` step {number} must be one of {kinds} = a function, got {step!r}")
+        ((kind, given),) = step.items()
+        if kind not in OPERATOR_KINDS:
+            r.fail(f"`operators` step {number}: {kind!r} is not an operator; allowed: {kinds}")
+        if callable(given):
+            found.append(Operator(kind, given, callable_name(given)))
+            continue
+        if not isinstance(given, str):
+            r.fail(f'`operators` step {number}: {kind} takes "module:function", got {given!r}')
+        try:
+            found.append(Operator(kind, resolve_function(given, near), given))
+        except ValueError as exc:
+            r.fail(f"`operators` step {number} ({kind}): {exc}")
+    return tuple(found)
 
 
 _WINDOW_KEYS = {

@@ -168,6 +168,20 @@ RANKS_DROPPED = Counter(
     ["table"],
     registry=REGISTRY,
 )
+OPERATOR_EVENTS = Counter(
+    "continust_operator_events_total",
+    "Events into (direction=in) and out of (direction=out) each step of a table's chain of user "
+    "functions, by table and operator (kind(function)).",
+    ["table", "operator", "direction"],
+    registry=REGISTRY,
+)
+OPERATOR_ERRORS = Counter(
+    "continust_operator_errors_total",
+    "Records a step of a table's chain failed on (dead-lettered with reason user_error), by "
+    "table and operator.",
+    ["table", "operator"],
+    registry=REGISTRY,
+)
 RANKS_RELEASED = Counter(
     "continust_ranks_released_total",
     "Partitions' ranked windows released because more committed writes waited for them than half "
