@@ -32,10 +32,10 @@ from streams.telemetry.logfmt import LOG_FORMATS, configure_logging
 
 def _worker(args: argparse.Namespace) -> int:
     from agents.worker import run_worker
-    from streams.plan.pipeline import load_pipeline
+    from streams.plan.python_front import load_any_pipeline
     from streams.settings import Settings
 
-    pipeline = load_pipeline(args.config)
+    pipeline = load_any_pipeline(args.config)
     settings = Settings.from_env().with_pipeline(pipeline)
     if args.port is not None:
         settings = replace(settings, web_port=args.port)
@@ -60,10 +60,10 @@ def _generate(args: argparse.Namespace) -> int:
     import asyncio
 
     from streams.cli.event_generator import GeneratorOptions, generate
-    from streams.plan.pipeline import load_pipeline
+    from streams.plan.python_front import load_any_pipeline
     from streams.settings import Settings
 
-    pipeline = load_pipeline(args.config)
+    pipeline = load_any_pipeline(args.config)
     options = GeneratorOptions(rate=args.rate, duration_s=args.duration, users=args.users)
     settings = Settings.from_env()
     asyncio.run(generate(settings.bootstrap_servers, pipeline.sources[0], options, settings.kafka.check()))
@@ -122,7 +122,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     w = sub.add_parser("worker", help="run one worker of a pipeline")
-    w.add_argument("-c", "--config", required=True, help="pipeline file (TOML)")
+    w.add_argument("-c", "--config", required=True, help="pipeline file: TOML, or Python defining an App")
     w.add_argument("--port", type=int, default=None, help="HTTP port (default 6066)")
     w.add_argument("--data-dir", default=None, help="RocksDB state directory (default .data)")
     w.set_defaults(run=_worker)
@@ -133,7 +133,7 @@ def parser() -> argparse.ArgumentParser:
     k.set_defaults(run=_kafka)
 
     g = sub.add_parser("generate", help="publish realistic events to a pipeline's first source")
-    g.add_argument("-c", "--config", required=True)
+    g.add_argument("-c", "--config", required=True, help="pipeline file: TOML, or Python defining an App")
     g.add_argument("--rate", type=float, default=200.0, help="events per second")
     g.add_argument("--duration", type=float, default=0.0, help="seconds; 0 runs until Ctrl-C")
     g.add_argument("--users", type=int, default=50)
