@@ -169,3 +169,18 @@ def test_the_readme_example_plans(tmp_path: Path) -> None:
         ),
         ("visits", []),
     ]
+
+
+def test_the_readme_harness_example_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+
+    def block(opening: str) -> str:
+        start = readme.index(opening) + len("```python\n")
+        return readme[start : readme.index("```", start)]
+
+    (tmp_path / "shop.py").write_text(block("```python\n# shop.py\n"))
+    (tmp_path / "test_shop.py").write_text(block("```python\nfrom agents.harness import"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    namespace: dict[str, object] = {}
+    exec((tmp_path / "test_shop.py").read_text(), namespace)
+    namespace["test_big_purchases_are_counted_in_cents"]()  # type: ignore[operator]

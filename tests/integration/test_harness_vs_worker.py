@@ -1,0 +1,164 @@
+"""The broker-free harness (agents/harness.py) is the worker's semantics, not a second copy:
+the same Python pipeline (nested key, a chain of filter, map and flat_map, a failing function)
+over the same records gives, through the harness and through a worker on the real broker, the
+same windows, the same output records (per partition in order, when the source is partitioned
+by key; the same last value per window otherwise), the same late events and dead letters."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from agents.harness import Input, run_pipeline
+from streams.kafka.topic_admin import ensure_topics
+from streams.plan.python_front import load_any_pipeline
+from tests.integration.broker_io import free_port, read_to_end, settled
+from tests.integration.conftest import run, wait_until
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 2
+PIPELINE = """
+from streams.plan.python_front import App, tumbling
+
+
+def big(order):
+    return order["amount"] > 10
+
+
+def with_cents(order):
+    if order["amount"] == 13:
+        raise ValueError("unlucky amount")
+    return {{**order, "cents": order["amount"] * 100}}
+
+
+def lines(order):
+    if order["amount"] == 40 and order["account"]["id"] == "acct-2":  # the sum cannot read the second
+        return [{{"cents": 1}}, {{"pennies": 2}}]
+    return [{{"cents": order["cents"] // n}} for n in range(1, order["lines"] + 1)]
+
+
+app = App("{app_id}", commit_interval="200ms")
+orders = app.source(
+    "orders",
+    topics=["{topic}"],
+    key="account.id",
+    timestamp="ts",
+    partitioned_by_key={keyed},
+    idle_after="1s",
+    late_topic="{late}",
+    dead_letter_topic="{dead}",
+)
+orders.filter(big).map(with_cents).flat_map(lines).table(
+    "spend",
+    window=tumbling("1m", grace="30s", retention="30d"),
+    aggregate={{"n": "count()", "cents": "sum(cents)", "first": "first(cents)"}},
+    emit="change",
+    output="{out}",
+)
+"""
+
+
+def orders(topic: str, base_ms: int) -> list[Input]:
+    """Accounts on both partitions; amounts some filtered, one failing (13), one not a number;
+    event times a few seconds out of order, two far behind (late once the clock has moved)."""
+    inputs = []
+    for i in range(240):
+        account = f"acct-{i % 7}"
+        amount: Any = [5, 12, 13, 40, 11, "x"][i % 6] if i % 29 else 25
+        ts = base_ms + i * 1_000 - (i % 5) * 3_000
+        if i in (201, 232):
+            ts = base_ms  # minutes behind by now
+        value = {"account": {"id": account}, "ts": ts, "amount": amount, "lines": 1 + i % 3}
+        inputs.append(Input(topic, value, key=account, partition=None))
+    return inputs
+
+
+async def publish_inputs(
+    bootstrap: str, topic: str, inputs: list[Input], partitions: dict[int, int | None]
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for index, record in enumerate(inputs):
+            key = record.key.encode() if isinstance(record.key, str) else record.key
+            await producer.send(topic, orjson.dumps(record.value), key=key, partition=partitions[index])
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def scan_windows(worker: Any, table: str) -> dict[tuple[str, int, int], Any]:
+    found: dict[tuple[str, int, int], Any] = {}
+    cursor = ""
+    while True:
+        status, body = worker.get(f"/api/tables/{table}/windows?limit=500{cursor}")
+        assert status == 200, body
+        for w in body["windows"]:
+            found[(w["key"], w["start"], w["end"])] = w["value"]
+        if body["next_cursor"] is None:
+            return found
+        cursor = f"&cursor={body['next_cursor']}"
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["partitioned_by_key", "repartitioned"])
+def test_the_harness_gives_what_a_worker_on_the_broker_gives(
+    kafka: str, start_worker: Any, tmp_path: Path, run_id: str, keyed: bool
+) -> None:
+    names = {
+        "app_id": f"harness-{run_id}",
+        "topic": f"orders-{run_id}",
+        "late": f"late-{run_id}",
+        "dead": f"dead-{run_id}",
+        "out": f"spend-{run_id}",
+    }
+    path = tmp_path / f"orders_{run_id}.py"
+    path.write_text(PIPELINE.format(keyed=keyed, **names))
+    pipeline = load_any_pipeline(path)
+    base_ms = (int(time.time() * 1000) // 60_000 - 60 * 24) * 60_000  # a day ago, on a minute
+    inputs = orders(names["topic"], base_ms)
+    # where the worker's records go: by key (the producer's partitioner) or spread by index
+    partitions = {i: (None if keyed else i % PARTITIONS) for i in range(len(inputs))}
+    harness_inputs = [
+        Input(r.topic, r.value, key=r.key, partition=partitions[i]) for i, r in enumerate(inputs)
+    ]
+    expected = run_pipeline(pipeline, harness_inputs, partitions=PARTITIONS, max_batch=7)
+
+    run(ensure_topics(kafka, {names["topic"]: PARTITIONS}))
+    run(publish_inputs(kafka, names["topic"], inputs, partitions))
+    worker = start_worker(path, free_port())
+    topics = [names["topic"]] + ([] if keyed else [f"{names['app_id']}-orders-repartition"])
+    wait_until(lambda: settled(kafka, names["app_id"], topics, PARTITIONS), 120, "the worker to settle")
+
+    assert scan_windows(worker, "spend") == {key: value for key, value in expected.windows["spend"].items()}
+    out = run(read_to_end(kafka, names["out"]))
+    got = {p: [orjson.loads(m.value) for m in messages] for p, messages in out.items()}
+    want = expected.outputs[names["out"]]
+    if keyed:  # each output partition follows its input partition, in order
+        assert {p: v for p, v in got.items() if v} == {p: v for p, v in want.items() if v}
+    else:
+
+        def last_values(by_partition: dict[int, list[Any]]) -> dict[tuple[str, int], Any]:
+            last: dict[tuple[str, int], Any] = {}
+            for values in by_partition.values():
+                for v in values:
+                    last[(v["key"], v["start"])] = v["value"]
+            return last
+
+        assert last_values(got) == last_values(want)
+    late = run(read_to_end(kafka, names["late"]))
+    assert sorted(orjson.loads(m.value)["ts"] for ms in late.values() for m in ms) == sorted(
+        orjson.loads(letter.value or b"{}")["ts"] for letter in expected.late
+    )
+    dead = run(read_to_end(kafka, names["dead"]))
+    worker_letters = sorted(
+        (dict(m.headers)["continust-reason"].decode(), m.value) for ms in dead.values() for m in ms
+    )
+    assert worker_letters == sorted((letter.reason, letter.value) for letter in expected.dead_letters)
+    assert {reason for reason, _ in worker_letters} == {"user_error", "invalid_field"}
+    assert len(expected.late) == 2
