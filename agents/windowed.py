@@ -77,6 +77,7 @@ from streams.telemetry.metrics import (
 )
 from streams.telemetry.tracing import current_tracer
 from windows.aggregates import InvalidField
+from windows.custom_aggregation import AggregationFailed
 from windows.emission import Emission
 from windows.ordered_store import Write
 from windows.partition import PartitionWindows
@@ -114,6 +115,16 @@ def install_keyed_agent(
             stage.observe_latency()
 
     runtime.install_batch_handler(stream.channel(runtime.app, partitions), process_batch)
+
+
+def rejection(exc: InvalidField | AggregationFailed | InvalidEvent) -> InvalidEvent:
+    """The dead letter's reason for an event a table could not take: ``invalid_field`` for a
+    field the aggregations cannot read, ``user_error`` for a user's aggregation that failed."""
+    if isinstance(exc, InvalidEvent):
+        return exc
+    if isinstance(exc, AggregationFailed):
+        return UserFunctionFailed(f"aggregate({exc.aggregation})", exc.error_type, exc.message)
+    return InvalidEvent("invalid_field", str(exc))
 
 
 @dataclass
@@ -417,8 +428,8 @@ class TableStage:
                     continue
                 try:
                     result = on_input_event(source, key, payload, timestamp_ms, arrival, own, cause)
-                except InvalidField as exc:
-                    problem = InvalidEvent("invalid_field", str(exc))
+                except (InvalidField, AggregationFailed) as exc:
+                    problem = rejection(exc)
                     origin = self.stream.cause_of(partition, item)
                     self.source.reject(tp, record, problem, table=self.spec.name, cause=origin)
                     continue
@@ -459,16 +470,22 @@ class TableStage:
                     for aggregation in self.spec.aggregations:
                         aggregation.extract(one)
         except (UserFunctionFailed, InvalidField) as exc:
-            problem = exc if isinstance(exc, InvalidEvent) else InvalidEvent("invalid_field", str(exc))
             origin = self.stream.cause_of(tp.partition, item)
-            self.source.reject(tp, record, problem, table=self.spec.name, cause=origin)
+            self.source.reject(tp, record, rejection(exc), table=self.spec.name, cause=origin)
             return ()
         if not payloads:
             return windows.on_input_passed(source, timestamp_ms)
         emissions: list[Emission] = []
         late = None
-        for one in payloads:
-            result = windows.on_input_event(source, key, one, timestamp_ms, arrival, own, cause)
+        for index, one in enumerate(payloads):
+            try:
+                result = windows.on_input_event(source, key, one, timestamp_ms, arrival, own, cause)
+            except (InvalidField, AggregationFailed) as exc:
+                if index > 0:  # the record's earlier events are in its windows: cannot be undone
+                    log.error(logfmt("event.partly_applied", table=self.spec.name, offset=record.offset))
+                origin = self.stream.cause_of(tp.partition, item)
+                self.source.reject(tp, record, rejection(exc), table=self.spec.name, cause=origin)
+                return emissions
             if result.late and late is None:
                 late = result.stream_time
             emissions.extend(result.emissions)

@@ -100,25 +100,32 @@ def apply_event(
 ) -> Outcome:
     """Apply one event at ``timestamp_ms`` to ``state`` in place, given the partition's stream
     time before the event. ``arrival`` orders events of one key (see :mod:`windows.aggregates`).
-    Raises ``InvalidField`` (state untouched) for an invalid event."""
+    Raises ``InvalidField`` (state untouched) for an invalid event, and whatever an aggregation
+    raises (a user's: :class:`~windows.custom_aggregation.AggregationFailed`) with the state
+    untouched too: every new aggregation state is computed before any window changes."""
     values = [agg.extract(payload) for agg in aggregations]
     if isinstance(spec, SessionWindows):
         return _apply_session(state, spec, aggregations, values, timestamp_ms, arrival, stream_time)
-    changed: list[WindowState] = []
-    created: list[Window] = []
     windows, grace = state.windows, spec.grace_ms
+    # every new state first, then the windows: an aggregation that raises changes none of them
+    updates: list[tuple[Window, WindowState | None, list[Any]]] = []
     for window in spec.windows_for(timestamp_ms):
         if stream_time is not None and stream_time >= window.end + grace:  # is_closed, inlined
             continue
         current = windows.get(window)
-        if current is None:
-            current = WindowState(window.start, window.end, [a.initialize() for a in aggregations])
-            windows[window] = current
-            created.append(window)
-        current.states = _add(aggregations, current.states, values, timestamp_ms, arrival)
-        changed.append(current)
-    if not changed:
+        states = [a.initialize() for a in aggregations] if current is None else current.states
+        updates.append((window, current, _add(aggregations, states, values, timestamp_ms, arrival)))
+    if not updates:
         return LATE
+    changed: list[WindowState] = []
+    created: list[Window] = []
+    for window, current, states in updates:
+        if current is None:
+            current = windows[window] = WindowState(window.start, window.end, states)
+            created.append(window)
+        else:
+            current.states = states
+        changed.append(current)
     return Outcome(changed=tuple(changed), created=tuple(created), replaced=(), late=False)
 
 
@@ -148,12 +155,12 @@ def _apply_session(
     states = [a.initialize() for a in aggregations]
     for w in absorbed:
         states = [a.merge(s, o) for a, s, o in zip(aggregations, states, w.states, strict=True)]
+    states = _add(aggregations, states, values, timestamp_ms, arrival)
+    # nothing raised: only now the sessions change
+    for w in absorbed:
         del state.windows[w.window]
     session = WindowState(
-        merged.start,
-        merged.end,
-        _add(aggregations, states, values, timestamp_ms, arrival),
-        version=max((w.version for w in absorbed), default=0),
+        merged.start, merged.end, states, version=max((w.version for w in absorbed), default=0)
     )
     state.windows[merged] = session
     replaced = tuple(w.window for w in absorbed if w.window != merged)

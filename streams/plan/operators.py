@@ -61,11 +61,12 @@ class Operator:
 
 
 class UserFunctionFailed(InvalidEvent):
-    """A step of a table's chain failed on a record (see the module docstring)."""
+    """User code failed on a record: a step of a table's chain (see the module docstring) or a
+    user's aggregation (:mod:`windows.custom_aggregation`), named by ``operator``."""
 
-    def __init__(self, operator: Operator, error_type: str, message: str) -> None:
-        super().__init__(USER_ERROR, f"{operator.label} failed: {error_type}: {message}")
-        self.operator = operator.label
+    def __init__(self, operator: str, error_type: str, message: str) -> None:
+        super().__init__(USER_ERROR, f"{operator} failed: {error_type}: {message}")
+        self.operator = operator
         self.error_type = error_type
         self.message = message
 
@@ -168,5 +169,5 @@ def _step(operator: Operator, payloads: list[dict[str, Any]]) -> list[dict[str, 
                         raise TypeError(f"flat_map must give dicts, got {type(item).__name__}")
                     out.append(item)
         except Exception as exc:
-            raise UserFunctionFailed(operator, type(exc).__name__, str(exc)) from exc
+            raise UserFunctionFailed(operator.label, type(exc).__name__, str(exc)) from exc
     return out

@@ -15,6 +15,7 @@ from streams.plan.durations import parse_duration
 from streams.plan.errors import PipelineError
 from streams.plan.operators import OPERATOR_KINDS, Operator, callable_name, resolve_function
 from windows.aggregates import Aggregation, parse_aggregation
+from windows.custom_aggregation import Custom
 from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, WindowSpec
 from windows.table import EMITS, WindowedAggregate
 
@@ -479,12 +480,19 @@ def _table(path: Path, index: int, data: Any, sources: list[str]) -> TableSpec:
     agg = _Reader(path, f"table {table_name!r} aggregate", r.data.get("aggregate"))
     if not agg.data:
         agg.fail('needs at least one aggregation, like { clicks = "count()" }')
-    aggregations = []
+    aggregations: list[Aggregation] = []
     for out_name, call in agg.data.items():
+        if isinstance(call, Custom):  # from the Python front end
+            aggregations.append(call)
+            continue
         if not isinstance(call, str):
             agg.fail(f'`{out_name}` must be a string like "sum(amount)", got {call!r}')
         try:
-            aggregations.append(parse_aggregation(call))
+            custom = _CUSTOM.match(call)
+            if custom is not None:
+                aggregations.append(custom_aggregation(custom[1], custom[2], path))
+            else:
+                aggregations.append(parse_aggregation(call))
         except ValueError as exc:
             agg.fail(f"`{out_name}`: {exc}")
     emit = r.choice("emit", EMITS, "update")
@@ -502,6 +510,21 @@ def _table(path: Path, index: int, data: Any, sources: list[str]) -> TableSpec:
         idle_timeout_ms=idle_timeout,
         operators=_operators(r, path),
     )
+
+
+#: a user's aggregation: ``"module:Class(field)"`` or ``"module:Class()"``
+_CUSTOM = re.compile(r"^\s*([A-Za-z_][\w.]*:[A-Za-z_][\w.]*)\s*\(\s*([A-Za-z_][A-Za-z0-9_.-]*)?\s*\)\s*$")
+
+
+def custom_aggregation(reference: str, field: str | None, path: Path) -> Custom:
+    """The user's aggregation ``reference`` names (``module:Class``, made with no arguments),
+    reading ``field`` (:mod:`windows.custom_aggregation`); raises ``ValueError``."""
+    made = resolve_function(reference, path.parent if path.suffix else None)()
+    methods = ("initialize", "add", "merge", "result")
+    missing = [m for m in methods if not (hasattr(made, m) and callable(getattr(made, m)))]
+    if missing:
+        raise ValueError(f"{reference} lacks {', '.join(missing)} (an aggregation has {', '.join(methods)})")
+    return Custom(made, field, reference)
 
 
 def _operators(r: _Reader, path: Path) -> tuple[Operator, ...]:

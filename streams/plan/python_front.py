@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from streams.plan.errors import PipelineError
+from streams.plan.operators import callable_name
 from streams.plan.pipeline import Pipeline, load_pipeline, parse_pipeline
+from windows.custom_aggregation import Custom, UserAggregation
 
 Duration = str | int | timedelta
 Payload = dict[str, Any]
@@ -72,6 +74,12 @@ def session(gap: Duration, *, grace: Duration = 0, retention: Duration | None = 
     return _window("session", grace, retention, gap=gap)
 
 
+def custom(aggregation: UserAggregation, field: str | None = None) -> Custom:
+    """A user's aggregation (:mod:`windows.custom_aggregation`) reading payload ``field``, for a
+    table's ``aggregate``: ``aggregate={"spread": custom(Spread(), "amount")}``."""
+    return Custom(aggregation, field, callable_name(type(aggregation)))
+
+
 @dataclass(frozen=True)
 class Stream:
     """A source's events, through the steps chained so far (see the module docstring)."""
@@ -97,7 +105,7 @@ class Stream:
         name: str,
         *,
         window: Mapping[str, Any],
-        aggregate: Mapping[str, str],
+        aggregate: Mapping[str, str | Custom],
         emit: str = "update",
         output: str | None = None,
         idle_timeout: Duration | None = None,
