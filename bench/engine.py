@@ -21,7 +21,7 @@ import rocksdict
 
 from agents.table_store import RocksDBPartitions
 from streams.telemetry.logfmt import logfmt
-from windows.aggregates import parse_aggregation
+from windows.aggregation_calls import parse_aggregation
 from windows.partition import PartitionWindows
 from windows.spec import TumblingWindows
 from windows.table import WindowedAggregate

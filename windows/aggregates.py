@@ -18,7 +18,6 @@ Their states carry ``[timestamp_ms, arrival, value]``, so the rule holds when se
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -41,7 +40,10 @@ class Aggregation(Protocol):
     @property
     def field(self) -> str | None: ...
 
-    def extract(self, payload: Mapping[str, Any]) -> Number | None: ...
+    def extract(self, payload: Mapping[str, Any]) -> Any:
+        """The event's value for :meth:`add` (a number for the built-in ones but
+        ``count_distinct``); raises :class:`InvalidField`."""
+        ...
 
     def initialize(self) -> Any: ...
 
@@ -52,7 +54,9 @@ class Aggregation(Protocol):
     def result(self, state: Any) -> Any: ...
 
 
-def _numeric(payload: Mapping[str, Any], field: str) -> Number:
+def numeric_field(payload: Mapping[str, Any], field: str) -> Number:
+    """The payload's ``field`` (nested by a dotted path), which must be a number; raises
+    :class:`InvalidField`."""
     try:
         value = field_value(payload, field)
     except KeyError:
@@ -88,7 +92,7 @@ class _FieldAggregation:
     field: str
 
     def extract(self, payload: Mapping[str, Any]) -> Number:
-        return _numeric(payload, self.field)
+        return numeric_field(payload, self.field)
 
 
 @dataclass(frozen=True)
@@ -219,22 +223,3 @@ FIELD_AGGREGATIONS: dict[str, Callable[[str], Aggregation]] = {
     "first": First,
     "last": Last,
 }
-ALLOWED = "count(), sum(f), min(f), max(f), avg(f), first(f), last(f)"
-_CALL = re.compile(r"^\s*([a-z_]+)\s*\(\s*([A-Za-z_][A-Za-z0-9_.-]*)?\s*\)\s*$")
-
-
-def parse_aggregation(text: str) -> Aggregation:
-    """Parse ``count()`` or ``fn(field)``; raise ``ValueError`` naming what is allowed."""
-    match = _CALL.match(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not an aggregation call; allowed: {ALLOWED}")
-    fn, field = match.groups()
-    if fn == "count":
-        if field is not None:
-            raise ValueError(f"count() takes no field, got {text!r}")
-        return Count()
-    if fn not in FIELD_AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {fn!r}; allowed: {ALLOWED}")
-    if field is None:
-        raise ValueError(f"{fn}() needs a field, like {fn}(amount)")
-    return FIELD_AGGREGATIONS[fn](field)

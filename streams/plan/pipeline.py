@@ -14,7 +14,8 @@ from typing import Any, NoReturn
 from streams.plan.durations import parse_duration
 from streams.plan.errors import PipelineError
 from streams.plan.operators import OPERATOR_KINDS, Operator, callable_name, resolve_function
-from windows.aggregates import Aggregation, parse_aggregation
+from windows.aggregates import Aggregation
+from windows.aggregation_calls import parse_aggregation
 from windows.custom_aggregation import Custom
 from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, WindowSpec
 from windows.table import EMITS, WindowedAggregate

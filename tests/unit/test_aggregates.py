@@ -2,7 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from windows.aggregates import InvalidField, parse_aggregation
+from windows.aggregates import InvalidField
+from windows.aggregation_calls import parse_aggregation
 
 
 def run(call: str, events: list[tuple[int, float]]) -> object:

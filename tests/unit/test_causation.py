@@ -30,7 +30,7 @@ from streams.plan.causation import (
     traceparent_of,
 )
 from streams.plan.dead_letters import DeadLetter
-from windows.aggregates import parse_aggregation
+from windows.aggregation_calls import parse_aggregation
 from windows.partition import PartitionWindows
 from windows.spec import SessionWindows, TumblingWindows, Window
 from windows.store_layout import window_key

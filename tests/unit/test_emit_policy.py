@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from windows.aggregates import parse_aggregation
+from windows.aggregation_calls import parse_aggregation
 from windows.emit_policy import POLICIES, EmitChange, EmitFinal, EmitUpdate, emit_policy
 from windows.keyed_state import KeyWindows, Outcome, apply_event
 from windows.spec import SessionWindows, Window

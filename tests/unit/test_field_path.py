@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from streams.plan.causation import event_id
 from streams.plan.envelope import decode_event
 from streams.plan.errors import InvalidEvent
-from windows.aggregates import InvalidField, parse_aggregation
+from windows.aggregates import InvalidField
+from windows.aggregation_calls import parse_aggregation
 from windows.field_path import field_value, has_field
 
 names = st.sampled_from(["a", "b", "a.b", "b.c", "a.b.c"])

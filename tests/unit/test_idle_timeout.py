@@ -12,7 +12,7 @@ from agents.clock import WALL_CLOCK
 from agents.idle_timeout import IdleTimeout
 from agents.windowed import TableStage
 from streams.plan.pipeline import TableSpec
-from windows.aggregates import parse_aggregation
+from windows.aggregation_calls import parse_aggregation
 from windows.partition import PartitionWindows
 from windows.spec import TumblingWindows
 from windows.store import InMemoryWindowStore

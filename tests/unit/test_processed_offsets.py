@@ -17,7 +17,7 @@ from agents.table_store import MemoryTablePartitions
 from agents.windowed import TableStage
 from streams.plan.pipeline import TableSpec
 from tests.unit.test_keyed_stream import source_stage
-from windows.aggregates import parse_aggregation
+from windows.aggregation_calls import parse_aggregation
 from windows.spec import TumblingWindows
 from windows.write_back import WriteBackStore
 

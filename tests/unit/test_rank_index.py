@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from windows.aggregates import parse_aggregation
+from windows.aggregation_calls import parse_aggregation
 from windows.keyed_state import WindowState
 from windows.ordered_store import MemoryOrderedStore
 from windows.rank_index import MAX_MERGED_STARTS, PartitionRanks, RankedStore, TableRanks

@@ -11,7 +11,7 @@ import pytest
 from agents.commit_gate import CommitGate
 from streams.kafka.broker_reachability import BrokerReachability
 from streams.telemetry.logfmt import RepeatedMessageFilter
-from windows.aggregates import parse_aggregation
+from windows.aggregation_calls import parse_aggregation
 from windows.partition import PartitionWindows
 from windows.spec import TumblingWindows
 from windows.store import InMemoryWindowStore

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agents.merge import INPUT_TIME_HEADER, input_time_ms
 from agents.runtime_state import WorkerState, table_bytes
 from streams.telemetry.metrics import REGISTRY, RuntimeCollector
-from windows.aggregates import parse_aggregation
+from windows.aggregation_calls import parse_aggregation
 from windows.partition import PartitionWindows
 from windows.spec import SessionWindows, TumblingWindows
 from windows.store import InMemoryWindowStore

@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from windows.aggregates import parse_aggregation
+from windows.aggregation_calls import parse_aggregation
 from windows.keyed_state import WindowState
 from windows.ordered_store import MemoryOrderedStore
 from windows.spec import TumblingWindows

@@ -24,7 +24,7 @@ from streams.api.table_reads import Role, build_in_slices
 from streams.api.table_routes import table_routes
 from streams.kafka.partitioning import key_partition
 from tests.integration.broker_io import free_port
-from windows.aggregates import parse_aggregation
+from windows.aggregation_calls import parse_aggregation
 from windows.keyed_state import WindowState
 from windows.ordered_store import MemoryOrderedStore
 from windows.rank_index import RankedStore, TableRanks

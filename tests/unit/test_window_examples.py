@@ -4,7 +4,8 @@ The random-stream checks against a reference model are in ``test_window_properti
 import pytest
 
 from tests.unit.test_window_properties import CALLS
-from windows.aggregates import InvalidField, parse_aggregation
+from windows.aggregates import InvalidField
+from windows.aggregation_calls import parse_aggregation
 from windows.keyed_state import KeyWindows, apply_event, results
 from windows.partition import PartitionWindows
 from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, Window, tumbling_window

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from windows.aggregates import InvalidField, parse_aggregation
+from windows.aggregates import InvalidField
+from windows.aggregation_calls import parse_aggregation
 from windows.emission import Emission
 from windows.partition import PartitionWindows
 from windows.spec import SessionWindows, SlidingWindows, TumblingWindows, WindowSpec

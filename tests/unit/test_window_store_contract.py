@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.table_store import FAUST_OFFSET_KEY, RocksDBPartitions
-from windows.aggregates import parse_aggregation
+from windows.aggregation_calls import parse_aggregation
 from windows.keyed_state import WindowState
 from windows.ordered_store import MemoryOrderedStore, OrderedStore, Write
 from windows.partition import PartitionWindows
