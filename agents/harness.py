@@ -16,7 +16,10 @@ place of RocksDB. Records are read as the worker reads them: each input partitio
 given, the partitions in turn, at most ``max_batch`` records of one partition per batch, every
 topic ``read_committed``; a commit (:mod:`agents.commit_order`) follows every round of batches.
 The wall clock is the one handed in (``now_ms``): it decides which event times are too far in
-the future, and nothing else in the window semantics reads it.
+the future, and nothing else in the window semantics reads it. Once every record is read, each
+source partition counts as quiet, as a worker's input does once nothing more arrives for the
+source's ``idle_after``: partitions that had no records (or stopped early) stop holding the
+tables' clocks, and the windows that closes are emitted.
 
 What the worker does across several workers, rebalances and crashes is the broker's part and
 is tested on the broker; the stages' part of it (any batch sizes, commits, crashes) is the stage
@@ -146,8 +149,21 @@ def run_pipeline(
             partition,
             [(key, _encoded(record.value), list(record.headers), record.timestamp_ms)],
         )
-    asyncio.run(driver.run())
+    asyncio.run(_run_to_the_end(driver, plan))
     return _result(driver, plan)
+
+
+async def _run_to_the_end(driver: StageDriver, plan: Pipeline) -> None:
+    """Every record read and committed; then, as for a worker whose input stays quiet for the
+    source's ``idle_after``, every source partition counts as quiet and stops holding its
+    tables' clocks; what that closes is emitted and committed too."""
+    await driver.run()
+    for source in plan.sources:
+        for topic in source.topics:
+            for partition in range(driver.partitions):
+                driver.quiet(topic, partition)
+    await driver.run()
+    await driver.commit()
 
 
 def _result(driver: StageDriver, plan: Pipeline) -> Result:
