@@ -259,7 +259,9 @@ def ingest_sources(built: PipelineApp) -> dict[str, IngestSource]:
         name: IngestSource(
             name=name,
             topics=stage.spec.topics,
-            rules=SourceRules(stage.spec.key, stage.spec.timestamp, built.settings.max_future_ms),
+            rules=SourceRules(
+                stage.spec.key, stage.spec.timestamp, built.settings.max_future_ms, stage.spec.key_by
+            ),
             keyed_partitions=stage.partitions,
         )
         for name, stage in built.sources.items()

@@ -182,6 +182,7 @@ class SourceStage:
         self._events_in.inc(len(records))
         now_ms = time.time_ns() // 1_000_000
         key_field, timestamp_field, max_future_ms = self.spec.key, self.spec.timestamp, self.max_future_ms
+        key_by = self.spec.key_by
         for record in records:
             try:
                 envelope = decode_event(
@@ -191,6 +192,7 @@ class SourceStage:
                     record_timestamp_ms=record.timestamp,
                     now_ms=now_ms,
                     max_future_ms=max_future_ms,
+                    key_by=key_by,
                 )
             except InvalidEvent as exc:
                 self.reject(tp, record, exc)

@@ -29,6 +29,7 @@ import orjson
 
 from streams.plan.envelope import decode_event
 from streams.plan.errors import InvalidEvent
+from streams.plan.operators import Operator
 
 NDJSON = "application/x-ndjson"
 #: content types read as NDJSON whatever the body looks like
@@ -48,6 +49,8 @@ class SourceRules:
     key_field: str
     timestamp_field: str | None
     max_future_ms: int
+    #: the function computing the key in place of ``key_field`` (:mod:`streams.plan.operators`)
+    key_by: Operator | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ def parse_body(body: bytes, content_type: str, rules: SourceRules, now_ms: int) 
             envelope = decode_event(
                 value,
                 key_field=rules.key_field,
+                key_by=rules.key_by,
                 timestamp_field=rules.timestamp_field,
                 record_timestamp_ms=now_ms,
                 now_ms=now_ms,

@@ -2,7 +2,8 @@
 field and the event time, or raises :class:`InvalidEvent` with a reason code:
 
 ``not_json``, ``not_object``, ``missing_key``, ``bad_key``, ``missing_timestamp``,
-``bad_timestamp``, ``future_timestamp``.
+``bad_timestamp``, ``future_timestamp``; and ``user_error`` for a source whose key a function
+computes (``key_by``) when the function fails.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from streams.plan.errors import InvalidEvent
+from streams.plan.operators import Operator, UserFunctionFailed
 from windows.field_path import field_value
 
 
@@ -30,6 +32,7 @@ def decode_event(
     record_timestamp_ms: int,
     now_ms: int,
     max_future_ms: int,
+    key_by: Operator | None = None,
 ) -> Envelope:
     """Decode one record value. Event time is the payload's ``timestamp_field`` (epoch ms as an
     integer, or an ISO-8601 string; a string without a zone is UTC) or, when no field is
@@ -41,7 +44,7 @@ def decode_event(
         raise InvalidEvent("not_json", str(exc)) from None
     if not isinstance(payload, dict):
         raise InvalidEvent("not_object", f"value is a JSON {type(payload).__name__}, not an object")
-    key = event_key(payload, key_field)
+    key = event_key(payload, key_field) if key_by is None else computed_key(payload, key_by)
     ts = record_timestamp_ms if timestamp_field is None else event_time(payload, timestamp_field)
     if ts > now_ms + max_future_ms:
         raise InvalidEvent(
@@ -60,6 +63,22 @@ def event_key(payload: dict[str, Any], field: str) -> str:
     if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
         raise InvalidEvent(
             "bad_key", f"field {field!r} must be a non-empty string or an integer, got {key!r}"
+        )
+    return str(key)
+
+
+def computed_key(payload: dict[str, Any], key_by: Operator) -> str:
+    """The key ``key_by``'s function computes from the payload, held to the rule of a key
+    field (a non-empty string, or an integer as its text); raises
+    :class:`~streams.plan.operators.UserFunctionFailed` when the function raises or gives
+    anything else."""
+    try:
+        key = key_by.function(payload)
+    except Exception as exc:
+        raise UserFunctionFailed(key_by.label, type(exc).__name__, str(exc)) from exc
+    if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
+        raise UserFunctionFailed(
+            key_by.label, "TypeError", f"a key must be a non-empty string or an integer, got {key!r}"
         )
     return str(key)
 

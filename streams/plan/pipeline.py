@@ -118,6 +118,9 @@ class SourceSpec:
     topics: tuple[str, ...]
     key: str
     timestamp: str | None = None
+    #: the function computing each event's key from its payload, in place of ``key`` (``""``
+    #: then); ``key_by = "module:function"`` in the file (:mod:`streams.plan.operators`)
+    key_by: Operator | None = None
     id_field: str | None = None
     dead_letter_topic: str | None = None
     late_topic: str | None = None
@@ -437,6 +440,7 @@ def _source(path: Path, index: int, data: Any) -> SourceSpec:
             "name",
             "topics",
             "key",
+            "key_by",
             "timestamp",
             "id",
             "dead_letter_topic",
@@ -456,10 +460,19 @@ def _source(path: Path, index: int, data: Any) -> SourceSpec:
     idle_after = r.duration("idle_after", SourceSpec.idle_after_ms)
     if idle_after is None or idle_after < 0:
         r.fail("`idle_after` must be 0s or more")
+    key_by = _key_by(r, path)
+    if key_by is not None and "key" in r.data:
+        r.fail("`key` and `key_by` both name the key: keep one")
+    if key_by is not None and r.flag("partitioned_by_key"):
+        r.fail(
+            "`key_by` computes the key, so the records are not on the partition of it: they go "
+            "through the repartition topic (leave out `partitioned_by_key`)"
+        )
     return SourceSpec(
         name=str(r.text("name", name_like=True)),
         topics=tuple(topics),
-        key=str(r.text("key")),
+        key="" if key_by is not None else str(r.text("key")),
+        key_by=key_by,
         timestamp=r.text("timestamp", required=False),
         id_field=r.text("id", required=False),
         dead_letter_topic=r.text("dead_letter_topic", required=False, name_like=True),
@@ -511,6 +524,22 @@ def _table(path: Path, index: int, data: Any, sources: list[str]) -> TableSpec:
         idle_timeout_ms=idle_timeout,
         operators=_operators(r, path),
     )
+
+
+def _key_by(r: _Reader, path: Path) -> Operator | None:
+    """The source's ``key_by``: a ``"module:function"`` name, or a callable from the Python
+    front end."""
+    given = r.data.get("key_by")
+    if given is None:
+        return None
+    if callable(given):
+        return Operator("key_by", given, callable_name(given))
+    if not isinstance(given, str):
+        r.fail(f'`key_by` takes "module:function", got {given!r}')
+    try:
+        return Operator("key_by", resolve_function(given, path.parent if path.suffix else None), given)
+    except ValueError as exc:
+        r.fail(f"`key_by`: {exc}")
 
 
 #: a user's aggregation: ``"module:Class(field)"`` or ``"module:Class()"``

@@ -138,12 +138,20 @@ class App:
         self.sections: dict[str, dict[str, Any]] = {}
 
     def source(
-        self, name: str, *, topics: Iterable[str], key: str, timestamp: str | None = None, **options: Any
+        self,
+        name: str,
+        *,
+        topics: Iterable[str],
+        key: str | Callable[[Payload], str | int],
+        timestamp: str | None = None,
+        **options: Any,
     ) -> Stream:
         """A ``[[source]]``: ``topics`` merged, keyed by the payload field ``key`` (a dotted path
-        reaches nested fields), timed by ``timestamp``; ``options`` as the file names them
+        reaches nested fields) or by what the function ``key`` computes from the payload (the
+        file's ``key_by``), timed by ``timestamp``; ``options`` as the file names them
         (``partitioned_by_key``, ``dead_letter_topic``, ``idle_after``, ...)."""
-        entry: dict[str, Any] = {"name": name, "topics": list(topics), "key": key, **options}
+        named = {"key_by": key} if callable(key) else {"key": key}
+        entry: dict[str, Any] = {"name": name, "topics": list(topics), **named, **options}
         if timestamp is not None:
             entry["timestamp"] = timestamp
         if "idle_after" in entry:

@@ -19,3 +19,7 @@ def items(order: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 NOT_A_FUNCTION = 3
+
+
+def account_of(purchase: dict[str, Any]) -> str:
+    return purchase["email"].split("@")[1].lower()
