@@ -313,9 +313,36 @@ partitioned_by_key = {partitioned_by_key}
 name = "{table}"
 source = "events"
 window = {window}
-aggregate = {{ n = "count()", total = "sum(amount)" }}
+aggregate = {{ n = "count()", total = "{total}" }}
 emit = "{emit}"
 """
+#: the user functions the ``-chain`` and ``-custom`` rows name, written next to their pipeline
+#: file as a user's module would be: a filter that keeps every event, a map that returns a new
+#: payload, and a user's aggregation equal to ``sum``
+USER_FUNCTIONS = """# Written by bench.contenders for one benchmark run.
+def keep(event):
+    return event["amount"] is not None
+
+
+def same(event):
+    return {"user": event["user"], "ts": event["ts"], "amount": event["amount"]}
+
+
+class Total:
+    def initialize(self):
+        return 0
+
+    def add(self, state, value):
+        return state + value
+
+    def merge(self, a, b):
+        return a + b
+
+    def result(self, state):
+        return state
+"""
+CHAIN = 'operators = [{ filter = "bench_user_functions:keep" }, { map = "bench_user_functions:same" }]\n'
+CUSTOM_SUM = "bench_user_functions:Total(amount)"
 
 
 def window_toml(shape: WindowShape, retention: str | None = None) -> str:
@@ -352,6 +379,9 @@ class Continust:
     retention: str = STATE_RETENTION
     peer: str | None = None
     writes_results: bool = False
+    #: the table's chain of user functions (a TOML line, :data:`CHAIN`) and its ``total``
+    operators: str = ""
+    total: str = "sum(amount)"
 
     @property
     def input_keys(self) -> str:
@@ -380,7 +410,9 @@ class Continust:
             window=window_toml(self.shape, None if self.writes_output else self.retention),
             emit=self.emit,
             partitioned_by_key=str(self.partitioned_by_key).lower(),
+            total=self.total,
         )
+        text += self.operators
         return text + (f'output = "{plan.output_topic}"\n' if self.writes_output else "")
 
     def repartition_topic(self, plan: RunPlan) -> str:
@@ -395,6 +427,8 @@ class Continust:
     def launch(self, plan: RunPlan) -> Launch:
         config = self.pipeline_file(plan)
         config.write_text(self.pipeline_toml(plan))
+        if self.operators or ":" in self.total:
+            (config.parent / "bench_user_functions.py").write_text(USER_FUNCTIONS)
         argv = worker_argv(config, free_port(), plan.state_dir)
         # the other contenders log warnings only; so does the worker
         argv[3:3] = ["--loglevel", "warning"]
@@ -436,6 +470,20 @@ CONTENDERS: dict[str, Contender] = {
         Continust("continust-sliding", SLIDING),
         Continust("continust-session", SESSION),
         Continust("continust-tumbling-repartition", TUMBLING, partitioned_by_key=False),
+        Continust(
+            "continust-tumbling-state-chain",
+            TUMBLING,
+            writes_output=False,
+            peer="continust-tumbling-state",
+            operators=CHAIN,
+        ),
+        Continust(
+            "continust-tumbling-state-custom",
+            TUMBLING,
+            writes_output=False,
+            peer="continust-tumbling-state",
+            total=CUSTOM_SUM,
+        ),
     )
 }
 """Every contender by name, in the order a repetition runs them (and the report lists them)."""

@@ -279,7 +279,39 @@ def test_quix_contenders_emit_as_their_rows_say(tmp_path: Path):
         "continust-tumbling-state": "quix-state",
         "continust-tumbling-final": "quix-final",
         "continust-tumbling": "quix",
+        "continust-tumbling-state-chain": "continust-tumbling-state",
+        "continust-tumbling-state-custom": "continust-tumbling-state",
     }
+
+
+def test_the_user_function_rows_run_the_state_only_table_through_a_chain_or_a_users_sum(tmp_path: Path):
+    """They differ from continust-tumbling-state only by the chain, or by a user's sum; the
+    functions are written next to the pipeline file, as a user's module, and import."""
+    from streams.plan.pipeline import load_pipeline
+
+    tables = {}
+    for name in (
+        "continust-tumbling-state",
+        "continust-tumbling-state-chain",
+        "continust-tumbling-state-custom",
+    ):
+        contender = CONTENDERS[name]
+        assert isinstance(contender, Continust)
+        plan = _plan(name, tmp_path / name)
+        plan.workdir.mkdir(parents=True, exist_ok=True)
+        contender.launch(plan)
+        tables[name] = load_pipeline(plan.workdir / "pipelines.toml").tables[0]
+    state, chain, custom = tables.values()
+    assert [op.label for op in chain.operators] == [
+        "filter(bench_user_functions:keep)",
+        "map(bench_user_functions:same)",
+    ]
+    assert replace(chain, operators=()) == state
+    assert custom.aggregations[1].name == "bench_user_functions:Total" and custom.operators == ()
+    event = {"user": "u", "ts": 1, "amount": 3}
+    assert chain.operators[1].function(event) == event
+    total = custom.aggregations[1]
+    assert total.result(total.add(total.add(total.initialize(), 3, 0, 0), 4, 0, 1)) == 7
 
 
 def test_table_answers_become_results():
