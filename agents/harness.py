@@ -16,7 +16,8 @@ place of RocksDB. Records are read as the worker reads them: each input partitio
 given, the partitions in turn, at most ``max_batch`` records of one partition per batch, every
 topic ``read_committed``; a commit (:mod:`agents.commit_order`) follows every round of batches.
 The wall clock is the one handed in (``now_ms``): it decides which event times are too far in
-the future, and nothing else in the window semantics reads it. Once every record is read, each
+the future (the pipeline's ``max_future``, 1 h by default, as for the worker), and nothing else
+in the window semantics reads it. Once every record is read, each
 source partition counts as quiet, as a worker's input does once nothing more arrives for the
 source's ``idle_after``: partitions that had no records (or stopped early) stop holding the
 tables' clocks, and the windows that closes are emitted.
@@ -40,6 +41,7 @@ from streams.kafka.partitioning import key_partition
 from streams.plan.dead_letters import DETAIL, EVENT_TIME, REASON, STREAM_TIME, TABLE, dead_letter_topic
 from streams.plan.pipeline import Pipeline
 from streams.plan.python_front import App
+from streams.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,10 @@ def run_pipeline(
         ),
     )
     clock = _FixedClock(now_ms if callable(now_ms) else (lambda: now_ms))
-    driver = StageDriver(plan, partitions, clock=clock, max_batch=max_batch)
+    settings = Settings().with_pipeline(plan)  # the worker's defaults, not the environment's
+    driver = StageDriver(
+        plan, partitions, clock=clock, max_batch=max_batch, max_future_ms=settings.max_future_ms
+    )
     read = sorted({topic for source in plan.sources for topic in source.topics})
     for record in inputs:
         if record.topic not in read:

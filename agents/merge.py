@@ -29,6 +29,7 @@ import orjson
 from faust.types import TP
 
 from agents.app_runtime import AppRuntime
+from agents.clock import WALL_CLOCK, Clock
 from agents.commit_gate import Batch
 from agents.commit_order import HeldBackWrites, OffsetMetadata, OutputFlush
 from agents.sink import RecordSink
@@ -146,6 +147,8 @@ class SourceStage:
     max_future_ms: int
     partitions: int
     topic_partitions: dict[str, int]
+    #: the wall clock that judges event times too far ahead (``max_future_ms``)
+    clock: Clock = WALL_CLOCK
 
     def __post_init__(self) -> None:
         self._events_in = EVENTS_IN.labels(source=self.spec.name)
@@ -180,7 +183,7 @@ class SourceStage:
         are rejected."""
         records, tp = batch.records, batch.tp
         self._events_in.inc(len(records))
-        now_ms = time.time_ns() // 1_000_000
+        now_ms = self.clock.now_ms()
         key_field, timestamp_field, max_future_ms = self.spec.key, self.spec.timestamp, self.max_future_ms
         key_by = self.spec.key_by
         for record in records:

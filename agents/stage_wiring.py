@@ -70,6 +70,7 @@ def build_stages(
             max_future_ms=options.max_future_ms,
             partitions=options.source_partitions[spec.name],
             topic_partitions={topic: options.topic_partitions[topic] for topic in spec.topics},
+            clock=options.clock,
         )
         stages.sources[spec.name] = source
         stages.streams[spec.name] = keyed_stream(source)

@@ -72,3 +72,12 @@ def test_a_pipeline_over_a_list_of_records(partitioned_by_key: bool) -> None:
 def test_a_record_for_a_topic_no_source_reads_is_refused() -> None:
     with pytest.raises(ValueError, match="no source reads topic 'purchase'; the pipeline reads purchases"):
         run_pipeline(shop(True), [Input("purchase", {"user": "ann", "ts": 1, "amount": 20})])
+
+
+def test_the_wall_clock_handed_in_judges_event_times_too_far_ahead() -> None:
+    """max_future defaults to 1 h: at now_ms = 10 h, an event at 12 h is a dead letter."""
+    hour = 3_600_000
+    events = [Input("purchases", {"user": "ann", "ts": t * hour, "amount": 20}, key="ann") for t in (9, 12)]
+    result = run_pipeline(shop(True), events, partitions=2, now_ms=10 * hour)
+    assert [letter.reason for letter in result.dead_letters] == ["future_timestamp"]
+    assert run_pipeline(shop(True), events, partitions=2).dead_letters == []
