@@ -20,7 +20,7 @@ from agents.broker_watch import EXIT_BROKER_LOST
 from streams.kafka.local_kafka import LocalKafka
 from streams.kafka.topic_admin import ensure_topics
 from tests.integration.broker_io import free_port, publish, publish_values, read_to_end
-from tests.integration.conftest import run, wait_exit, wait_until
+from tests.integration.conftest import run, wait_exit, wait_until, workers_state
 from tests.integration.test_exactly_once import (
     FAST_FAILOVER,
     check_keyed_stream_exact,
@@ -186,7 +186,8 @@ def test_a_broker_outage_is_reported_survived_and_a_lost_broker_ends_the_worker(
         stays.log_tail,
     )
     assert metric(stays, "continust_broker_reachable") == 0.0
-    assert wait_exit(leaves, 45, "the impatient worker to give up on the broker") == EXIT_BROKER_LOST
+    code = wait_exit(leaves, 45, "the impatient worker to give up on the broker")
+    assert code == EXIT_BROKER_LOST, f"exited with {code}\n{workers_state(leaves, lines=120)}"
     assert "event=worker.broker_lost" in leaves.log.read_text()
     # the outage lasts until the patient worker itself has been 60 s without a broker
     wait_until(
