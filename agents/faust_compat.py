@@ -32,7 +32,7 @@ import hashlib
 import inspect
 import textwrap
 from collections import defaultdict
-from collections.abc import Callable, Mapping, MutableMapping, MutableSet
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, MutableSet
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -66,7 +66,7 @@ from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.consumer import TransactionManager as TransactionManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.producer import ProducerBuffer
-from faust.types import TP, ConsumerMessage, Message
+from faust.types import TP, AppT, ConsumerMessage, Message
 from faust.types.tuples import FutureMessage
 from mode import ServiceT
 
@@ -449,6 +449,26 @@ def in_recovery(app: faust.App) -> bool:
     If it changes: ``AttributeError`` in the idle timer and before every commit.
     """
     return bool(app.in_recovery)
+
+
+def persisted_changelog_offsets(app: AppT, tps: Iterable[TP]) -> dict[TP, int]:
+    """The offset each changelog partition's local store (RocksDB) says it holds up to, for the
+    partitions recovery knows (those assigned and added to it); others are left out.
+
+    Relies on: faust-streaming, ``Recovery.tp_to_table`` (filled as changelog partitions are
+    added to recovery, before it reads highwaters) and ``Collection.persisted_offset(tp)``.
+    Needed for: recovery's highwaters wait for a committed transaction's markers
+    (:func:`agents.stable_ends.ends_reaching`).
+    If it changes: ``AttributeError`` when recovery asks for highwaters.
+    """
+    tables = app.tables.recovery.tp_to_table  # type: ignore[attr-defined]
+    found: dict[TP, int] = {}
+    for tp in tps:
+        table = tables.get(tp)
+        offset = None if table is None else table.persisted_offset(tp)
+        if offset is not None:
+            found[tp] = int(offset)
+    return found
 
 
 def recovery_remaining(app: faust.App) -> dict[TP, int]:
@@ -1081,6 +1101,14 @@ REGISTRY: tuple[SeamItem, ...] = (
     SeamItem("in_recovery", "faust.app.base:App", "in_recovery", Kind.ATTRIBUTE),
     SeamItem("recovery_remaining", "faust.tables.manager:TableManager", "recovery", Kind.ATTRIBUTE),
     SeamItem("recovery_remaining", _F_RECOVERY, "active_remaining", Kind.METHOD, ("self",)),
+    SeamItem("persisted_changelog_offsets", _F_RECOVERY, "tp_to_table", Kind.ATTRIBUTE),
+    SeamItem(
+        "persisted_changelog_offsets",
+        "faust.tables.base:Collection",
+        "persisted_offset",
+        Kind.METHOD,
+        ("self", "tp"),
+    ),
     SeamItem("recovery_times", _F_RECOVERY, "_recovery_started_at", Kind.ATTRIBUTE),
     SeamItem("recovery_times", _F_RECOVERY, "_recovery_ended_at", Kind.ATTRIBUTE),
     SeamItem("partition_db", _F_STORE, "_db_for_partition", Kind.METHOD, ("self", "partition")),

@@ -45,6 +45,7 @@ import aiokafka.errors as Errors
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
+from faust.types.enums import ProcessingGuarantee
 from faust.types.tuples import FutureMessage, RecordMetadata
 from mode import ServiceT
 
@@ -70,6 +71,7 @@ from agents.faust_compat import (
     offset_fetch,
     offsets_with_metadata,
     partition_state,
+    persisted_changelog_offsets,
     read_offsets,
     to_message,
     transaction_lock,
@@ -78,6 +80,7 @@ from agents.faust_compat import (
 )
 from agents.faust_compat import TransactionManager as FaustTransactionManager
 from agents.rewinds import PartitionRewinds
+from agents.stable_ends import ends_reaching
 from streams.telemetry.logfmt import logfmt
 from streams.telemetry.metrics import COMMIT_FAILURES, COMMIT_SECONDS
 from streams.telemetry.tracing import current_tracer
@@ -472,8 +475,18 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return True
 
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
-        """The end offsets of ``partitions``, asked of the broker (see the module docstring)."""
-        return await self.call_thread(self.read_end_offsets, list(partitions))
+        """The end offsets of ``partitions``, asked of the broker (see the module docstring);
+        under ``exactly_once``, not behind what the tables' stores on disk name
+        (:func:`agents.stable_ends.ends_reaching`)."""
+        ends = await self.call_thread(self.read_end_offsets, list(partitions))
+        app = self.consumer.app
+        if app.conf.processing_guarantee != ProcessingGuarantee.EXACTLY_ONCE:
+            return ends
+
+        async def reread(tps: list[TP]) -> Mapping[TP, int]:
+            return await self.call_thread(self.read_end_offsets, tps)
+
+        return await ends_reaching(ends, persisted_changelog_offsets(app, partitions), reread)
 
     async def read_end_offsets(self, partitions: list[TP]) -> Mapping[TP, int]:
         """The end offsets of ``partitions`` (in the consumer thread): the last stable offsets

@@ -139,6 +139,7 @@ async def build_probes(data_dir: Path) -> list[Any]:
             app.consumer,
             app.producer,
             app.producer.buffer,
+            app.tables.recovery,  # type: ignore[attr-defined]
             table.data,
             subscriptions,
             subscription,
@@ -687,3 +688,12 @@ def test_recovery_state_reads_what_fausts_recovery_tracks(tmp_path: Path) -> Non
     recovery.revoke(restoring)
     assert faust_compat.recovery_remaining(app) == {restored: 0}
     assert faust_compat.recovery_times(app) == (None, None)
+
+
+def test_persisted_changelog_offsets_are_the_stores_of_the_partitions_recovery_holds(tmp_path: Path) -> None:
+    app = faust.App("seam-persisted", store="rocksdb://", datadir=str(tmp_path), autodiscover=False)
+    table = app.Table("probe", partitions=2, key_type=bytes, value_type=bytes)
+    held, unknown = TP("seam-persisted-probe-changelog", 0), TP("seam-persisted-probe-changelog", 1)
+    table.data.set_persisted_offset(held, 41)  # type: ignore[attr-defined]
+    app.tables.recovery.add_active(table, held)  # type: ignore[attr-defined]
+    assert faust_compat.persisted_changelog_offsets(app, [held, unknown]) == {held: 41}
