@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import errors as Errors
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.producing import send_values
@@ -237,3 +238,12 @@ def settled(bootstrap: str, group: str, topics: list[str], inputs: int) -> bool:
         if topic.endswith("-repartition") and not inputs_idle(bootstrap, topic, inputs):
             return False
     return consumed_everything(bootstrap, group, topics)
+
+
+def settled_now(bootstrap: str, group: str, topics: list[str], inputs: int) -> bool:
+    """:func:`settled`, and ``False`` while the group has no coordinator yet (a group no worker
+    has joined on a fresh broker): a predicate to poll from the moment a worker starts."""
+    try:
+        return settled(bootstrap, group, topics, inputs)
+    except Errors.GroupCoordinatorNotAvailableError:
+        return False
