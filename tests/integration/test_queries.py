@@ -286,6 +286,7 @@ def test_every_query_is_answered_alike_by_any_worker_and_follows_writes(
             "name": "counts",
             "source": "events",
             "topics": [topic],
+            "operators": [],
             "window": {
                 "type": "tumbling",
                 "size_ms": SIZE,
