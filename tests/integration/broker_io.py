@@ -233,17 +233,13 @@ def inputs_idle(bootstrap: str, repartition: str, inputs: int) -> bool:
 def settled(bootstrap: str, group: str, topics: list[str], inputs: int) -> bool:
     """Whether the group has committed every record of ``topics`` and, when one of them is a
     repartition topic, its ``inputs`` source partitions were reported idle before: nothing
-    more will be written or emitted until new input arrives."""
-    for topic in topics:
-        if topic.endswith("-repartition") and not inputs_idle(bootstrap, topic, inputs):
-            return False
-    return consumed_everything(bootstrap, group, topics)
-
-
-def settled_now(bootstrap: str, group: str, topics: list[str], inputs: int) -> bool:
-    """:func:`settled`, and ``False`` while the group has no coordinator yet (a group no worker
-    has joined on a fresh broker): a predicate to poll from the moment a worker starts."""
+    more will be written or emitted until new input arrives. ``False`` while the group has no
+    coordinator yet (on a fresh broker, before a worker joined): a predicate to poll from the
+    moment a worker starts."""
     try:
-        return settled(bootstrap, group, topics, inputs)
-    except Errors.GroupCoordinatorNotAvailableError:
+        for topic in topics:
+            if topic.endswith("-repartition") and not inputs_idle(bootstrap, topic, inputs):
+                return False
+        return consumed_everything(bootstrap, group, topics)
+    except Errors.GroupCoordinatorNotAvailableError:  # a group no worker has joined yet
         return False

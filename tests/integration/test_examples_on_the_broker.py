@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from agents.harness import Input, Result, run_pipeline
 from streams.kafka.topic_admin import ensure_topics
 from streams.plan.python_front import load_any_pipeline
-from tests.integration.broker_io import free_port, read_to_end, settled_now
+from tests.integration.broker_io import free_port, read_to_end, settled
 from tests.integration.conftest import run, wait_exit, wait_until
 from tests.integration.test_harness_vs_worker import scan_windows
 
@@ -123,7 +123,7 @@ def test_the_examples_survive_a_sigkill_and_equal_the_harness(
     run(publish(kafka, records[half:]))
     worker = start_worker(path, port)
     watched = topics + [f"{pipeline.app.id}-{source.name}-repartition" for source in pipeline.sources]
-    wait_until(lambda: settled_now(kafka, pipeline.app.id, watched, PARTITIONS), 180, "the worker to settle")
+    wait_until(lambda: settled(kafka, pipeline.app.id, watched, PARTITIONS), 180, "the worker to settle")
 
     for table in pipeline.tables:
         assert scan_windows(worker, table.name) == expected.windows[table.name], table.name

@@ -15,9 +15,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from agents.harness import Input, run_pipeline
+from bench.worker_api import metric_total
 from streams.kafka.topic_admin import ensure_topics
 from streams.plan.python_front import load_any_pipeline
-from tests.integration.broker_io import free_port, read_to_end, settled_now
+from tests.integration.broker_io import free_port, read_to_end, settled
 from tests.integration.conftest import run, wait_until
 
 pytestmark = pytest.mark.integration
@@ -43,11 +44,15 @@ def lines(order):
     return [{{"cents": order["cents"] // n}} for n in range(1, order["lines"] + 1)]
 
 
+def account_of(order):
+    return order["account"]["id"]
+
+
 app = App("{app_id}", commit_interval="200ms")
 orders = app.source(
     "orders",
     topics=["{topic}"],
-    key="account.id",
+    key={key},
     timestamp="ts",
     partitioned_by_key={keyed},
     idle_after="1s",
@@ -122,7 +127,8 @@ def test_the_harness_gives_what_a_worker_on_the_broker_gives(
         "out": f"spend-{run_id}",
     }
     path = tmp_path / f"orders_{run_id}.py"
-    path.write_text(PIPELINE.format(keyed=keyed, **names))
+    # the repartitioned source computes its key with a function (key_by); the keyed one reads it
+    path.write_text(PIPELINE.format(keyed=keyed, key='"account.id"' if keyed else "account_of", **names))
     pipeline = load_any_pipeline(path)
     base_ms = (int(time.time() * 1000) // 60_000 - 60 * 24) * 60_000  # a day ago, on a minute
     inputs = orders(names["topic"], base_ms, late=keyed)
@@ -137,9 +143,22 @@ def test_the_harness_gives_what_a_worker_on_the_broker_gives(
     run(publish_inputs(kafka, names["topic"], inputs, partitions))
     worker = start_worker(path, free_port())
     topics = [names["topic"]] + ([] if keyed else [f"{names['app_id']}-orders-repartition"])
-    wait_until(lambda: settled_now(kafka, names["app_id"], topics, PARTITIONS), 120, "the worker to settle")
+    wait_until(lambda: settled(kafka, names["app_id"], topics, PARTITIONS), 120, "the worker to settle")
 
-    assert scan_windows(worker, "spend") == {key: value for key, value in expected.windows["spend"].items()}
+    assert scan_windows(worker, "spend") == expected.windows["spend"]
+    assert pipeline.sources[0].key_by is not None or keyed
+    status, catalog = worker.get("/api/tables")
+    assert status == 200
+    assert [(op["kind"], op["function"].split(":")[1]) for op in catalog["tables"][0]["operators"]] == [
+        ("filter", "big"),
+        ("map", "with_cents"),
+        ("flat_map", "lines"),
+    ]
+    failed = metric_total(worker.port, "continust_operator_errors_total", 'operator="map(')
+    assert failed == sum(
+        1 for d in expected.dead_letters if d.headers.get("continust-operator", b"").startswith(b"map(")
+    )
+    assert failed and failed > 0
     out = run(read_to_end(kafka, names["out"]))
     got = {p: [orjson.loads(m.value) for m in messages] for p, messages in out.items()}
     want = expected.outputs[names["out"]]
