@@ -28,7 +28,7 @@ reason ``user_error`` and the step, the exception's type and message in headers
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -95,13 +95,11 @@ def resolve_function(reference: str, near: Path | None = None) -> Callable[..., 
     if near is not None and str(near) not in sys.path:
         sys.path.insert(0, str(near))
     try:
-        found: Any = importlib.import_module(module_name)
+        found = pkgutil.resolve_name(reference)
     except ImportError as exc:
         raise ValueError(f"cannot import module {module_name!r}: {exc}") from None
-    for part in attribute.split("."):
-        if not hasattr(found, part):
-            raise ValueError(f"module {module_name!r} has no {attribute!r}")
-        found = getattr(found, part)
+    except AttributeError:
+        raise ValueError(f"module {module_name!r} has no {attribute!r}") from None
     if not callable(found):
         raise ValueError(f"{reference!r} is not callable")
     return found
