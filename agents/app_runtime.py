@@ -34,6 +34,8 @@ class AppRuntime:
     liveness: Liveness = field(default_factory=Liveness)
     sequence: CommitSequence = field(default_factory=CommitSequence)
     batch_routes: dict[str, BatchHandler] = field(default_factory=dict)
+    #: the transaction timeout of the transactional producers (``Settings.transaction_timeout_ms``)
+    transaction_timeout_ms: int = 60_000
     gate: CommitGate = field(init=False)
 
     def __post_init__(self) -> None:

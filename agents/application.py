@@ -371,6 +371,7 @@ def build_app(pipeline: Pipeline, settings: Settings, plan: TopicPlan) -> Pipeli
     serve_web_with(app, settings.connection_limits)
     app.sensors.add(MetricsSensor())
     runtime = AppRuntime.attach(app, Liveness(settings.wedged_after_ms))
+    runtime.transaction_timeout_ms = settings.transaction_timeout_ms
     runtime.gate.memory_limits["state_cache"] = settings.state_cache_mb * MIB
     for limit in runtime.gate.memory_limits:  # the fetch pauses, exported at 0 from the start
         BACKPRESSURE_PAUSES.labels(limit=limit)

@@ -99,6 +99,7 @@ HOLD_POINTS = frozenset(
         FaultPoint.COMMIT_OFFSETS,
         FaultPoint.COMMIT_WRITES_WITHOUT_OFFSETS,
         FaultPoint.COMMIT_AFTER,
+        FaultPoint.COMMIT_IN_TRANSACTION,
     }
 )
 #: how long a hold waits for a revocation before it goes on regardless (logged)

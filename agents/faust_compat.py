@@ -202,6 +202,30 @@ class SendBufferHooks(ProducerBuffer):
         await super()._send_pending(fut)
 
 
+class ProducerHooks(faust_aiokafka.Producer):
+    """Faust's aiokafka producer, with the private method that gives the settings of every
+    aiokafka producer it creates (the transactional ones included) exposed as
+    :meth:`settings_extra`.
+
+    Relies on: faust-streaming, ``faust.transport.drivers.aiokafka.Producer._settings_extra()``,
+    whose mapping ``_new_producer`` passes last (over the defaults and the credentials) to every
+    ``aiokafka.AIOKafkaProducer`` it makes: the plain producer and, in ``begin_transaction``,
+    one per transactional id.
+    Needed for: the transactional producers' ``transaction_timeout_ms``, which Faust has no
+    setting for (aiokafka's default, 60 s, is shorter than a broker outage a worker rides out).
+    If it changes: the hook is no longer called, the producers time their transactions out
+    after 60 s again, and a worker whose transaction was open through a longer outage is fenced
+    when the broker is back.
+    """
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return self.settings_extra()
+
+    def settings_extra(self) -> Mapping[str, Any]:
+        """Settings for each new aiokafka producer, over Faust's (its ``_settings_extra``)."""
+        return super()._settings_extra()
+
+
 def install_send_buffer(producer: faust_aiokafka.Producer, buffer: ProducerBuffer) -> None:
     """Make ``buffer`` the producer's send buffer, instead of the one Faust's constructor made.
     Call it from the producer's ``__init__``, after Faust's.
@@ -1077,6 +1101,8 @@ REGISTRY: tuple[SeamItem, ...] = (
     ),
     SeamItem("SendBufferHooks", _F_BUFFER, "_send_pending", Kind.METHOD, ("self", "fut")),
     SeamItem("SendBufferHooks", _F_BUFFER, "send_buffered", Kind.ABSENT),
+    SeamItem("ProducerHooks", _F_AIO_PRODUCER, "_settings_extra", Kind.METHOD, ("self",)),
+    SeamItem("ProducerHooks", _F_AIO_PRODUCER, "settings_extra", Kind.ABSENT),
     SeamItem("install_send_buffer", _F_PRODUCER, "buffer", Kind.ATTRIBUTE),
     SeamItem("install_send_buffer", _F_BUFFER, "app", Kind.ATTRIBUTE),
     SeamItem("ConsumerHooks", _F_DELEGATE, "_new_consumer_thread", Kind.METHOD, ("self",)),

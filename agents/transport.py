@@ -55,6 +55,7 @@ from agents.commit_order import CommitOutcome, CommitRequest
 from agents.faults import FAULTS, FaultPoint, offsets_detail
 from agents.faust_compat import (
     ConsumerHooks,
+    ProducerHooks,
     SendBufferHooks,
     acked_index,
     acked_offsets,
@@ -115,12 +116,21 @@ class DrainableProducerBuffer(SendBufferHooks):
             await asyncio.wait_for(self.drain_progress.wait(), timeout=DRAIN_TIMEOUT_S)
 
 
-class Producer(faust_aiokafka.Producer):
+class Producer(ProducerHooks):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.app.conf.producer_threaded:
             raise ValueError("continust does not support Faust's producer_threaded setting")
         install_send_buffer(self, DrainableProducerBuffer(loop=self.loop, beacon=self.beacon))
+
+    def settings_extra(self) -> Mapping[str, Any]:
+        """Faust's, and under ``exactly_once`` the transaction timeout of the worker's settings
+        (:attr:`AppRuntime.transaction_timeout_ms`): a transaction open when the broker became
+        unreachable stays valid for as long as the worker waits for it."""
+        extra = dict(super().settings_extra())
+        if self.app.in_transaction:
+            extra["transaction_timeout_ms"] = runtime_of(self.app).transaction_timeout_ms
+        return extra
 
     async def maybe_begin_transaction(self, transactional_id: str) -> None:
         """Begin a transaction for a partition assigned at a rebalance, unless its producer has
@@ -150,16 +160,20 @@ class Producer(faust_aiokafka.Producer):
 
         async def commit(tid: str, offsets: Mapping[TP, int]) -> None:
             producer = transaction_producer(self, tid)
-            if producer is not None:
-                # The transaction's records are acknowledged before its offsets are added. Adding
-                # them (AddOffsetsToTxn) puts the transaction in a pending state on its
-                # coordinator; a produce of the same transaction still in flight then fails the
-                # broker's transaction verification (KIP-890) with CONCURRENT_TRANSACTIONS, which
-                # the broker reports to aiokafka as NOT_ENOUGH_REPLICAS: the "NotEnoughReplicas"
-                # produce retries on changelog and output partitions of a healthy single broker.
-                # commit_transaction waits for these acknowledgements anyway; waiting first
-                # spares the retries.
-                await producer.flush()
+            if producer is None:
+                # Faust logs "Commit invoked for unknown transaction" and goes on as if the
+                # offsets had committed: the commit's later steps would then apply state whose
+                # offsets no transaction carried
+                raise NoTransactionProducer(tid, offsets)
+            # The transaction's records are acknowledged before its offsets are added. Adding
+            # them (AddOffsetsToTxn) puts the transaction in a pending state on its
+            # coordinator; a produce of the same transaction still in flight then fails the
+            # broker's transaction verification (KIP-890) with CONCURRENT_TRANSACTIONS, which
+            # the broker reports to aiokafka as NOT_ENOUGH_REPLICAS: the "NotEnoughReplicas"
+            # produce retries on changelog and output partitions of a healthy single broker.
+            # commit_transaction waits for these acknowledgements anyway; waiting first
+            # spares the retries.
+            await producer.flush()
             await commit_one(
                 {tid: offsets_with_metadata(offsets, metadata_for)},
                 group_id,
@@ -173,6 +187,17 @@ class Producer(faust_aiokafka.Producer):
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+
+class NoTransactionProducer(RuntimeError):
+    """Offsets to commit in a transaction whose producer this worker does not have (never
+    started, or stopped after it was fenced): they cannot commit exactly once, so the commit
+    fails and the worker stops; the partition's next owner processes that input again, once."""
+
+    def __init__(self, transactional_id: str, offsets: Mapping[TP, int]) -> None:
+        partitions = ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(offsets))
+        super().__init__(f"no transactional producer {transactional_id} for the offsets of {partitions}")
+        self.transactional_id = transactional_id
 
 
 class TransactionManager(FaustTransactionManager):
@@ -241,7 +266,7 @@ class TransactionManager(FaustTransactionManager):
         the commit fails, step 7 never runs, and the worker stops."""
         await self.drain_send_buffer()
         await self.begin_missing_transactions(offsets)
-        FAULTS.reached(FaultPoint.COMMIT_IN_TRANSACTION, offsets=offsets_detail(offsets))
+        await FAULTS.pass_point(FaultPoint.COMMIT_IN_TRANSACTION, offsets=offsets_detail(offsets))
         by_transaction: dict[str, dict[TP, int]] = {}
         for tp, offset in offsets.items():
             by_transaction.setdefault(self.transactional_id_of(tp), {})[tp] = offset

@@ -23,6 +23,15 @@ def _int(text: str | None) -> int | None:
     return int(text) if text else None
 
 
+def _duration(text: str | None) -> int | None:
+    return parse_duration(text) if text else None
+
+
+#: Kafka's default ``transaction.max.timeout.ms``: the longest transaction timeout a broker
+#: accepts unless configured otherwise
+TRANSACTION_MAX_TIMEOUT_MS = 900_000
+
+
 @dataclass(frozen=True)
 class Settings:
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -44,6 +53,10 @@ class Settings:
     group_instance_id: str | None = None
     #: how long the worker keeps running without reaching any broker before it exits non-zero
     broker_timeout_ms: int = 300_000
+    #: the broker aborts a transaction open this long; unset: ``broker_timeout`` plus a minute,
+    #: at most the broker's default ``transaction.max.timeout.ms`` (15 min). See
+    #: :attr:`transaction_timeout_ms`
+    transaction_timeout_setting_ms: int | None = None
     #: liveness: a worker with records to read that has processed no batch and committed
     #: nothing for this long is wedged (``/health`` answers 503)
     wedged_after_ms: int = 300_000
@@ -95,6 +108,22 @@ class Settings:
     min_insync_replicas: int | None = None
 
     @property
+    def transaction_timeout_ms(self) -> int:
+        """How long the broker lets a worker's transaction stay open before it aborts it and
+        fences the producer (aiokafka's ``transaction_timeout_ms``), in milliseconds.
+
+        A transaction open when the broker became unreachable must outlive every outage the
+        worker rides out (``broker_timeout``): otherwise the broker, once back, aborts it and the
+        worker's commit fails. Unset, it is ``broker_timeout`` plus one minute (the commit then
+        goes through), at most 15 min, the broker's default ``transaction.max.timeout.ms``, which
+        refuses a longer one. A worker that dies with a transaction open holds back
+        ``read_committed`` readers of the partitions it wrote only until the partition's next
+        owner starts its producer, which aborts it at once."""
+        if self.transaction_timeout_setting_ms is not None:
+            return self.transaction_timeout_setting_ms
+        return min(self.broker_timeout_ms + 60_000, TRANSACTION_MAX_TIMEOUT_MS)
+
+    @property
     def connection_limits(self) -> ConnectionLimits:
         return ConnectionLimits(
             head_timeout_s=self.api_head_timeout_ms / 1000,
@@ -135,6 +164,11 @@ class Settings:
             or min(self.api_head_timeout_ms, self.api_body_timeout_ms, self.api_idle_timeout_ms) < 100
         ):
             raise ValueError("api_max_connections must be positive, and the API's timeouts 100 ms or more")
+        if self.transaction_timeout_ms <= self.commit_interval_ms:
+            raise ValueError(
+                f"transaction_timeout ({self.transaction_timeout_ms} ms) must be longer than "
+                f"commit_interval ({self.commit_interval_ms} ms): every transaction lasts a commit interval"
+            )
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"log format {self.log_format!r}; allowed: {', '.join(LOG_FORMATS)}")
         if self.replication_factor == 0 or self.replication_factor < -1:
@@ -178,6 +212,7 @@ class Settings:
             session_timeout_ms=parse_duration(env.get("CONTINUST_SESSION_TIMEOUT", s.session_timeout_ms)),
             group_instance_id=env.get("CONTINUST_GROUP_INSTANCE_ID") or None,
             broker_timeout_ms=parse_duration(env.get("CONTINUST_BROKER_TIMEOUT", s.broker_timeout_ms)),
+            transaction_timeout_setting_ms=_duration(env.get("CONTINUST_TRANSACTION_TIMEOUT")),
             wedged_after_ms=parse_duration(env.get("CONTINUST_WEDGED_AFTER", s.wedged_after_ms)),
             shutdown_timeout_ms=parse_duration(env.get("CONTINUST_SHUTDOWN_TIMEOUT", s.shutdown_timeout_ms)),
             state_cache_mb=int(env.get("CONTINUST_STATE_CACHE_MB", s.state_cache_mb)),
@@ -218,6 +253,7 @@ class Settings:
             ),
             session_timeout_ms=app.session_timeout_ms or self.session_timeout_ms,
             broker_timeout_ms=app.broker_timeout_ms or self.broker_timeout_ms,
+            transaction_timeout_setting_ms=app.transaction_timeout_ms or self.transaction_timeout_setting_ms,
             wedged_after_ms=app.wedged_after_ms or self.wedged_after_ms,
             state_cache_mb=app.state_cache_mb or self.state_cache_mb,
             fetch_buffer_mb=app.fetch_buffer_mb or self.fetch_buffer_mb,

@@ -43,6 +43,8 @@ class AppSpec:
     table_standby_replicas: int | None = None
     session_timeout_ms: int | None = None
     broker_timeout_ms: int | None = None
+    #: the broker aborts a transaction open this long (``Settings.transaction_timeout_ms``)
+    transaction_timeout_ms: int | None = None
     #: no progress for this long while records wait to be read: ``/health`` answers 503
     wedged_after_ms: int | None = None
     state_cache_mb: int | None = None
@@ -292,6 +294,7 @@ def _app(r: _Reader) -> AppSpec:
             "table_standby_replicas",
             "session_timeout",
             "broker_timeout",
+            "transaction_timeout",
             "wedged_after",
             "log_format",
             "replication_factor",
@@ -314,6 +317,9 @@ def _app(r: _Reader) -> AppSpec:
     broker_timeout = r.duration("broker_timeout")
     if broker_timeout is not None and broker_timeout < 1_000:
         r.fail("`broker_timeout` must be at least 1s")
+    transaction_timeout = r.duration("transaction_timeout")
+    if transaction_timeout is not None and transaction_timeout < 1_000:
+        r.fail("`transaction_timeout` must be at least 1s")
     wedged_after = r.duration("wedged_after")
     if wedged_after is not None and wedged_after < 1_000:
         r.fail("`wedged_after` must be at least 1s")
@@ -341,6 +347,7 @@ def _app(r: _Reader) -> AppSpec:
         table_standby_replicas=standbys,
         session_timeout_ms=session_timeout,
         broker_timeout_ms=broker_timeout,
+        transaction_timeout_ms=transaction_timeout,
         wedged_after_ms=wedged_after,
         log_format=log_format,
         **replicas,

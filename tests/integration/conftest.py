@@ -230,7 +230,14 @@ def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
     home.mkdir()
     (home / "lib").symlink_to(shared.lib_dir.resolve())
     port = _free_port_pair()
-    broker = LocalKafka(home=home, port=port, controller_port=port + 1)
+    # the broker aborts a timed-out transaction within 1 s, not 10 s: a test sees what a
+    # transaction timeout does as soon as it has passed
+    broker = LocalKafka(
+        home=home,
+        port=port,
+        controller_port=port + 1,
+        extra_properties=(("transaction.abort.timed.out.transaction.cleanup.interval.ms", "1000"),),
+    )
     broker.start()
     yield broker
     broker.stop()

@@ -19,7 +19,7 @@ import pytest
 from agents.broker_watch import EXIT_BROKER_LOST
 from streams.kafka.local_kafka import LocalKafka
 from streams.kafka.topic_admin import ensure_topics
-from tests.integration.broker_io import free_port, publish, publish_values, read_to_end
+from tests.integration.broker_io import free_port, open_transactions, publish, publish_values, read_to_end
 from tests.integration.conftest import run, wait_exit, wait_until, workers_state
 from tests.integration.test_exactly_once import (
     FAST_FAILOVER,
@@ -207,6 +207,70 @@ def test_a_broker_outage_is_reported_survived_and_a_lost_broker_ends_the_worker(
     wait_consumed(bootstrap, app_id, [src, repartition], [stays, restarted])
     check_keyed_stream_exact(bootstrap, src, repartition)
     check_against_model(bootstrap, app_id, prefix, stays, count_late=False)
+
+
+@pytest.mark.beside
+def test_a_transaction_open_through_an_outage_commits_when_the_broker_is_back(
+    own_broker: LocalKafka, run_id, start_worker_on_own, tmp_path: Path
+):
+    """A worker holds a commit inside its transaction (its state and outputs written, its
+    offsets not yet added) when the broker stops, for longer than a minute: aiokafka's default
+    transaction timeout, after which the broker aborts the transaction and fences its producer.
+    The worker's transactions outlast its ``broker_timeout``, so when the broker is back the
+    commit goes through and the worker stays up; a worker that joins right then takes half the
+    partitions, and together they finish exactly."""
+    bootstrap = own_broker.bootstrap
+    app_id, src, prefix, pipeline = setup(bootstrap, run_id, tmp_path, "txnout", FAST_FAILOVER)
+    repartition = f"{app_id}-events-repartition"
+    changelogs = [f"{app_id}-{table}-changelog" for table in TABLES]
+    events = make_events(two_hours_ago(), 1_200, seed=9)
+    patient = functools.partial(start_worker_on_own, env={"CONTINUST_BROKER_TIMEOUT": "5m"})
+    holds = functools.partial(
+        start_worker_on_own,
+        env={"CONTINUST_BROKER_TIMEOUT": "5m", "CONTINUST_FAULT": "commit.in_transaction:hold"},
+    )
+    stays = start_and_wait(holds, pipeline, free_port(), repartition)
+    run(publish(bootstrap, records(src, events[:800])))
+    wait_until(
+        lambda: hold_state(stays) == (1, False),
+        120,
+        "the worker to hold a commit in its transaction",
+        stays.log_tail,
+    )
+    # the only worker holds its commit: every open transaction is its own
+    wait_until(
+        lambda: run(open_transactions(bootstrap, [repartition, *changelogs])),
+        60,
+        "the held transaction's records to reach the broker",
+        stays.log_tail,
+    )
+    own_broker.stop()
+    wait_until(
+        lambda: (metric(stays, "continust_broker_unreachable_seconds") or 0) >= 70,
+        150,
+        "the worker to report 70 s without a broker, past a 60 s transaction timeout",
+        stays.log_tail,
+    )
+    own_broker.start()
+    wait_until(lambda: health(stays)[0] == 200, 90, "/health to recover", lambda: workers_state(stays))
+    joins = start_and_wait(patient, pipeline, free_port(), repartition, others=(stays,))
+    run(publish(bootstrap, records(src, events[800:])))
+    wait_consumed(bootstrap, app_id, [src, repartition], [stays, joins])
+    assert stays.proc.poll() is None, f"the worker should outlive the outage\n{workers_state(stays)}"
+    assert hold_state(stays)[1], "the held commit should have gone on"
+    assert "event=transaction.fenced" not in stays.log.read_text()
+    check_keyed_stream_exact(bootstrap, src, repartition)
+    check_against_model(bootstrap, app_id, prefix, stays, count_late=False)
+
+
+def hold_state(worker: Any) -> tuple[int, bool] | None:
+    """Which hold of the worker's fault plan is the latest (from 1), and whether it ended;
+    ``None`` before the first."""
+    try:
+        marker = orjson.loads(worker.fault_marker.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return None
+    return marker["held"], marker["released"]
 
 
 # --------------------------------------------------------------------------------------------

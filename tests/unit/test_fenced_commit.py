@@ -7,16 +7,18 @@ stops before step 7; a commit that goes through still groups the offsets by tran
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import faust
 import pytest
 from aiokafka.errors import ProducerFenced
 from faust.types import TP
 
 from agents.app_runtime import AppRuntime
 from agents.commit_order import AfterCommit, CommitOutcome, CommitRequest, CommitSequence
-from agents.transport import TransactionManager
+from agents.transport import NoTransactionProducer, TransactionManager
 
 
 class App:
@@ -105,3 +107,19 @@ async def test_offsets_commit_in_the_transaction_of_their_partition() -> None:
         {"app-0-1": {TP("src", 1): 10, TP("other", 1): 3}, "app-0-2": {TP("src", 2): 7}}
     ]
     assert fake.written_since_commit == set()
+
+
+async def test_offsets_of_a_transaction_without_its_producer_fail_the_commit(tmp_path: Path) -> None:
+    """Faust's commit logs a warning for a transactional id it has no producer for (never
+    started, or dropped after it was fenced) and returns as if the offsets had committed."""
+    app = faust.App(
+        "no-producer",
+        broker="continust://127.0.0.1:1",
+        processing_guarantee="exactly_once",
+        datadir=str(tmp_path),
+        autodiscover=False,
+        web_enabled=False,
+    )
+    AppRuntime.attach(app)
+    with pytest.raises(NoTransactionProducer, match="no-producer-0-3 for the offsets of src:3"):
+        await app.producer.commit_transactions({"no-producer-0-3": {TP("src", 3): 10}}, "no-producer")
