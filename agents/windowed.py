@@ -22,6 +22,7 @@ is given.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -258,13 +259,22 @@ class TableStage:
     async def send_state_changes(self) -> None:
         """Step 3 of a commit: the changelog records of every window, index entry and stream
         time changed since the last commit, into the transactions about to commit (through the
-        sink, a batch per partition), delivered, so their offsets are known."""
-        self._sent, self._sent_offsets = self.store.changes(), {}
-        if not self._sent:
+        sink, a batch per partition), delivered, so their offsets are known.
+
+        The records are encoded a partition at a time, and the event loop runs between two
+        partitions: queries answer meanwhile instead of waiting for the whole step. Nothing
+        changes the cache during a commit (the commit gate holds every batch back), so the
+        writes are the same as if encoded at once."""
+        self._sent, self._sent_offsets = {}, {}
+        partitions = self.store.changed_partitions()
+        if not partitions:
             return
         changelog = self.changelog_topic
         keyed_topic = self.stream.topics[0]
-        for partition, writes in self._sent.items():
+        for i, partition in enumerate(partitions):
+            if i:
+                await asyncio.sleep(0)
+            writes = self._sent[partition] = self.store.partition_changes(partition)
             source = TP(keyed_topic, partition)
             for key, value in writes:
                 self.sink.add(source, changelog, key, value, partition)

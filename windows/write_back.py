@@ -527,26 +527,35 @@ class WriteBackStore:
 
     def changes(self) -> dict[int, list[Write]]:
         """The writes that make the committed store equal to what this cache shows, per
-        partition with changes: changed windows in the order they first changed, then index
-        and overdue entries removed and added (in index order), then stream time and inputs."""
+        partition with changes (:meth:`partition_changes` of each, in partition order)."""
         out: dict[int, list[Write]] = {}
-        for partition in sorted(self._partitions):
-            part = self._partitions[partition]
-            if not part.changed:
-                continue
-            writes: list[Write] = []
-            for key, start, end in part.dirty:
-                state = part.windows[key][(start, end)]
-                raw_key = window_key(key, start, end, self.by_end)
-                writes.append((raw_key, None if state is None else encode_window(state)))
-            writes.extend(part.index.writes(INDEX))
-            writes.extend(part.overdue.writes(OVERDUE))
-            for meta_key in sorted(part.meta_dirty):
-                writes.append((meta_key, encode_meta(part.meta[meta_key])))
-            if part.inputs is not None:
-                writes.append((INPUTS_KEY, encode_meta(part.inputs.to_json())))
-            out[partition] = writes
+        for partition in self.changed_partitions():
+            out[partition] = self.partition_changes(partition)
         return out
+
+    def changed_partitions(self) -> list[int]:
+        """The partitions with changes since the last commit, in order."""
+        return sorted(p for p, part in self._partitions.items() if part.changed)
+
+    def partition_changes(self, partition: int) -> list[Write]:
+        """The writes of one partition's changes: changed windows in the order they first
+        changed, then index and overdue entries removed and added (in index order), then stream
+        time and inputs; ``[]`` for a partition without changes. Reads the cache only."""
+        part = self._partitions.get(partition)
+        if part is None or not part.changed:
+            return []
+        writes: list[Write] = []
+        for key, start, end in part.dirty:
+            state = part.windows[key][(start, end)]
+            raw_key = window_key(key, start, end, self.by_end)
+            writes.append((raw_key, None if state is None else encode_window(state)))
+        writes.extend(part.index.writes(INDEX))
+        writes.extend(part.overdue.writes(OVERDUE))
+        for meta_key in sorted(part.meta_dirty):
+            writes.append((meta_key, encode_meta(part.meta[meta_key])))
+        if part.inputs is not None:
+            writes.append((INPUTS_KEY, encode_meta(part.inputs.to_json())))
+        return writes
 
     def committed(
         self, changes: Mapping[int, Sequence[Write]], offsets: Mapping[int, int] | None = None
