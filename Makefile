@@ -88,8 +88,8 @@ kafka-down: $(STAMP) ## stop the local broker this folder started
 kafka-status: $(STAMP) ## is the local broker running?
 	@$(BIN)/continust kafka status
 
-demo: $(STAMP) ## the main job: broker, topics, a worker and a live event generator (Ctrl-C stops all)
-	@$(BIN)/continust demo -c examples/pipelines.toml
+demo: $(STAMP) ## the main job and a Python pipeline: broker, topics, a worker each and live event generators (Ctrl-C stops all)
+	@$(BIN)/continust demo -c examples/pipelines.toml -c examples/big_purchases.py
 
 test: $(STAMP) $(BENCH_STAMP) $(OTEL_STAMP) prometheus tools ## all tests: unit (beside) and integration on a real broker (started on port 19092); the bench extra too, for the bench run test, and the otel extra, for the tracing tests
 	@echo "event=test.unit log=.unit-tests.log detail=\"the unit tests, then the integration tests marked beside (a broker of their own), run beside the other integration tests\""

@@ -3,7 +3,7 @@
     continust worker -c PIPELINES.toml [--port 6066] [--data-dir DIR]
     continust kafka start|stop|status [--port 9092]
     continust generate -c PIPELINES.toml [--rate 200] [--duration 0] [--users 50]
-    continust demo [-c examples/pipelines.toml]
+    continust demo [-c examples/pipelines.toml [-c examples/big_purchases.py ...]]
     continust produce --source NAME [--url URL] [--token TOKEN] [--batch 500] [FILE | -]
     continust tail TABLE [--key K] [--url URL ...] [--token T] [--from-id ID] [--count N]
     continust query [TABLE [KEY]] [--from --to --prefix --limit --all --top BY --n N --after TOKEN]
@@ -73,7 +73,8 @@ def _generate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from agents.cli.demo import run_demo
 
-    return run_demo(Path(args.config), web_port=args.port, rate=args.rate)
+    configs = [Path(c) for c in args.config or ["examples/pipelines.toml"]]
+    return run_demo(configs, web_port=args.port, rate=args.rate)
 
 
 def _produce(args: argparse.Namespace) -> int:
@@ -140,8 +141,16 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(run=_generate)
 
     d = sub.add_parser("demo", help="broker, topics, a worker and a generator, all at once")
-    d.add_argument("-c", "--config", default="examples/pipelines.toml")
-    d.add_argument("--port", type=int, default=6066, help="the worker's HTTP port")
+    d.add_argument(
+        "-c",
+        "--config",
+        action="append",
+        help="a pipeline (TOML or Python); again for another, each with its own worker "
+        "(default: examples/pipelines.toml)",
+    )
+    d.add_argument(
+        "--port", type=int, default=6066, help="the first worker's HTTP port; the next ones follow it"
+    )
     d.add_argument("--rate", type=float, default=200.0, help="events per second")
     d.set_defaults(run=_demo)
 

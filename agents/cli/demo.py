@@ -1,11 +1,14 @@
-"""``continust demo``: start the local broker if needed, create the pipeline's input topics,
-start a worker, publish realistic events with a progress line, and print the curl commands that
-show the windows filling. Ctrl-C stops the worker and generator it started (and the broker, if
-it started that too).
+"""``continust demo``: start the local broker if needed, create the pipelines' input topics,
+start a worker per pipeline (a TOML file or a Python one), publish realistic events to each
+pipeline's first source with a progress line, and print the curl commands that show the windows
+filling. Ctrl-C stops the workers and generators it started (and the broker, if it started that
+too). The first pipeline is the main job: the live examples (a top-N query and a subscription)
+ask its worker, on ``--port``; the next ones listen on the ports after it.
 
-The console shows the progress line, the examples and continust's own events (info and above);
-Faust's, aiokafka's and mode's logs only from warning up. The worker's full log goes to
-:data:`WORKER_LOG`, named on the console at start (:mod:`agents.cli.demo_log`)."""
+The console shows the progress lines, the examples and continust's own events (info and above);
+Faust's, aiokafka's and mode's logs only from warning up. Each worker's full log goes to
+``worker.log`` in its data folder under :data:`DATA_DIR`, named on the console at start
+(:mod:`agents.cli.demo_log`)."""
 
 from __future__ import annotations
 
@@ -15,8 +18,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
 
@@ -28,20 +33,77 @@ from streams.cli.console_filter import ConsoleFilter
 from streams.cli.event_generator import GeneratorOptions, generate, user_names
 from streams.kafka.local_kafka import LocalKafka
 from streams.kafka.topic_admin import ensure_topics
-from streams.plan.pipeline import Pipeline, SourceSpec, load_pipeline
+from streams.plan.pipeline import Pipeline
+from streams.plan.python_front import load_any_pipeline
 from streams.telemetry.logfmt import logfmt
 
 log = logging.getLogger("continust.demo")
 DATA_DIR = Path(".data/demo")
-#: the worker's full log (every logger, every level the worker logs at)
-WORKER_LOG = DATA_DIR / "worker.log"
 
 
-def _wait_healthy(port: int, worker: subprocess.Popen[bytes], timeout: float = 120) -> None:
+@dataclass
+class DemoWorker:
+    """The worker the demo started for ``pipeline``: its HTTP port, data folder and process."""
+
+    pipeline: Pipeline
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_thread: threading.Thread
+
+    @property
+    def log_path(self) -> Path:
+        """The worker's full log (every logger, every level the worker logs at)."""
+        return self.data_dir / "worker.log"
+
+
+def start_worker(config: Path, pipeline: Pipeline, port: int, env: dict[str, str]) -> DemoWorker:
+    """A worker for ``config``, its output copied to its log file and, filtered, the console."""
+    data_dir = DATA_DIR / pipeline.app.id
+    process = subprocess.Popen(
+        worker_argv(config, port, data_dir),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    thread = follow_worker_log(cast(IO[bytes], process.stdout), data_dir / "worker.log", sys.stderr)
+    worker = DemoWorker(pipeline, port, data_dir, process, thread)
+    log.info(
+        logfmt(
+            "demo.worker_log",
+            app=pipeline.app.id,
+            port=port,
+            path=worker.log_path,
+            shown="continust events; warnings of the runtime",
+        )
+    )
+    return worker
+
+
+def stop_worker(worker: DemoWorker) -> None:
+    """SIGTERM, and SIGKILL after 30 s."""
+    process = worker.process
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    worker.log_thread.join(timeout=5)
+
+
+def _wait_healthy(worker: DemoWorker, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
+    port = worker.port
     while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"the worker exited with status {worker.returncode}; see {WORKER_LOG}")
+        if worker.process.poll() is not None:
+            raise RuntimeError(
+                f"the worker of {worker.pipeline.app.id} exited with status "
+                f"{worker.process.returncode}; see {worker.log_path}"
+            )
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
                 if b"repartition" in r.read():
@@ -49,64 +111,70 @@ def _wait_healthy(port: int, worker: subprocess.Popen[bytes], timeout: float = 1
         except OSError:
             pass
         time.sleep(1)
-        log.info(logfmt("demo.waiting", what="worker", port=port))
+        log.info(logfmt("demo.waiting", what="worker", app=worker.pipeline.app.id, port=port))
     raise RuntimeError("the worker did not become ready in time")
 
 
 async def _generate_and_show(
-    bootstrap: str, source: SourceSpec, options: GeneratorOptions, pipeline: Pipeline, port: int, user: str
+    bootstrap: str, workers: list[DemoWorker], options: GeneratorOptions, user: str
 ) -> None:
-    """Publish events; once windows have filled for a while, show a top-N query and the first
-    records of a live subscription, with the curl commands that ask for them."""
-    generating = asyncio.create_task(generate(bootstrap, source, options))
+    """Publish events to each pipeline's first source; once windows have filled for a while,
+    show a top-N query and the first records of a live subscription on the main job's worker,
+    with the curl commands that ask for them."""
+    generating = [
+        asyncio.create_task(generate(bootstrap, worker.pipeline.sources[0], options)) for worker in workers
+    ]
     try:
-        table = next((t for t in pipeline.tables if t.output), pipeline.tables[0])
-        await asyncio.wait({generating}, timeout=EXAMPLES_AFTER_S)
-        if not generating.done():
-            await show_examples(port, table, user)
-        await generating
+        main = workers[0]
+        table = next((t for t in main.pipeline.tables if t.output), main.pipeline.tables[0])
+        done, _ = await asyncio.wait(
+            generating, timeout=EXAMPLES_AFTER_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        if not done:
+            await show_examples(main.port, table, user)
+        await asyncio.gather(*generating)
     finally:
-        generating.cancel()
+        for task in generating:
+            task.cancel()
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(config: Path, web_port: int = 6066, rate: float = 200.0) -> int:
+def run_demo(configs: list[Path], web_port: int = 6066, rate: float = 200.0) -> int:
+    """Run the demo of ``configs`` (the first is the main job) until Ctrl-C or SIGTERM; returns
+    the exit status."""
     # Ctrl-C and SIGTERM both stop the demo and what it started, even when SIGINT was ignored
     # by whatever launched it (as for background jobs of a non-interactive shell).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     for handler in logging.getLogger().handlers:
         handler.addFilter(ConsoleFilter())
-    pipeline = load_pipeline(config)
+    pipelines = [load_any_pipeline(config) for config in configs]
+    ids = [p.app.id for p in pipelines]
+    if len(set(ids)) != len(ids):
+        log.error(logfmt("demo.failed", reason=f"two pipelines share an app id: {', '.join(ids)}"))
+        return 2
     broker = LocalKafka.from_env()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
     started_broker = False
     if bootstrap == broker.bootstrap and broker.pid() is None:
         broker.start()
         started_broker = True
-    source = pipeline.sources[0]
-    asyncio.run(ensure_topics(bootstrap, {topic: 4 for s in pipeline.sources for topic in s.topics}))
+    topics = {topic: 4 for p in pipelines for s in p.sources for topic in s.topics}
+    asyncio.run(ensure_topics(bootstrap, topics))
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
-    worker = subprocess.Popen(
-        worker_argv(config, web_port, DATA_DIR),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    worker_log = follow_worker_log(cast(IO[bytes], worker.stdout), WORKER_LOG, sys.stderr)
-    log.info(logfmt("demo.worker_log", path=WORKER_LOG, shown="continust events; warnings of the runtime"))
+    workers: list[DemoWorker] = []
     try:
-        _wait_healthy(web_port, worker)
+        for i, (config, pipeline) in enumerate(zip(configs, pipelines, strict=True)):
+            workers.append(start_worker(config, pipeline, web_port + i, env))
+        for worker in workers:
+            _wait_healthy(worker)
         users = user_names(3)
-        print(demo_commands(pipeline, web_port, users))
-        asyncio.run(
-            _generate_and_show(bootstrap, source, GeneratorOptions(rate=rate), pipeline, web_port, users[0])
-        )
+        for worker in workers:
+            print(demo_commands(worker.pipeline, worker.port, users))
+        asyncio.run(_generate_and_show(bootstrap, workers, GeneratorOptions(rate=rate), users[0]))
     except KeyboardInterrupt:
         print()
         log.info(logfmt("demo.stopping"))
@@ -114,15 +182,15 @@ def run_demo(config: Path, web_port: int = 6066, rate: float = 200.0) -> int:
         log.error(logfmt("demo.failed", reason=str(exc)))
         return 1
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
-        worker_log.join(timeout=5)
+        for worker in workers:
+            stop_worker(worker)
         if started_broker:
             broker.stop()
-        log.info(logfmt("demo.stopped", worker=worker.returncode, broker_stopped=started_broker))
+        log.info(
+            logfmt(
+                "demo.stopped",
+                workers=",".join(f"{w.pipeline.app.id}={w.process.returncode}" for w in workers),
+                broker_stopped=started_broker,
+            )
+        )
     return 0

@@ -1,7 +1,7 @@
 """A generator of realistic click events for a source: users with skewed activity, pages,
-amounts, event times at the wall clock with a little network jitter (some events arrive a few
-seconds out of order), spread over all of the source's topics. Records are keyed by the key
-field. Prints a progress line every two seconds."""
+amounts and their currency (mostly EUR), event times at the wall clock with a little network
+jitter (some events arrive a few seconds out of order), spread over all of the source's topics.
+Records are keyed by the key field. Prints a progress line every two seconds."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from streams.telemetry.logfmt import logfmt
 log = logging.getLogger("continust.generator")
 
 PAGES = ("/", "/search", "/product", "/cart", "/checkout", "/account")
+#: the currencies of the amounts, by share of events
+CURRENCIES = (("EUR", 0.8), ("USD", 0.15), ("GBP", 0.05))
 NAMES = (
     "alice",
     "bob",
@@ -65,6 +67,7 @@ def make_event(rng: random.Random, users: list[str], source: SourceSpec, now_ms:
         source.key: user,
         "page": rng.choice(PAGES),
         "amount": round(rng.lognormvariate(2.5, 0.8), 2),
+        "currency": rng.choices([c for c, _ in CURRENCIES], [share for _, share in CURRENCIES])[0],
     }
     if source.timestamp:
         event[source.timestamp] = now_ms - jitter

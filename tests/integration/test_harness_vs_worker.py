@@ -17,6 +17,8 @@ from aiokafka import AIOKafkaProducer
 from agents.harness import Input, run_pipeline
 from bench.worker_api import metric_total
 from streams.kafka.topic_admin import ensure_topics
+from streams.plan.dead_letters import DETAIL, REASON, TABLE
+from streams.plan.operators import ERROR_MESSAGE_HEADER, ERROR_TYPE_HEADER, OPERATOR_HEADER
 from streams.plan.python_front import load_any_pipeline
 from tests.integration.broker_io import free_port, read_to_end, settled
 from tests.integration.conftest import run, wait_until
@@ -102,6 +104,24 @@ async def publish_inputs(
         await producer.stop()
 
 
+#: what a dead letter says that the harness and the worker must agree on: why, where in the
+#: pipeline, and for a user's error which step raised what
+LETTER_FACTS = (
+    REASON,
+    DETAIL,
+    TABLE,
+    OPERATOR_HEADER,
+    ERROR_TYPE_HEADER,
+    ERROR_MESSAGE_HEADER,
+)
+
+
+def letter_facts(headers: dict[str, bytes], value: bytes | None) -> tuple[str | bytes | None, ...]:
+    """A dead letter's reason, detail, table and user-error headers (empty when absent), then
+    its value: the harness's letters and the worker's compare equal on these."""
+    return (*(headers.get(name, b"").decode() for name in LETTER_FACTS), value)
+
+
 def scan_windows(worker: Any, table: str) -> dict[tuple[str, int, int], Any]:
     found: dict[tuple[str, int, int], Any] = {}
     cursor = ""
@@ -179,9 +199,9 @@ def test_the_harness_gives_what_a_worker_on_the_broker_gives(
         orjson.loads(letter.value or b"{}")["ts"] for letter in expected.late
     )
     dead = run(read_to_end(kafka, names["dead"]))
-    worker_letters = sorted(
-        (dict(m.headers)["continust-reason"].decode(), m.value) for ms in dead.values() for m in ms
+    worker_letters = sorted(letter_facts(dict(m.headers), m.value) for ms in dead.values() for m in ms)
+    assert worker_letters == sorted(
+        letter_facts(letter.headers, letter.value) for letter in expected.dead_letters
     )
-    assert worker_letters == sorted((letter.reason, letter.value) for letter in expected.dead_letters)
-    assert {reason for reason, _ in worker_letters} == {"user_error", "invalid_field"}
+    assert {facts[0] for facts in worker_letters} == {"user_error", "invalid_field"}
     assert len(expected.late) == (2 if keyed else 0)

@@ -1,5 +1,6 @@
 """Every window type on the real broker, checked against the reference model of the property
-tests (:mod:`tests.unit.test_window_properties`).
+tests (:mod:`tests.unit.test_window_properties`), and a table whose chain of user functions
+(a filter, then a map: :mod:`tests.integration.window_chain`) runs before its windows.
 
 The model is fed the keyed stream exactly as the worker saw it: the repartition topic read back
 with read_committed, partition by partition in offset order. Output topics must then hold,
@@ -16,6 +17,7 @@ import random
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import orjson
 from streams.kafka.partitioning import key_partition
 from streams.kafka.topic_admin import ensure_topics
 from streams.plan.causation import read_cause
+from tests.integration import window_chain
 from tests.integration.broker_io import (
     consumed_everything,
     consumption,
@@ -85,6 +88,18 @@ window = {{ type = "tumbling", size = "60s", grace = "0s", retention = "1m" }}
 aggregate = {{ n = "count()", first = "first(x)", last = "last(x)" }}
 emit = "final"
 output = "{prefix}-tumbling"
+
+[[table]]
+name = "chained"
+source = "events"
+operators = [
+    {{ filter = "tests.integration.window_chain:keep" }},
+    {{ map = "tests.integration.window_chain:scaled" }},
+]
+window = {{ type = "tumbling", size = "30s", grace = "5s", retention = "1m" }}
+aggregate = {{ n = "count()", s = "sum(x)", last = "last(x)" }}
+emit = "final"
+output = "{prefix}-chained"
 """
 
 # name -> (kind, emit, aggregate names, grace, retention, size, slide, gap), as in PIPELINE
@@ -93,12 +108,19 @@ TABLES: dict[str, tuple[str, str, tuple[str, ...], int, int, int, int, int]] = {
     "sessions": ("session", "final", ("n", "s", "lo", "hi", "mean"), 5_000, 120_000, 0, 0, 10_000),
     "sessions_update": ("session", "update", ("n", "last"), 5_000, 120_000, 0, 0, 10_000),
     "tumbling": ("tumbling", "final", ("n", "first", "last"), 0, 60_000, 60_000, 60_000, 0),
+    "chained": ("tumbling", "final", ("n", "s", "last"), 5_000, 60_000, 30_000, 30_000, 0),
 }
 OUTPUT_TOPIC = {
     "sliding": "sliding",
     "sessions": "sessions",
     "sessions_update": "sessions-update",
     "tumbling": "tumbling",
+    "chained": "chained",
+}
+#: a table's user functions, as its operators in PIPELINE: the events it keeps, and what each
+#: kept event becomes
+CHAINS: dict[str, tuple[Callable[[dict[str, Any]], bool], Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    "chained": (window_chain.keep, window_chain.scaled),
 }
 
 
@@ -212,6 +234,14 @@ def references(
                     emitted_by.extend([item[4]] * len(reported))
                     continue
                 _, key, payload, ts, arrival, source, own, offset = item
+                if table in CHAINS:
+                    keep, transform = CHAINS[table]
+                    if not keep(payload):  # dropped: its time still moves its input's progress
+                        passed = model.passed(source, ts)
+                        emissions.extend(passed)
+                        emitted_by.extend([offset] * len(passed))
+                        continue
+                    payload = transform(payload)
                 status, was_late, out = model.event(source, own, key, payload, ts, arrival)
                 assert status == "ok"
                 late += was_late and offset >= count_from.get(partition, 0)

@@ -16,7 +16,7 @@ from agents.harness import Input, Result, run_pipeline
 from streams.plan.errors import PipelineError
 from streams.plan.pipeline import load_pipeline
 from streams.plan.python_front import App, custom, session, sliding, tumbling
-from tests.unit.chain_functions.aggs import Picky, Total
+from tests.unit.chain_functions.aggs import Distinct, EncodeOnly, FragileDistinct, Picky, Total
 
 WINDOWS = {
     "tumbling": tumbling("10s", grace="5s", retention="1h"),
@@ -44,13 +44,14 @@ def inputs(events: list[tuple[str, int, Any]], by_key: bool = False) -> list[Inp
     ]
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    events=st.lists(
-        st.tuples(st.sampled_from(["ann", "ben"]), st.integers(0, 40_000), st.integers(-3, 9)), max_size=25
-    ),
-    partitioned_by_key=st.booleans(),
+#: (user, event time, x): two users, times within 40 s, small values that repeat
+EVENTS = st.lists(
+    st.tuples(st.sampled_from(["ann", "ben"]), st.integers(0, 40_000), st.integers(-3, 9)), max_size=25
 )
+
+
+@settings(max_examples=40, deadline=None)
+@given(events=EVENTS, partitioned_by_key=st.booleans())
 def test_a_users_sum_gives_the_built_in_sums_windows(
     events: list[tuple[str, int, int]], partitioned_by_key: bool
 ):
@@ -61,6 +62,39 @@ def test_a_users_sum_gives_the_built_in_sums_windows(
     for name in WINDOWS:
         windows = result.windows[name]
         assert all(value["users"] == value["builtin"] for value in windows.values()), name
+
+
+@settings(max_examples=40, deadline=None)
+@given(events=EVENTS, partitioned_by_key=st.booleans())
+def test_a_state_that_is_not_json_declares_its_codec(
+    events: list[tuple[str, int, int]], partitioned_by_key: bool
+):
+    """A set of the values seen, saved as a sorted list: the same windows as the built-in exact
+    distinct count, sessions merged included."""
+    both = {"builtin": "count_distinct(x)", "users": custom(Distinct(), "x")}
+    result = run_pipeline(
+        app(partitioned_by_key, both, "all"), inputs(events, partitioned_by_key), partitions=2
+    )
+    assert result.dead_letters == []
+    for name in WINDOWS:
+        windows = result.windows[name]
+        assert all(value["users"] == value["builtin"] for value in windows.values()), name
+
+
+def test_a_codec_that_fails_dead_letters_the_event_and_needs_both_halves(tmp_path: Path):
+    aggregate = {"n": "count()", "distinct": custom(FragileDistinct(), "x")}
+    events = [("ann", 6_000, 1), ("ann", 7_000, 13), ("ann", 8_000, 2)]
+    result = run_pipeline(app(False, aggregate, "tumbling"), inputs(events, by_key=True), partitions=2)
+    # 13 is saved (encode), then cannot be read back when 2 arrives
+    (letter,) = result.dead_letters
+    name = "tests.unit.chain_functions.aggs:FragileDistinct"
+    assert letter.headers["continust-operator"] == f"aggregate({name}.decode)".encode()
+    assert letter.headers["continust-error-message"] == b"cannot read 13 back"
+    assert result.windows["tumbling"][("ann", 0, 10_000)] == {"n": 2, "distinct": None}
+    with pytest.raises(ValueError, match="encode\\(\\) without its pair"):
+        custom(EncodeOnly(), "x")
+    with pytest.raises(PipelineError, match="without its pair"):
+        load_pipeline(write(tmp_path, '{ m = "tests.unit.chain_functions.aggs:EncodeOnly(x)" }'))
 
 
 def picky_run(events: list[tuple[str, int, Any]]) -> Result:
@@ -125,16 +159,19 @@ def test_the_file_names_a_users_aggregation_as_module_class_and_field(tmp_path: 
         assert problem in str(error.value) and "table 't' aggregate" in str(error.value), aggregate
 
 
-def test_the_readme_aggregation_is_a_working_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_the_readme_aggregations_are_working_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    start = readme.index("```python\nclass Spread:") + len("```python\n")
-    (tmp_path / "my_aggs.py").write_text(readme[start : readme.index("```", start)])
-    path = write(tmp_path, '{ spread = "my_aggs:Spread(amount)" }')
+    blocks = []
+    for name in ("Spread", "Distinct"):
+        start = readme.index(f"```python\nclass {name}:") + len("```python\n")
+        blocks.append(readme[start : readme.index("```", start)])
+    (tmp_path / "my_aggs.py").write_text("\n\n".join(blocks))
+    path = write(tmp_path, '{ spread = "my_aggs:Spread(amount)", users = "my_aggs:Distinct(who)" }')
     result = run_pipeline(
         load_pipeline(path),
         [
-            Input("t", {"user": "ann", "amount": a}, key="ann", timestamp_ms=ts)
-            for a, ts in ((3, 0), (9, 1), (4, 2))
+            Input("t", {"user": "ann", "amount": a, "who": who}, key="ann", timestamp_ms=ts)
+            for a, who, ts in ((3, "x", 0), (9, "y", 1), (4, "x", 2))
         ],
     )
-    assert result.windows["t"] == {("ann", 0, 60_002): {"spread": 6}}
+    assert result.windows["t"] == {("ann", 0, 60_002): {"spread": 6, "users": 2}}

@@ -26,6 +26,8 @@ def test_generated_events_are_valid_for_their_source_and_slightly_out_of_order()
         assert envelope.key in users
         assert NOW - 8_000 <= envelope.timestamp_ms <= NOW
         assert isinstance(event["amount"], float) and event["amount"] > 0
+    currencies = [e["currency"] for e in events]
+    assert set(currencies) == {"EUR", "USD", "GBP"} and currencies.count("EUR") > len(events) / 2
     delays = [NOW - e["ts"] for e in events]
     assert sum(d > 1_000 for d in delays) > 0  # some arrive late, within seconds
     busiest = max(users, key=lambda u: sum(e["user"] == u for e in events))

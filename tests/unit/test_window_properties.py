@@ -248,6 +248,14 @@ class ReferenceInputs:
             entry[1] = False
         return status, late, out + self.tick()
 
+    def passed(self, source: int, t: int) -> list[Em]:
+        """A valid event of input ``source`` at ``t`` that the table's user functions dropped: no
+        window takes it, and its time moves its input's progress as an event's would."""
+        entry = self.inputs.setdefault(source, [None, False])
+        entry[0] = t if entry[0] is None else max(entry[0], t)
+        entry[1] = False
+        return self.tick()
+
     def report(self, source: int, progress: int | None, idle: bool) -> list[Em]:
         entry = self.inputs.setdefault(source, [None, False])
         if progress is not None:

@@ -56,3 +56,40 @@ class NoMerge:
 
     def result(self, state: int) -> int:
         return state
+
+
+class Distinct:
+    """The number of distinct values, kept in a set: not JSON, so it declares its codec."""
+
+    def initialize(self) -> set[Any]:
+        return set()
+
+    def add(self, state: set[Any], value: Any) -> set[Any]:
+        state.add(value)  # in place: decode hands it a fresh set
+        return state
+
+    def merge(self, a: set[Any], b: set[Any]) -> set[Any]:
+        return a | b
+
+    def result(self, state: set[Any]) -> int:
+        return len(state)
+
+    def encode(self, state: set[Any]) -> list[Any]:
+        return sorted(state)
+
+    def decode(self, saved: list[Any]) -> set[Any]:
+        return set(saved)
+
+
+class FragileDistinct(Distinct):
+    """Cannot read back a state that holds 13."""
+
+    def decode(self, saved: list[Any]) -> set[Any]:
+        if 13 in saved:
+            raise ValueError("cannot read 13 back")
+        return set(saved)
+
+
+class EncodeOnly(Total):
+    def encode(self, state: int) -> int:
+        return state
