@@ -95,7 +95,7 @@ def stop_worker(worker: DemoWorker) -> None:
     worker.log_thread.join(timeout=5)
 
 
-def _wait_healthy(worker: DemoWorker, timeout: float = 120) -> None:
+def _wait_ready(worker: DemoWorker, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     port = worker.port
     while time.monotonic() < deadline:
@@ -105,10 +105,10 @@ def _wait_healthy(worker: DemoWorker, timeout: float = 120) -> None:
                 f"{worker.process.returncode}; see {worker.log_path}"
             )
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if b"repartition" in r.read():
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
+                if r.status == 200:  # joined, assigned, its tables restored
                     return
-        except OSError:
+        except OSError:  # not listening yet, or 503: not ready yet
             pass
         time.sleep(1)
         log.info(logfmt("demo.waiting", what="worker", app=worker.pipeline.app.id, port=port))
@@ -170,7 +170,7 @@ def run_demo(configs: list[Path], web_port: int = 6066, rate: float = 200.0) -> 
         for i, (config, pipeline) in enumerate(zip(configs, pipelines, strict=True)):
             workers.append(start_worker(config, pipeline, web_port + i, env))
         for worker in workers:
-            _wait_healthy(worker)
+            _wait_ready(worker)
         users = user_names(3)
         for worker in workers:
             print(demo_commands(worker.pipeline, worker.port, users))
