@@ -199,6 +199,8 @@ class TableStage:
         #: the input record time (epoch ms) of each output record queued by the events of the
         #: batch being processed, observed once the sink has handed them to the producer
         self._caused: list[int] = []
+        #: the task bringing read ranks up to date after the last commit (see _catch_up_ranks)
+        self._rank_upkeep: asyncio.Task[None] | None = None
 
     def _faust_table(self) -> Any:
         """The Faust table whose RocksDB and changelog hold the committed state."""
@@ -301,6 +303,26 @@ class TableStage:
             STATE_CHANGELOG_OFFSET.labels(table=self.spec.name, partition=str(partition)).set(offset)
         self._sent_offsets = {}
         self.progress.notify()  # queries waiting for a committed position look again
+        self._catch_up_ranks()
+
+    def _catch_up_ranks(self) -> None:
+        """After a commit, bring the ranks a top-N read since the previous one up to date with
+        the writes the commit queued for them, a partition at a time with the event loop running
+        between, so that the next top-N does not apply them while every client waits. A top-N
+        that comes first applies them itself (:meth:`TableRanks.held`): the same writes, once."""
+        partitions = self.ranks.read_since_last_asked()
+        if not partitions:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a commit driven without an event loop: the next top-N applies them
+            return
+        self._rank_upkeep = loop.create_task(self._apply_queued_ranks(partitions))
+
+    async def _apply_queued_ranks(self, partitions: list[int]) -> None:
+        for partition in partitions:
+            await asyncio.sleep(0)
+            self.ranks.caught_up(partition)
 
     def cache_bytes(self) -> int:
         """Estimated bytes of the state read or changed since the last commit."""

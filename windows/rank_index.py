@@ -312,6 +312,8 @@ class TableRanks:
         #: ranks released because more writes waited for them than :attr:`min_queued` or half
         #: their windows (see :meth:`applied`)
         self.released = 0
+        #: partitions whose ranks :meth:`held` gave out since :meth:`read_since_last_asked`
+        self._read: set[int] = set()
 
     def applied(self, partition: int, writes: Sequence[Write]) -> None:
         """Writes applied to the partition's committed store: queued for its ranks, built or
@@ -346,7 +348,23 @@ class TableRanks:
         """The partition's ranks, if built, having taken the writes queued for them: equal to
         the committed store. Ranks that cannot take a write (one that does not decode) are
         forgotten, counted in :attr:`dropped` and told to ``on_dropped``; ``None`` then, and the
-        next top-N builds them again."""
+        next top-N builds them again. Ranks given out count as read
+        (:meth:`read_since_last_asked`)."""
+        ranks = self.caught_up(partition)
+        if ranks is not None:
+            self._read.add(partition)
+        return ranks
+
+    def read_since_last_asked(self) -> list[int]:
+        """The partitions whose ranks :meth:`held` gave out since the last call, in order, with
+        writes queued for them: the owner brings them up to date after a commit
+        (:meth:`caught_up`), ahead of the next top-N, which then finds nothing to apply. Ranks
+        nobody reads keep their writes queued until read or released (:meth:`applied`)."""
+        read, self._read = self._read, set()
+        return sorted(p for p in read if self._queued.get(p) and p in self._held)
+
+    def caught_up(self, partition: int) -> PartitionRanks | None:
+        """:meth:`held`, without counting as read."""
         held = self._held.get(partition)
         if held is None:
             return None

@@ -42,7 +42,11 @@ change = st.one_of(
 #: changes, a commit, a slice of the ranks' build reading that many windows, or a top-N reading
 #: the ranks (which takes the writes queued for them)
 step = st.one_of(
-    st.lists(change, min_size=1, max_size=8), st.just("commit"), st.integers(1, 4), st.just("read")
+    st.lists(change, min_size=1, max_size=8),
+    st.just("commit"),
+    st.integers(1, 4),
+    st.just("read"),
+    st.just("catch up"),  # what a worker does after a commit, in the background
 )
 query = st.fixed_dictionaries(
     {
@@ -94,6 +98,9 @@ def test_ranked_top_equals_reading_the_whole_partition(
             store.flush()
         elif item == "read":
             ranks.held(0)
+        elif item == "catch up":
+            for partition in ranks.read_since_last_asked():
+                ranks.caught_up(partition)
         elif isinstance(item, int):
             ranks.build_step(0, committed, item)
         else:
@@ -152,6 +159,29 @@ def test_ranks_follow_the_writes_applied_after_they_were_built() -> None:
     assert list(held.entries("n", True, None, None)) == [(3, "b", 0, 10)]
     ranks.forget(0)
     assert ranks.held(0) is None
+
+
+def test_after_a_commit_the_ranks_read_since_the_one_before_are_brought_up_to_date() -> None:
+    aggregate = WindowedAggregate(SPECS["tumbling"], AGGREGATIONS, NAMES)
+    ranks = TableRanks(aggregate, by_end=False, size_ms=10)
+    committed = RankedStore(MemoryOrderedStore(), ranks)
+    store = WriteBackStore(committed)
+    for partition in (0, 1):
+        store.put_window(partition, "a", WindowState(0, 10, [1, 5, 5], version=1))
+    store.flush()
+    read, unread = ranks.build(0, committed), ranks.build(1, committed)
+    assert ranks.read_since_last_asked() == []  # built, but no top-N read them yet
+    assert ranks.held(0) is read
+    for partition in (0, 1):
+        store.put_window(partition, "a", WindowState(0, 10, [7, 5, 5], version=1))
+    store.flush()
+    assert ranks.read_since_last_asked() == [0]  # read before this commit, writes queued
+    assert ranks.caught_up(0) is read
+    assert list(read.entries("n", True, None, None)) == [(7, "a", 0, 10)]
+    assert list(unread.entries("n", True, None, None)) == [(1, "a", 0, 10)]  # still queued
+    assert ranks.read_since_last_asked() == []  # catching up is not reading
+    assert ranks.caught_up(1) is unread
+    assert list(unread.entries("n", True, None, None)) == [(7, "a", 0, 10)]
 
 
 def test_ranks_nobody_reads_are_released_once_the_writes_waiting_outgrow_them() -> None:

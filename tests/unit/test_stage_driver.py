@@ -354,3 +354,29 @@ def test_the_idle_timeout_runs_on_the_clock_the_driver_is_handed() -> None:
     early, late = asyncio.run(scenario())
     assert early == [], "quiet for less than the idle timeout"
     assert late == [("ann", 0, 1)], "stream time followed the clock past the window's end"
+
+
+def test_after_a_commit_the_ranks_a_top_n_read_take_its_writes_in_the_background() -> None:
+    """The next top-N then finds nothing to apply: it does not make every waiting client pay
+    for the commit's window writes (agents/windowed.py ``_catch_up_ranks``)."""
+    driver = StageDriver(one_table(partitioned_by_key=True), PARTITIONS)
+    partition = key_partition(b"ann", PARTITIONS)
+
+    def send(count: int) -> None:
+        events = [(b"ann", orjson.dumps({"user": "ann", "ts": 1_000 + i}), [], 0) for i in range(count)]
+        driver.send("src", partition, events)
+
+    async def scenario() -> list[tuple[Any, ...]]:
+        send(2)
+        await driver.run()
+        stage = driver.table("counts")
+        ranks = stage.ranks.build(partition, stage.committed_store)
+        assert stage.ranks.held(partition) is ranks  # a top-N read them
+        send(3)
+        await driver.run()  # processed and committed: the commit queued its writes
+        await asyncio.sleep(0)  # the background catch-up, a partition at a time
+        await asyncio.sleep(0)
+        assert stage.ranks.read_since_last_asked() == []
+        return list(ranks.entries("n", True, None, None))
+
+    assert asyncio.run(scenario()) == [(5, "ann", 0, 10_000)]
