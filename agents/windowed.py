@@ -319,6 +319,11 @@ class TableStage:
             return
         self._rank_upkeep = loop.create_task(self._apply_queued_ranks(partitions))
 
+    async def ranks_caught_up(self) -> None:
+        """Return once the ranks' catch-up after the last commit (if any) has finished."""
+        if self._rank_upkeep is not None:
+            await self._rank_upkeep
+
     async def _apply_queued_ranks(self, partitions: list[int]) -> None:
         for partition in partitions:
             await asyncio.sleep(0)

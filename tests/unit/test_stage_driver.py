@@ -374,8 +374,7 @@ def test_after_a_commit_the_ranks_a_top_n_read_take_its_writes_in_the_background
         assert stage.ranks.held(partition) is ranks  # a top-N read them
         send(3)
         await driver.run()  # processed and committed: the commit queued its writes
-        await asyncio.sleep(0)  # the background catch-up, a partition at a time
-        await asyncio.sleep(0)
+        await stage.ranks_caught_up()  # the background catch-up, a partition at a time
         assert stage.ranks.read_since_last_asked() == []
         return list(ranks.entries("n", True, None, None))
 
